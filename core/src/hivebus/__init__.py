@@ -1,0 +1,52 @@
+"""hivebus: an agent orchestrator that lives on NATS.
+
+The public API is exactly ``__all__``: the agent SDK, the client, the core runtime and its
+configuration, and the wire models re-exported from ``hivebus_hookspecs``.
+"""
+
+from hivebus_hookspecs import Rejected, hookimpl
+from hivebus_hookspecs.models import (
+    AgentRole,
+    AgentView,
+    ErrorCode,
+    Event,
+    EventName,
+    HealthStatus,
+    Offer,
+    TaskPriority,
+    TaskStatus,
+    TaskView,
+)
+
+from .agent import Agent, TaskHandler
+from .client import HiveClient
+from .config import HivebusConfig, OrchestratorMode
+from .domain import Orchestrator
+from .errors import HivebusError, RemoteError
+from .runtime import Core
+from .server import EmbeddedServer
+
+__all__ = [
+    "Agent",
+    "AgentRole",
+    "AgentView",
+    "Core",
+    "EmbeddedServer",
+    "ErrorCode",
+    "Event",
+    "EventName",
+    "HealthStatus",
+    "HiveClient",
+    "HivebusConfig",
+    "HivebusError",
+    "Offer",
+    "Orchestrator",
+    "OrchestratorMode",
+    "Rejected",
+    "RemoteError",
+    "TaskHandler",
+    "TaskPriority",
+    "TaskStatus",
+    "TaskView",
+    "hookimpl",
+]

@@ -1,0 +1,244 @@
+"""The agent SDK: register, heartbeat, accept offers while slots are free, report results.
+
+It is a reference client of the wire contract and nothing more: an agent in another language
+does the same with plain NATS request/reply (see subjects.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import orjson
+from hivebus_hookspecs.models import (
+    AgentRole,
+    CompleteRequest,
+    DeregisterRequest,
+    ErrorCode,
+    HeartbeatRequest,
+    Offer,
+    OfferReply,
+    RegisterRequest,
+)
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+
+from .codec import encode
+from .config import HivebusConfig
+from .connection import connect
+from .errors import RemoteError
+from .rpc import call
+from .subjects import Subjects
+
+__all__ = ["Agent", "TaskHandler"]
+
+TaskHandler = Callable[[Offer], Awaitable[Any]]
+"""Receives the task; its return value is the result. Raising reports a failure."""
+
+log = logging.getLogger("hivebus.agent")
+
+COMPLETE_RETRIES = 3
+
+
+class Agent:
+    """A hivebus agent. ``async with Agent(...)`` registers it and deregisters on exit."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        capabilities: list[str],
+        handler: TaskHandler,
+        *,
+        role: AgentRole | str = AgentRole.WORKER,
+        max_tasks: int = 1,
+        metadata: dict[str, Any] | None = None,
+        config: HivebusConfig | None = None,
+        nats_url: str | None = None,
+        nc: Client | None = None,
+    ) -> None:
+        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.registration = RegisterRequest(
+            agent_id=agent_id,
+            role=AgentRole(role),
+            capabilities=capabilities,
+            max_tasks=max_tasks,
+            metadata=metadata or {},
+        )
+        self.handler = handler
+        self.subjects = Subjects(self.config.prefix)
+        self.nc = nc
+        self._owns_connection = nc is None
+        self._sub: Subscription | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._heartbeat_interval = self.config.heartbeat_interval_s
+        self._accepting = False
+        self.completed = 0
+        self.failed = 0
+
+    @property
+    def agent_id(self) -> str:
+        return self.registration.agent_id
+
+    @property
+    def active_tasks(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        if self.nc is None:
+            self.nc = await connect(
+                self.config, f"hivebus-agent-{self.agent_id}", on_reconnect=self._on_reconnect
+            )
+        # Subscribe first: the core may offer queued work the moment registration succeeds.
+        self._sub = await self.nc.subscribe(self.subjects.assign(self.agent_id), cb=self._on_offer)
+        await self.nc.flush()
+        self._accepting = True
+        await self._register()
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeat_forever(), name=f"hivebus-heartbeat-{self.agent_id}"
+        )
+
+    async def _register(self) -> None:
+        assert self.nc is not None
+        try:
+            reply = await call(
+                self.nc, self.subjects.register, self.registration, self.config.request_timeout_s
+            )
+        except RemoteError as exc:
+            if exc.code is not ErrorCode.AGENT_EXISTS:
+                raise
+            log.info("agent still registered", extra={"agent_id": self.agent_id})
+            return
+        self._heartbeat_interval = float(reply["heartbeat_interval_s"])
+        log.info("agent registered", extra={"agent_id": self.agent_id})
+
+    async def _on_reconnect(self) -> None:
+        # The core may have declared us offline while we were away: say hello again.
+        with contextlib.suppress(Exception):
+            await self._register()
+
+    async def _heartbeat_forever(self) -> None:
+        assert self.nc is not None
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            beat = HeartbeatRequest(agent_id=self.agent_id, active_tasks=len(self._running))
+            try:
+                await call(self.nc, self.subjects.heartbeat, beat, self.config.request_timeout_s)
+            except RemoteError as exc:
+                if exc.code is ErrorCode.UNKNOWN_AGENT:
+                    log.warning("core forgot this agent; registering again")
+                    with contextlib.suppress(Exception):
+                        await self._register()
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("heartbeat not answered", extra={"error": str(exc)})
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _on_offer(self, msg: Msg) -> None:
+        try:
+            offer = Offer.model_validate_json(msg.data)
+        except ValidationError:
+            await msg.respond(encode(OfferReply(accept=False, reason="malformed offer")))
+            return
+        if offer.task_id in self._running:
+            await msg.respond(encode(OfferReply(accept=True)))  # a re-offer of what we hold
+            return
+        if not self._accepting or len(self._running) >= self.registration.max_tasks:
+            await msg.respond(encode(OfferReply(accept=False, reason="busy")))
+            return
+        self._running[offer.task_id] = asyncio.create_task(
+            self._work(offer), name=f"hivebus-task-{offer.task_id}"
+        )
+        await msg.respond(encode(OfferReply(accept=True)))
+
+    async def _work(self, offer: Offer) -> None:
+        try:
+            try:
+                result = await self.handler(offer)
+                orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
+                report = CompleteRequest(
+                    task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "task handler failed", extra={"task_id": offer.task_id, "error": repr(exc)}
+                )
+                report = CompleteRequest(
+                    task_id=offer.task_id,
+                    agent_id=self.agent_id,
+                    success=False,
+                    error=f"{type(exc).__name__}: {exc}"[:8192],
+                )
+            await self._report(report)
+        finally:
+            self._running.pop(offer.task_id, None)
+
+    async def _report(self, report: CompleteRequest) -> None:
+        assert self.nc is not None
+        for attempt in range(1, COMPLETE_RETRIES + 1):
+            try:
+                await call(self.nc, self.subjects.complete, report, self.config.request_timeout_s)
+            except (TimeoutError, ConnectionError):
+                if attempt == COMPLETE_RETRIES:
+                    log.error("completion not delivered", extra={"task_id": report.task_id})
+                continue  # completion is idempotent, so retrying is safe
+            except RemoteError as exc:
+                log.warning(
+                    "completion refused",
+                    extra={"task_id": report.task_id, "code": exc.code.value, "error": str(exc)},
+                )
+                return
+            if report.success:
+                self.completed += 1
+            else:
+                self.failed += 1
+            return
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking offers, let running tasks finish (up to ``grace_s``), deregister."""
+        self._accepting = False
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+            self._heartbeat_task = None
+        if self._running:
+            _, late = await asyncio.wait(list(self._running.values()), timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await call(
+                    self.nc,
+                    self.subjects.deregister,
+                    DeregisterRequest(agent_id=self.agent_id),
+                    self.config.request_timeout_s,
+                )
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        if self.nc is not None and self._owns_connection:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+            self.nc = None
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

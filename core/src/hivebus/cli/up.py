@@ -1,0 +1,78 @@
+"""``hivebus up``: the core, joining a NATS server or starting the bundled one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from ..config import HivebusConfig
+from ..logs import configure_logging
+from ..runtime import Core
+from ..server import EmbeddedServer, port_open
+
+__all__ = ["up"]
+
+
+def _load(args: argparse.Namespace) -> HivebusConfig:
+    flags = {
+        "nats_url": args.nats,
+        "port": args.port,
+        "data_dir": Path(args.data_dir) if args.data_dir else None,
+        "log_level": args.log_level,
+    }
+    config = HivebusConfig.load(args.config, **flags)
+    if not args.plugin_flags:
+        return config
+    enable = [name for name in args.plugin_flags if not name.startswith("no:")]
+    disable = [name.removeprefix("no:") for name in args.plugin_flags if name.startswith("no:")]
+    return HivebusConfig.load(
+        args.config,
+        **flags,
+        enable_plugins=[*config.enable_plugins, *enable],
+        disable_plugins=[*config.disable_plugins, *disable],
+    )
+
+
+async def up(args: argparse.Namespace) -> int:
+    config = _load(args)
+    configure_logging(config.log_level, config.log_format)
+    server: EmbeddedServer | None = None
+    if config.nats_url is None:
+        url = f"nats://{config.host}:{config.port}"
+        if port_open(config.host, config.port):
+            print(f"hivebus: joining the NATS server already listening on {url}", flush=True)
+        else:
+            server = EmbeddedServer(config.host, config.port, config.data_dir)
+            await server.start_async()
+            print(
+                f"hivebus: embedded nats-server with JetStream on {server.url} "
+                f"(data in {config.data_dir})",
+                flush=True,
+            )
+            url = server.url
+        config = config.model_copy(update={"nats_url": url})
+    try:
+        core = Core(config)
+        await core.start()
+        plugins = ", ".join(core.plugins.names()) or "none"
+        print(
+            f"hivebus: core {config.orchestrator_id} serving on {config.nats_url} "
+            f"(plugins: {plugins}); Ctrl-C to stop",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("hivebus: stopping", flush=True)
+        await core.stop()
+    finally:
+        if server is not None:
+            server.stop()
+    print("hivebus: stopped", flush=True)
+    return 0

@@ -1,0 +1,156 @@
+"""The client for delegators and operators: every request subject as a method."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import orjson
+from hivebus_hookspecs.models import (
+    AgentView,
+    DelegateReply,
+    DelegateRequest,
+    EmptyRequest,
+    PluginInfo,
+    TaskPriority,
+    TaskRequest,
+    TasksRequest,
+    TaskStatus,
+    TaskView,
+)
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from .config import HivebusConfig
+from .connection import connect
+from .rpc import call
+from .subjects import Subjects
+
+__all__ = ["HiveClient"]
+
+_FINAL_EVENTS = ("task.completed", "task.failed", "task.cancelled")
+
+
+class HiveClient:
+    """``async with HiveClient(nats_url=...) as hive: await hive.delegate(...)``."""
+
+    def __init__(
+        self,
+        nats_url: str | None = None,
+        *,
+        config: HivebusConfig | None = None,
+        nc: Client | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.subjects = Subjects(self.config.prefix)
+        self.timeout = timeout or self.config.request_timeout_s
+        self.nc = nc
+        self._owns_connection = nc is None
+
+    async def connect(self) -> HiveClient:
+        if self.nc is None:
+            self.nc = await connect(self.config, "hivebus-client")
+        return self
+
+    async def close(self) -> None:
+        if self.nc is not None and self._owns_connection:
+            await self.nc.close()
+        self.nc = None
+
+    async def __aenter__(self) -> HiveClient:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(self, subject: str, body: Any, timeout: float | None = None) -> dict[str, Any]:
+        if self.nc is None:
+            raise RuntimeError("HiveClient is not connected; use `async with` or connect()")
+        return await call(self.nc, subject, body, timeout or self.timeout)
+
+    async def delegate(
+        self,
+        task_type: str,
+        required_capabilities: list[str] | None = None,
+        *,
+        priority: TaskPriority | str | int = TaskPriority.MEDIUM,
+        payload: Any = None,
+        metadata: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        queue: bool = True,
+        wait: bool = False,
+        wait_timeout: float | None = None,
+    ) -> DelegateReply | TaskView:
+        """Delegate a task. With ``wait``, return the finished task instead of the receipt."""
+        request = DelegateRequest.model_validate(
+            {
+                "task_id": task_id,
+                "task_type": task_type,
+                "required_capabilities": required_capabilities or [],
+                "priority": priority,
+                "payload": payload,
+                "metadata": metadata or {},
+                "queue": queue,
+            }
+        )
+        if not wait:
+            raw = await self._call(self.subjects.delegate, request)
+            return DelegateReply.model_validate(raw)
+        assert self.nc is not None
+        # Listen before delegating so a fast agent's completion cannot be missed.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        receipt: dict[str, str] = {}
+
+        async def on_event(msg: Msg) -> None:
+            event = orjson.loads(msg.data)
+            if event.get("task_id") == receipt.get("task_id") and not done.done():
+                done.set_result(None)
+
+        subs = [
+            await self.nc.subscribe(self.subjects.event(name), cb=on_event)
+            for name in _FINAL_EVENTS
+        ]
+        try:
+            raw = await self._call(self.subjects.delegate, request)
+            reply = DelegateReply.model_validate(raw)
+            receipt["task_id"] = reply.task_id
+            task = await self.get(reply.task_id)
+            if not task.status.is_final:
+                await asyncio.wait_for(asyncio.shield(done), wait_timeout)
+                task = await self.get(reply.task_id)
+            return task
+        finally:
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def get(self, task_id: str) -> TaskView:
+        raw = await self._call(self.subjects.get, TaskRequest(task_id=task_id))
+        return TaskView.model_validate(raw["task"])
+
+    async def cancel(self, task_id: str) -> TaskView:
+        raw = await self._call(self.subjects.cancel, TaskRequest(task_id=task_id))
+        return TaskView.model_validate(raw["task"])
+
+    async def status(self) -> dict[str, Any]:
+        return await self._call(self.subjects.status, EmptyRequest())
+
+    async def agents(self) -> list[AgentView]:
+        raw = await self._call(self.subjects.agents, EmptyRequest())
+        return [AgentView.model_validate(a) for a in raw["agents"]]
+
+    async def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
+        raw = await self._call(self.subjects.tasks, TasksRequest(status=status, limit=limit))
+        return [TaskView.model_validate(t) for t in raw["tasks"]]
+
+    async def plugins(self) -> list[PluginInfo]:
+        raw = await self._call(self.subjects.plugins, EmptyRequest())
+        return [PluginInfo.model_validate(p) for p in raw["plugins"]]

@@ -1,0 +1,140 @@
+"""Configuration: defaults < config file (TOML) < environment (``HIVEBUS_*``) < flags."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode"]
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def _split_names(value: Any) -> Any:
+    """Let lists come as ``a,b`` from the environment as well as real lists from TOML."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+NameList = Annotated[list[str], NoDecode, BeforeValidator(_split_names)]
+
+
+class OrchestratorMode(enum.StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    SANDBOX = "sandbox"
+
+
+class HivebusConfig(BaseSettings):
+    """Everything the core, the SDK and the CLI can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIVEBUS_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    # --- identity and bus ---
+    orchestrator_id: str = Field(default_factory=lambda: f"hivebus-{uuid.uuid4().hex[:8]}")
+    mode: OrchestratorMode = OrchestratorMode.PRODUCTION
+    nats_url: str | None = None
+    """Join this NATS server; ``None`` runs the bundled nats-server (``hivebus up`` only)."""
+    prefix: str = Field(default="", pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)?$")
+
+    # --- embedded server ---
+    host: str = "127.0.0.1"
+    port: int = Field(default=4222, ge=0, le=65535)
+    data_dir: Path = Path(".hivebus")
+
+    # --- NATS connection (production options) ---
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    nkeys_seed: Path | None = None
+    creds_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    reconnect_wait_s: float = Field(default=1.0, gt=0)
+    max_reconnect_attempts: int = -1
+    request_timeout_s: float = Field(default=5.0, gt=0)
+
+    # --- scheduling and limits ---
+    max_agents: int = Field(default=100, ge=1)
+    max_concurrent_tasks: int = Field(default=1000, ge=1)
+    max_payload_bytes: int = Field(default=512 * 1024, ge=1024)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    offline_after_missed: int = Field(default=3, ge=1)
+    offer_timeout_s: float = Field(default=2.0, gt=0)
+    offer_candidates: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
+    task_retention: int = Field(default=10_000, ge=0)
+    """How many finished tasks stay queryable with ``task.get`` (oldest forgotten first)."""
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+
+    # --- health thresholds ---
+    max_error_rate_percent: float = Field(default=5.0, ge=0)
+    max_memory_mb: float = Field(default=512.0, gt=0)
+
+    # --- plugins ---
+    plugin_autoload: bool = True
+    plugins: NameList | None = None
+    """Load only these entry-point plugins (``None``: all installed)."""
+    disable_plugins: NameList = Field(default_factory=list)
+    enable_plugins: NameList = Field(default_factory=list)
+    """Load these even when autoload is off, not in ``plugins``, or disabled (``-p NAME``)."""
+    plugin_timeout_s: float = Field(default=2.0, gt=0)
+    plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-plugin settings, e.g. ``[plugin_config.echo-audit] path = "audit.jsonl"``."""
+
+    # --- logging ---
+    log_level: str = "INFO"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: Path | str | None = None, **flags: Any) -> HivebusConfig:
+        """Build the configuration; ``flags`` set to ``None`` are treated as not given."""
+        given = {key: value for key, value in flags.items() if value is not None}
+        if config_file is None:
+            return cls(**given)
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with_file = type(
+            cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": path}}
+        )
+        return with_file(**given)  # type: ignore[no-any-return]
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        return self.plugin_config.get(name, {})

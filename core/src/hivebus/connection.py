@@ -1,0 +1,98 @@
+"""How hivebus connects to NATS: the production options in one place for core, SDK and CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+
+from .config import DEFAULT_NATS_URL, HivebusConfig
+
+__all__ = ["connect", "connect_options"]
+
+log = logging.getLogger("hivebus.connection")
+
+Callback = Callable[[], Awaitable[None]]
+
+
+def connect_options(config: HivebusConfig, name: str) -> dict[str, Any]:
+    servers = [url.strip() for url in (config.nats_url or DEFAULT_NATS_URL).split(",")]
+    options: dict[str, Any] = {
+        "servers": servers,
+        "name": name,
+        "connect_timeout": config.connect_timeout_s,
+        "reconnect_time_wait": config.reconnect_wait_s,
+        "max_reconnect_attempts": config.max_reconnect_attempts,
+        "allow_reconnect": True,
+    }
+    if config.user is not None:
+        options["user"] = config.user
+    if config.password is not None:
+        options["password"] = config.password
+    if config.token is not None:
+        options["token"] = config.token
+    if config.creds_file is not None:
+        options["user_credentials"] = str(config.creds_file)
+    if config.nkeys_seed is not None:
+        options["nkeys_seed"] = str(config.nkeys_seed)
+    if config.tls_ca_file or config.tls_cert_file:
+        context = ssl.create_default_context(
+            cafile=str(config.tls_ca_file) if config.tls_ca_file else None
+        )
+        if config.tls_cert_file:
+            key = str(config.tls_key_file) if config.tls_key_file else None
+            context.load_cert_chain(str(config.tls_cert_file), key)
+        options["tls"] = context
+    return options
+
+
+async def connect(
+    config: HivebusConfig,
+    name: str,
+    *,
+    on_reconnect: Callback | None = None,
+    on_disconnect: Callback | None = None,
+    reconnect: bool = True,
+) -> Client:
+    """Connect with the configured options; connection events are logged, never raised."""
+
+    async def error_cb(exc: Exception) -> None:
+        log.warning("nats error", extra={"error": repr(exc)})
+
+    async def disconnected_cb() -> None:
+        if client is not None and (client.is_closed or client.is_draining):
+            return  # our own close, not news
+        log.warning("nats disconnected", extra={"client": name})
+        if on_disconnect is not None:
+            await on_disconnect()
+
+    async def reconnected_cb() -> None:
+        log.info("nats reconnected", extra={"client": name})
+        if on_reconnect is not None:
+            await on_reconnect()
+
+    client: Client | None = None
+    options = connect_options(config, name)
+    if not reconnect:
+        options["allow_reconnect"] = False
+    # nats-py retries the first connection forever when reconnects are unlimited: bound it,
+    # so a wrong URL is a clear error rather than a hang.
+    first_attempt_s = max(config.connect_timeout_s * 3, 5.0)
+    try:
+        async with asyncio.timeout(first_attempt_s):
+            client = await nats.connect(
+                **options,
+                error_cb=error_cb,
+                disconnected_cb=disconnected_cb,
+                reconnected_cb=reconnected_cb,
+            )
+            return client
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        where = ", ".join(options["servers"])
+        raise ConnectionError(f"cannot connect to NATS at {where}: {exc!r}") from exc

@@ -1,0 +1,72 @@
+"""The small interfaces the domain owns and the outside world implements.
+
+The orchestrator never imports NATS or pluggy: the wire layer gives it an offer port and an
+event port, the plugin host gives it the hook port, and tests may give it anything that fits.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hivebus_hookspecs.models import AgentView, Event, HealthStatus, Offer, TaskView
+
+__all__ = ["EventPort", "HookPort", "OfferOutcome", "OfferPort", "OfferResult"]
+
+
+class OfferResult(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    NO_RESPONDERS = "no_responders"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class OfferOutcome:
+    result: OfferResult
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.result is OfferResult.ACCEPTED
+
+
+class OfferPort(Protocol):
+    async def offer(self, agent_id: str, offer: Offer) -> OfferOutcome:
+        """Ask ``agent_id`` to take the task; must return within the offer timeout."""
+        ...
+
+
+class EventPort(Protocol):
+    def publish(self, event: Event) -> None:
+        """Emit a lifecycle event without waiting for anyone to receive it."""
+        ...
+
+
+class HookPort(Protocol):
+    async def check_agent(self, agent: AgentView) -> None:
+        """Raise ``HivebusError(rejected_by_plugin)`` if a plugin vetoes the agent."""
+        ...
+
+    async def amend_task(self, task: TaskView) -> dict[str, Any]:
+        """Raise on a veto; otherwise return the merged amendments of all plugins."""
+        ...
+
+    async def select_agent(self, task: TaskView, candidates: list[AgentView]) -> str | None: ...
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Queue a notification hook call; never delays the caller."""
+        ...
+
+    def wants(self, hook: str) -> bool:
+        """True when at least one plugin implements ``hook`` (lets the core skip the work)."""
+        ...
+
+    async def health(self) -> dict[str, HealthStatus]:
+        """Each plugin's health: the worse of what it reports and what the host saw."""
+        ...
+
+    async def status_contributions(self, orchestrator: Any) -> dict[str, Any]: ...

@@ -1,0 +1,44 @@
+"""Errors are exceptions in Python and values on the wire, with this one mapping between them."""
+
+from __future__ import annotations
+
+from hivebus_hookspecs.models import ErrorBody, ErrorCode, ErrorReply
+
+__all__ = ["HivebusError", "RemoteError", "status_code"]
+
+# The numeric code that goes into the micro ``Nats-Service-Error-Code`` header.
+_STATUS = {
+    ErrorCode.INVALID_JSON: 400,
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNKNOWN_AGENT: 404,
+    ErrorCode.UNKNOWN_TASK: 404,
+    ErrorCode.AGENT_EXISTS: 409,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.NOT_TASK_OWNER: 403,
+    ErrorCode.REJECTED_BY_PLUGIN: 403,
+    ErrorCode.NO_AGENT_AVAILABLE: 503,
+    ErrorCode.OVER_CAPACITY: 503,
+    ErrorCode.MAX_AGENTS_REACHED: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+def status_code(code: ErrorCode) -> int:
+    return _STATUS[code]
+
+
+class HivebusError(Exception):
+    """A failure the caller should see as ``{"ok": false, "error": {code, message}}``."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_reply(self) -> ErrorReply:
+        return ErrorReply(error=ErrorBody(code=self.code, message=self.message))
+
+
+class RemoteError(HivebusError):
+    """An error reply received by the SDK or client, raised on the caller's side."""

@@ -1,0 +1,59 @@
+"""The event port on NATS: lifecycle events published in order, off the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from hivebus_hookspecs.models import Event
+from nats.aio.client import Client
+
+from .codec import encode
+from .subjects import Subjects
+
+__all__ = ["EventPublisher"]
+
+log = logging.getLogger("hivebus.events")
+
+
+class EventPublisher:
+    """``publish`` is synchronous for the domain; one owned task writes to NATS in order."""
+
+    def __init__(self, nc: Client, subjects: Subjects) -> None:
+        self._nc = nc
+        self._subjects = subjects
+        self._pending: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hivebus-events")
+
+    def publish(self, event: Event) -> None:
+        self._pending.append(event)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            event = self._pending.popleft()
+            try:
+                await self._nc.publish(self._subjects.event(event.event), encode(event))
+                self.published += 1
+            except Exception:
+                log.exception("event not published", extra={"event": event.event.value})
+
+    async def stop(self) -> None:
+        """Publish what is pending, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._flush_pending()

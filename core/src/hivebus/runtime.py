@@ -1,0 +1,113 @@
+"""The running core: one NATS connection, the plugin host, the orchestrator and the service."""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import TracebackType
+
+from hivebus_hookspecs.models import HealthStatus
+from nats.aio.client import Client
+
+from .config import HivebusConfig
+from .connection import connect
+from .domain import Orchestrator
+from .offers import NatsOffers
+from .plugins import PluginHost
+from .publisher import EventPublisher
+from .service import CoreService
+from .subjects import Subjects
+
+__all__ = ["Core"]
+
+log = logging.getLogger("hivebus.core")
+
+
+class Core:
+    """Start with ``await core.start()`` (or ``async with Core(config) as core``)."""
+
+    def __init__(self, config: HivebusConfig, plugins: PluginHost | None = None) -> None:
+        self.config = config
+        self.subjects = Subjects(config.prefix)
+        self.plugins = plugins or PluginHost(config)
+        self.nc: Client | None = None
+        self._orchestrator: Orchestrator | None = None
+        self._service: CoreService | None = None
+        self._events: EventPublisher | None = None
+        self._owns_connection = False
+        self.ready_in_s: float | None = None
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        if self._orchestrator is None:
+            raise RuntimeError("the core is not started")
+        return self._orchestrator
+
+    async def start(self, nc: Client | None = None) -> None:
+        started = time.perf_counter()
+        if nc is None:
+            nc = await connect(self.config, f"hivebus-core-{self.config.orchestrator_id}")
+            self._owns_connection = True
+        self.nc = nc
+        self.plugins.load_entry_points()
+        self._events = EventPublisher(nc, self.subjects)
+        orchestrator = Orchestrator(
+            self.config,
+            NatsOffers(nc, self.subjects, self.config.offer_timeout_s),
+            self._events,
+            self.plugins,
+        )
+        orchestrator.add_health_check(self._connection_health)
+        self._orchestrator = orchestrator
+        self._events.start()
+        await self.plugins.start(orchestrator)
+        orchestrator.start()
+        self._service = CoreService(nc, orchestrator, self.plugins, self.subjects)
+        await self._service.start()
+        self.ready_in_s = time.perf_counter() - started
+        log.info(
+            "hivebus core serving",
+            extra={
+                "orchestrator_id": self.config.orchestrator_id,
+                "nats": nc.connected_url.geturl() if nc.connected_url else None,
+                "plugins": ",".join(self.plugins.names()) or "-",
+                "ready_ms": round(self.ready_in_s * 1000, 1),
+            },
+        )
+
+    def _connection_health(self) -> tuple[HealthStatus, str] | None:
+        if self.nc is not None and not self.nc.is_connected:
+            return HealthStatus.UNHEALTHY, "disconnected from NATS"
+        return None
+
+    async def stop(self) -> None:
+        """Finish in-flight replies, stop background work, shut plugins down, disconnect."""
+        grace = self.config.shutdown_grace_s
+        if self._service is not None:
+            await self._service.stop(grace)
+            self._service = None
+        if self._orchestrator is not None:
+            await self._orchestrator.stop()
+            await self.plugins.stop(self._orchestrator, grace)
+        if self._events is not None:
+            await self._events.stop()
+            self._events = None
+        if self.nc is not None:
+            if self._owns_connection:
+                await self.nc.drain()
+            else:
+                await self.nc.flush()
+            self.nc = None
+        log.info("hivebus core stopped", extra={"orchestrator_id": self.config.orchestrator_id})
+
+    async def __aenter__(self) -> Core:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,73 @@
+"""Subject names of the wire contract, under an optional prefix (subjects.md lists them all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hivebus_hookspecs.models import EventName
+
+__all__ = ["Subjects"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """All subject names for one bus; ``prefix`` lets several hivebus buses share a NATS."""
+
+    prefix: str = ""
+
+    def _(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    @property
+    def register(self) -> str:
+        return self._("agent.register")
+
+    @property
+    def heartbeat(self) -> str:
+        return self._("agent.heartbeat")
+
+    @property
+    def deregister(self) -> str:
+        return self._("agent.deregister")
+
+    def assign(self, agent_id: str) -> str:
+        return self._(f"agent.{agent_id}.assign")
+
+    @property
+    def delegate(self) -> str:
+        return self._("task.delegate")
+
+    @property
+    def complete(self) -> str:
+        return self._("task.complete")
+
+    @property
+    def get(self) -> str:
+        return self._("task.get")
+
+    @property
+    def cancel(self) -> str:
+        return self._("task.cancel")
+
+    @property
+    def status(self) -> str:
+        return self._("orchestrator.status")
+
+    @property
+    def agents(self) -> str:
+        return self._("orchestrator.agents")
+
+    @property
+    def plugins(self) -> str:
+        return self._("orchestrator.plugins")
+
+    @property
+    def tasks(self) -> str:
+        return self._("orchestrator.tasks")
+
+    def event(self, name: EventName | str) -> str:
+        return self._(f"events.{name}")
+
+    @property
+    def all_events(self) -> str:
+        return self._("events.>")

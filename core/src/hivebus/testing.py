@@ -1,0 +1,121 @@
+"""pytest fixtures for hivebus users and plugin authors: a real nats-server, a running core,
+a client and test agents. Installed as a pytest plugin (entry point ``pytest11``), so any
+project that depends on hivebus can use them without imports.
+
+Override ``hivebus_settings`` in a test module (or conftest) to configure the core::
+
+    @pytest.fixture
+    def hivebus_settings():
+        return {"offer_timeout_s": 0.2, "plugins": ["my-plugin"]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hivebus_hookspecs.models import Offer
+from nats.aio.client import Client
+
+from .agent import Agent
+from .client import HiveClient
+from .config import HivebusConfig
+from .connection import connect
+from .runtime import Core
+from .server import EmbeddedServer
+
+__all__ = [
+    "AgentFactory",
+    "hive",
+    "hivebus_config",
+    "hivebus_core",
+    "hivebus_settings",
+    "make_agent",
+    "nats_client",
+    "nats_server",
+]
+
+TEST_DEFAULTS: dict[str, Any] = {
+    "heartbeat_interval_s": 0.5,
+    "offer_timeout_s": 1.0,
+    "request_timeout_s": 5.0,
+    "plugin_autoload": False,
+    "plugin_timeout_s": 0.5,
+    "max_agents": 10_000,
+    "shutdown_grace_s": 2.0,
+}
+"""Fast clocks for tests, and no plugins unless a test asks for them."""
+
+AgentFactory = Callable[..., Awaitable[Agent]]
+
+
+async def echo(task: Offer) -> Any:
+    """The default test agent: the result is the payload."""
+    return task.payload
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """A real nats-server with JetStream on a free port, stopped after the test."""
+    server = EmbeddedServer(port=0, data_dir=tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hivebus_settings() -> dict[str, Any]:
+    """Configuration overrides for ``hivebus_config``; override this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def hivebus_config(nats_server: EmbeddedServer, hivebus_settings: dict[str, Any]) -> HivebusConfig:
+    return HivebusConfig.load(**{**TEST_DEFAULTS, "nats_url": nats_server.url, **hivebus_settings})
+
+
+@pytest.fixture
+async def hivebus_core(hivebus_config: HivebusConfig) -> AsyncIterator[Core]:
+    """A running core on ``nats_server``."""
+    core = Core(hivebus_config)
+    await core.start()
+    yield core
+    await core.stop()
+
+
+@pytest.fixture
+async def hive(hivebus_core: Core) -> AsyncIterator[HiveClient]:
+    """A connected client for the running core."""
+    async with HiveClient(config=hivebus_core.config) as client:
+        yield client
+
+
+@pytest.fixture
+async def nats_client(hivebus_config: HivebusConfig) -> AsyncIterator[Client]:
+    """A raw NATS connection, for speaking the contract directly."""
+    nc = await connect(hivebus_config, "hivebus-test")
+    yield nc
+    await nc.close()
+
+
+@pytest.fixture
+async def make_agent(hivebus_config: HivebusConfig) -> AsyncIterator[AgentFactory]:
+    """``await make_agent("a1", ["python"], handler=...)``: a started agent, stopped after."""
+    agents: list[Agent] = []
+
+    async def make(
+        agent_id: str,
+        capabilities: list[str] | None = None,
+        handler: Callable[[Offer], Awaitable[Any]] = echo,
+        **options: Any,
+    ) -> Agent:
+        agent = Agent(agent_id, capabilities or [], handler, config=hivebus_config, **options)
+        await agent.start()
+        agents.append(agent)
+        return agent
+
+    yield make
+    await asyncio.gather(*(agent.stop(grace_s=1.0) for agent in agents), return_exceptions=True)

@@ -1,0 +1,43 @@
+"""What hivebus plugin authors depend on: hook specs, the ``hookimpl`` marker, wire models."""
+
+from . import hookspecs, models
+from .hookspecs import PROJECT, hookimpl, hookspec
+from .models import (
+    AgentRole,
+    AgentState,
+    AgentView,
+    ErrorCode,
+    Event,
+    EventName,
+    HealthStatus,
+    TaskPriority,
+    TaskStatus,
+    TaskView,
+)
+
+__all__ = [
+    "PROJECT",
+    "AgentRole",
+    "AgentState",
+    "AgentView",
+    "ErrorCode",
+    "Event",
+    "EventName",
+    "HealthStatus",
+    "Rejected",
+    "TaskPriority",
+    "TaskStatus",
+    "TaskView",
+    "hookimpl",
+    "hookspec",
+    "hookspecs",
+    "models",
+]
+
+
+class Rejected(Exception):
+    """Raised by a hook that may veto, to refuse the agent or task with a reason."""
+
+    def __init__(self, reason: str = "rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason
