@@ -74,7 +74,7 @@ class Agent:
         self.subjects = Subjects(self.config.prefix)
         self.nc = nc
         self._owns_connection = nc is None
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._heartbeat_interval = self.config.heartbeat_interval_s
@@ -96,7 +96,10 @@ class Agent:
                 self.config, f"hivebus-agent-{self.agent_id}", on_reconnect=self._on_reconnect
             )
         # Subscribe first: the core may offer queued work the moment registration succeeds.
-        self._sub = await self.nc.subscribe(self.subjects.assign(self.agent_id), cb=self._on_offer)
+        self._subs = [
+            await self.nc.subscribe(self.subjects.assign(self.agent_id), cb=self._on_offer),
+            await self.nc.subscribe(self.subjects.withdraw(self.agent_id), cb=self._on_cancel),
+        ]
         await self.nc.flush()
         self._accepting = True
         await self._register()
@@ -157,29 +160,38 @@ class Agent:
         )
         await msg.respond(encode(OfferReply(accept=True)))
 
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            task_id = orjson.loads(msg.data)["task_id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        running = self._running.pop(task_id, None)  # the slot is free from this moment
+        if running is not None:
+            log.info("task cancelled by the core", extra={"task_id": task_id})
+            running.cancel()
+
     async def _work(self, offer: Offer) -> None:
         try:
-            try:
-                result = await self.handler(offer)
-                orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
-                report = CompleteRequest(
-                    task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "task handler failed", extra={"task_id": offer.task_id, "error": repr(exc)}
-                )
-                report = CompleteRequest(
-                    task_id=offer.task_id,
-                    agent_id=self.agent_id,
-                    success=False,
-                    error=f"{type(exc).__name__}: {exc}"[:8192],
-                )
-            await self._report(report)
-        finally:
+            result = await self.handler(offer)
+            orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
+            report = CompleteRequest(
+                task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
+            )
+        except asyncio.CancelledError:
             self._running.pop(offer.task_id, None)
+            raise
+        except Exception as exc:
+            log.warning("task handler failed", extra={"task_id": offer.task_id, "error": repr(exc)})
+            report = CompleteRequest(
+                task_id=offer.task_id,
+                agent_id=self.agent_id,
+                success=False,
+                error=f"{type(exc).__name__}: {exc}"[:8192],
+            )
+        # The slot is free before the core hears of it: the core offers the next task the
+        # moment it records the completion, and that offer must find the slot open.
+        self._running.pop(offer.task_id, None)
+        await self._report(report)
 
     async def _report(self, report: CompleteRequest) -> None:
         assert self.nc is not None
@@ -222,10 +234,10 @@ class Agent:
                     DeregisterRequest(agent_id=self.agent_id),
                     self.config.request_timeout_s,
                 )
-        if self._sub is not None:
+        for sub in self._subs:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+                await sub.unsubscribe()
+        self._subs = []
         if self.nc is not None and self._owns_connection:
             with contextlib.suppress(Exception):
                 await self.nc.close()

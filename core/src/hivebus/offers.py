@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import nats.errors
+import orjson
 from hivebus_hookspecs.models import Offer, OfferReply
 from nats.aio.client import Client
 from pydantic import ValidationError
@@ -12,6 +15,8 @@ from .domain.ports import OfferOutcome, OfferResult
 from .subjects import Subjects
 
 __all__ = ["NatsOffers"]
+
+log = logging.getLogger("hivebus.offers")
 
 
 class NatsOffers:
@@ -38,3 +43,10 @@ class NatsOffers:
         if reply.accept:
             return OfferOutcome(OfferResult.ACCEPTED)
         return OfferOutcome(OfferResult.REFUSED, reply.reason)
+
+    async def withdraw(self, agent_id: str, task_id: str) -> None:
+        body = orjson.dumps({"task_id": task_id, "reason": "cancelled"})
+        try:
+            await self._nc.publish(self._subjects.withdraw(agent_id), body)
+        except nats.errors.Error as exc:
+            log.warning("cancel notice not sent", extra={"agent_id": agent_id, "error": repr(exc)})

@@ -166,7 +166,7 @@ class CoreService:
 
     async def _cancel(self, data: bytes) -> TaskReply:
         req = decode(data, TaskRequest, self._limit)
-        return TaskReply(task=self._orch.cancel(req.task_id))
+        return TaskReply(task=await self._orch.cancel(req.task_id))
 
     async def _status(self, data: bytes) -> dict[str, Any]:
         decode(data, EmptyRequest, self._limit)

@@ -33,6 +33,9 @@ class Subjects:
     def assign(self, agent_id: str) -> str:
         return self._(f"agent.{agent_id}.assign")
 
+    def withdraw(self, agent_id: str) -> str:
+        return self._(f"agent.{agent_id}.cancel")
+
     @property
     def delegate(self) -> str:
         return self._("task.delegate")

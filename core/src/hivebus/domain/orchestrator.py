@@ -271,8 +271,22 @@ class Orchestrator:
             await asyncio.sleep(interval)
             try:
                 await self.reap()
+                self.sweep()
             except Exception:
                 log.exception("liveness check failed")
+
+    def sweep(self) -> None:
+        """Offer waiting work to every agent with a free slot.
+
+        Tasks are normally handed out the moment an agent registers or frees a slot; this
+        periodic pass catches what an earlier refusal left waiting beside a free agent.
+        """
+        if not len(self.queue):
+            return
+        for agent in self.registry.free_agents():
+            if not len(self.queue):
+                return
+            self._feed(agent)
 
     # --- tasks ------------------------------------------------------------------------
 
@@ -550,7 +564,7 @@ class Orchestrator:
     def get_task(self, task_id: str) -> TaskView:
         return self._task(task_id).view()
 
-    def cancel(self, task_id: str) -> TaskView:
+    async def cancel(self, task_id: str) -> TaskView:
         task = self._task(task_id)
         if task.status is TaskStatus.CANCELLED:
             return task.view()
@@ -567,6 +581,7 @@ class Orchestrator:
         self._emit(EventName.TASK_CANCELLED, task_id=task_id, agent_id=agent_id)
         freed = self._release(task_id, agent_id)
         if freed is not None:
+            await self._offers.withdraw(freed.agent_id, task_id)
             self._feed(freed)
         return task.view()
 

@@ -39,6 +39,10 @@ class OfferPort(Protocol):
         """Ask ``agent_id`` to take the task; must return within the offer timeout."""
         ...
 
+    async def withdraw(self, agent_id: str, task_id: str) -> None:
+        """Tell ``agent_id`` to stop working on a cancelled task (no answer expected)."""
+        ...
+
 
 class EventPort(Protocol):
     def publish(self, event: Event) -> None:

@@ -157,5 +157,9 @@ class AgentRegistry:
         busy.sort(key=lambda a: a.load / a.max_tasks)
         return (idle + busy)[:limit]
 
+    def free_agents(self) -> list[AgentRecord]:
+        """Live agents with a free slot, idle longest first."""
+        return [self._agents[agent_id] for agent_id in self._free_any]
+
     def capability_counts(self) -> dict[str, int]:
         return {cap: len(holders) for cap, holders in sorted(self._holders.items())}
