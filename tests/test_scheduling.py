@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 from conftest import eventually
-
 from hivebus import ErrorCode, HiveClient, Offer, RemoteError, TaskStatus
 
 
@@ -173,7 +172,8 @@ async def test_a_handler_exception_fails_the_task_with_its_message(hive, make_ag
     task = await hive.delegate("t", ["x"], wait=True, wait_timeout=5)
     assert task.status is TaskStatus.FAILED
     assert task.success is False
-    assert task.error is not None and "disk on fire" in task.error
+    assert task.error is not None
+    assert "disk on fire" in task.error
     status = await hive.status()
     assert status["tasks"]["error_total"] == 1
 

@@ -123,7 +123,9 @@ class CoreService:
 
     async def _serve(self, request: Request, op: Op) -> None:
         try:
-            body = await op(request.data)
+            # Encoding is inside the try: a reply that cannot be encoded (say, a plugin's
+            # status contribution that is not JSON) must still be answered, as internal_error.
+            payload = encode(await op(request.data))
         except HivebusError as exc:
             await _respond_error(request, exc)
             return
@@ -133,7 +135,7 @@ class CoreService:
                 request, HivebusError(ErrorCode.INTERNAL_ERROR, "internal error; see core log")
             )
             return
-        await _respond(request, encode(body))
+        await _respond(request, payload)
 
     # --- operations ----------------------------------------------------------------------
 

@@ -515,9 +515,14 @@ class Orchestrator:
                 f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
             )
         if task.status is TaskStatus.OFFERED:
-            # The agent accepted and finished before its acceptance reached us.
-            task.attempts += 1
-            task.assigned_at = self._clock()
+            # The agent accepted and finished before its acceptance reached us: record the
+            # assignment first, so observers see the same life as for a slower agent.
+            agent = self.registry.get(req.agent_id)
+            if agent is not None:
+                self._assigned(task, agent)
+            else:
+                task.attempts += 1
+                task.assigned_at = self._clock()
         self._finish(task, req.success, req.result, req.error)
         return task.view()
 

@@ -1,0 +1,105 @@
+"""The domain's data structures on their own: no NATS needed to reason about them."""
+
+from __future__ import annotations
+
+from hivebus.domain.queue import PendingQueue
+from hivebus.domain.registry import AgentRecord, AgentRegistry
+from hivebus.domain.tasks import TaskRecord
+from hivebus_hookspecs.models import AgentRole, TaskPriority
+
+
+def agent(agent_id: str, caps: set[str], max_tasks: int = 1) -> AgentRecord:
+    return AgentRecord(
+        agent_id=agent_id,
+        role=AgentRole.WORKER,
+        capabilities=frozenset(caps),
+        max_tasks=max_tasks,
+        metadata={},
+        registered_at=0.0,
+        last_seen=0.0,
+    )
+
+
+def task(task_id: str, caps: set[str], priority: TaskPriority, seq: int) -> TaskRecord:
+    return TaskRecord(
+        task_id=task_id,
+        task_type="t",
+        required=frozenset(caps),
+        priority=priority,
+        payload=None,
+        metadata={},
+        created_at=0.0,
+        seq=seq,
+    )
+
+
+def test_candidates_need_every_capability_and_a_free_slot():
+    registry = AgentRegistry()
+    registry.add(agent("py", {"python"}))
+    registry.add(agent("py-go", {"python", "go"}))
+    full = agent("py-go-full", {"python", "go"})
+    registry.add(full)
+    full.tasks.add("t1")
+    registry.touch_load(full)
+    assert [a.agent_id for a in registry.candidates(frozenset({"python", "go"}), 5)] == ["py-go"]
+
+
+def test_candidates_prefer_the_least_loaded_fraction():
+    registry = AgentRegistry()
+    half = agent("half", {"x"}, max_tasks=2)
+    third = agent("third", {"x"}, max_tasks=3)
+    registry.add(half)
+    registry.add(third)
+    for a in (half, third):
+        a.tasks.add(f"{a.agent_id}-t")
+        registry.touch_load(a)
+    assert [a.agent_id for a in registry.candidates(frozenset({"x"}), 5)] == ["third", "half"]
+
+
+def test_the_rarest_capability_bounds_the_search_at_ten_thousand_agents():
+    registry = AgentRegistry()
+    for i in range(10_000):
+        registry.add(agent(f"a{i}", {"common"}))
+    registry.add(agent("special", {"common", "rare"}))
+    picked = registry.candidates(frozenset({"common", "rare"}), 3)
+    assert [a.agent_id for a in picked] == ["special"]
+    assert registry.capability_counts() == {"common": 10_001, "rare": 1}
+
+
+def test_offline_agents_leave_the_index():
+    registry = AgentRegistry()
+    gone = agent("gone", {"x"})
+    registry.add(gone)
+    registry.mark_offline(gone)
+    assert registry.candidates(frozenset({"x"}), 5) == []
+    assert registry.capability_counts() == {}
+
+
+def test_the_queue_serves_priority_then_age_within_what_an_agent_can_do():
+    queue = PendingQueue()
+    queue.push(task("go-low", {"go"}, TaskPriority.LOW, 1))
+    queue.push(task("py-med", {"python"}, TaskPriority.MEDIUM, 2))
+    queue.push(task("py-crit", {"python"}, TaskPriority.CRITICAL, 3))
+    queue.push(task("py-med-2", {"python"}, TaskPriority.MEDIUM, 4))
+    python_agent = frozenset({"python"})
+    served = [queue.pop_for(python_agent) for _ in range(3)]
+    assert [t.task_id for t in served if t] == ["py-crit", "py-med", "py-med-2"]
+    assert queue.pop_for(python_agent) is None
+    assert len(queue) == 1
+
+
+def test_a_discarded_task_is_never_served():
+    queue = PendingQueue()
+    queue.push(task("a", set(), TaskPriority.HIGH, 1))
+    queue.push(task("b", set(), TaskPriority.LOW, 2))
+    queue.discard("a")
+    first = queue.pop_for(None)
+    assert first is not None
+    assert first.task_id == "b"
+    assert queue.pop_for(None) is None
+
+
+def test_priority_names_and_legacy_integers_both_parse():
+    assert TaskPriority.parse("critical") is TaskPriority.CRITICAL
+    assert TaskPriority.parse("High") is TaskPriority.HIGH
+    assert TaskPriority.parse(5) is TaskPriority.MEDIUM
