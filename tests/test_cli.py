@@ -20,7 +20,9 @@ UPPER = [sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"]
 def bus(tmp_path: Path):
     """``hivebus up`` with its embedded nats-server, as the README's first command."""
     port = free_port()
-    up = spawn("up", "--port", str(port), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    data = str(tmp_path / "data")
+    # performance would bind its fixed metrics port: not what these tests are about
+    up = spawn("up", "--port", str(port), "--data-dir", data, "-p", "no:performance", cwd=tmp_path)
     up.wait_for("serving on")
     yield f"nats://127.0.0.1:{port}", up
     up.stop()

@@ -5,18 +5,17 @@ from __future__ import annotations
 from hivebus.domain.queue import PendingQueue
 from hivebus.domain.registry import AgentRecord, AgentRegistry
 from hivebus.domain.tasks import TaskRecord
-from hivebus_hookspecs.models import AgentRole, TaskPriority
+from hivebus_hookspecs.models import AgentRole, AgentState, TaskPriority
 
 
 def agent(agent_id: str, caps: set[str], max_tasks: int = 1) -> AgentRecord:
     return AgentRecord(
         agent_id=agent_id,
         role=AgentRole.WORKER,
-        capabilities=frozenset(caps),
+        capabilities=tuple(sorted(caps)),
         max_tasks=max_tasks,
         metadata={},
         registered_at=0.0,
-        last_seen=0.0,
     )
 
 
@@ -24,7 +23,7 @@ def task(task_id: str, caps: set[str], priority: TaskPriority, seq: int) -> Task
     return TaskRecord(
         task_id=task_id,
         task_type="t",
-        required=frozenset(caps),
+        required_list=sorted(caps),
         priority=priority,
         payload=None,
         metadata={},
@@ -37,22 +36,14 @@ def test_candidates_need_every_capability_and_a_free_slot():
     registry = AgentRegistry()
     registry.add(agent("py", {"python"}))
     registry.add(agent("py-go", {"python", "go"}))
-    full = agent("py-go-full", {"python", "go"})
-    registry.add(full)
-    full.tasks.add("t1")
-    registry.touch_load(full)
+    registry.add(agent("py-go-full", {"python", "go"}).evolve(tasks=frozenset({"t1"})))
     assert [a.agent_id for a in registry.candidates(frozenset({"python", "go"}), 5)] == ["py-go"]
 
 
 def test_candidates_prefer_the_least_loaded_fraction():
     registry = AgentRegistry()
-    half = agent("half", {"x"}, max_tasks=2)
-    third = agent("third", {"x"}, max_tasks=3)
-    registry.add(half)
-    registry.add(third)
-    for a in (half, third):
-        a.tasks.add(f"{a.agent_id}-t")
-        registry.touch_load(a)
+    registry.add(agent("half", {"x"}, max_tasks=2).evolve(tasks=frozenset({"h"})))
+    registry.add(agent("third", {"x"}, max_tasks=3).evolve(tasks=frozenset({"t"})))
     assert [a.agent_id for a in registry.candidates(frozenset({"x"}), 5)] == ["third", "half"]
 
 
@@ -68,9 +59,7 @@ def test_the_rarest_capability_bounds_the_search_at_ten_thousand_agents():
 
 def test_offline_agents_leave_the_index():
     registry = AgentRegistry()
-    gone = agent("gone", {"x"})
-    registry.add(gone)
-    registry.mark_offline(gone)
+    registry.add(agent("gone", {"x"}).evolve(state=AgentState.OFFLINE))
     assert registry.candidates(frozenset({"x"}), 5) == []
     assert registry.capability_counts() == {}
 

@@ -11,9 +11,10 @@ from conftest import eventually
 from hivebus import ErrorCode, HiveClient, Offer, RemoteError, TaskStatus
 
 
-@pytest.fixture
-def hivebus_settings() -> dict[str, Any]:
-    return {"offer_timeout_s": 0.3}
+@pytest.fixture(params=["memory", "jetstream"])
+def hivebus_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Every scheduling rule holds the same with state in memory and in JetStream."""
+    return {"offer_timeout_s": 0.3, "state": request.param}
 
 
 class Gate:

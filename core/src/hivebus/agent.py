@@ -43,7 +43,8 @@ TaskHandler = Callable[[Offer], Awaitable[Any]]
 
 log = logging.getLogger("hivebus.agent")
 
-COMPLETE_RETRIES = 3
+REPORT_PATIENCE_S = 300.0
+"""How long a result is retried while no core answers (a restart, a failover)."""
 
 
 class Agent:
@@ -75,7 +76,8 @@ class Agent:
         self.nc = nc
         self._owns_connection = nc is None
         self._subs: list[Subscription] = []
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # what occupies a slot
+        self._workers: set[asyncio.Task[None]] = set()  # handlers and their reports
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._heartbeat_interval = self.config.heartbeat_interval_s
         self._accepting = False
@@ -155,9 +157,10 @@ class Agent:
         if not self._accepting or len(self._running) >= self.registration.max_tasks:
             await msg.respond(encode(OfferReply(accept=False, reason="busy")))
             return
-        self._running[offer.task_id] = asyncio.create_task(
-            self._work(offer), name=f"hivebus-task-{offer.task_id}"
-        )
+        worker = asyncio.create_task(self._work(offer), name=f"hivebus-task-{offer.task_id}")
+        self._running[offer.task_id] = worker
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
         await msg.respond(encode(OfferReply(accept=True)))
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -195,13 +198,21 @@ class Agent:
 
     async def _report(self, report: CompleteRequest) -> None:
         assert self.nc is not None
-        for attempt in range(1, COMPLETE_RETRIES + 1):
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + REPORT_PATIENCE_S
+        backoff = 0.1
+        while True:
             try:
                 await call(self.nc, self.subjects.complete, report, self.config.request_timeout_s)
-            except (TimeoutError, ConnectionError):
-                if attempt == COMPLETE_RETRIES:
+            except (TimeoutError, ConnectionError) as exc:
+                # Completion is idempotent, so retrying until a core answers is safe.
+                if loop.time() > give_up_at:
                     log.error("completion not delivered", extra={"task_id": report.task_id})
-                continue  # completion is idempotent, so retrying is safe
+                    return
+                log.info("completion not answered yet", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
             except RemoteError as exc:
                 log.warning(
                     "completion refused",
@@ -221,8 +232,8 @@ class Agent:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
             self._heartbeat_task = None
-        if self._running:
-            _, late = await asyncio.wait(list(self._running.values()), timeout=grace_s)
+        if self._workers:
+            _, late = await asyncio.wait(list(self._workers), timeout=grace_s)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)

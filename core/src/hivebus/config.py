@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import (
@@ -46,7 +46,10 @@ class HivebusConfig(BaseSettings):
     )
 
     # --- identity and bus ---
-    orchestrator_id: str = Field(default_factory=lambda: f"hivebus-{uuid.uuid4().hex[:8]}")
+    orchestrator_id: str = Field(
+        default_factory=lambda: f"hivebus-{uuid.uuid4().hex[:8]}", pattern=r"^[A-Za-z0-9_-]{1,64}$"
+    )
+    """Names this replica; also its own queue group for heartbeats."""
     mode: OrchestratorMode = OrchestratorMode.PRODUCTION
     nats_url: str | None = None
     """Join this NATS server; ``None`` runs the bundled nats-server (``hivebus up`` only)."""
@@ -71,6 +74,14 @@ class HivebusConfig(BaseSettings):
     max_reconnect_attempts: int = -1
     request_timeout_s: float = Field(default=5.0, gt=0)
 
+    # --- state ---
+    state: Literal["auto", "memory", "jetstream"] = "auto"
+    """Where agents and tasks live: JetStream buckets (durable, shared by replicas) or this
+    process's memory. ``auto`` uses JetStream when the server has it."""
+    kv_replicas: int = Field(default=1, ge=1, le=5)
+    """Replicas of the JetStream buckets (3 on a 3-node cluster)."""
+    kv_storage: Literal["file", "memory"] = "file"
+
     # --- scheduling and limits ---
     max_agents: int = Field(default=100, ge=1)
     max_concurrent_tasks: int = Field(default=1000, ge=1)
@@ -80,6 +91,8 @@ class HivebusConfig(BaseSettings):
     offer_timeout_s: float = Field(default=2.0, gt=0)
     offer_candidates: int = Field(default=3, ge=1)
     max_attempts: int = Field(default=5, ge=1)
+    on_execution_timeout: Literal["requeue", "fail"] = "requeue"
+    """What happens to a task past its ``execution_timeout_s``."""
     task_retention: int = Field(default=10_000, ge=0)
     """How many finished tasks stay queryable with ``task.get`` (oldest forgotten first)."""
     shutdown_grace_s: float = Field(default=5.0, ge=0)

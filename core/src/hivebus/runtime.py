@@ -12,6 +12,8 @@ from nats.aio.client import Client
 from .config import HivebusConfig
 from .connection import connect
 from .domain import Orchestrator
+from .domain.memory_state import MemoryState
+from .jetstream_state import JetStreamState, jetstream_available
 from .offers import NatsOffers
 from .plugins import PluginHost
 from .publisher import EventPublisher
@@ -35,6 +37,8 @@ class Core:
         self._service: CoreService | None = None
         self._events: EventPublisher | None = None
         self._owns_connection = False
+        self._state: JetStreamState | None = None
+        self.state_kind = "none"
         self.ready_in_s: float | None = None
 
     @property
@@ -51,12 +55,21 @@ class Core:
         self.nc = nc
         self.plugins.load_entry_points()
         self._events = EventPublisher(nc, self.subjects)
+        state = await self._open_state(nc)
         orchestrator = Orchestrator(
             self.config,
             NatsOffers(nc, self.subjects, self.config.offer_timeout_s),
             self._events,
             self.plugins,
+            state,
         )
+        if isinstance(state, JetStreamState):
+            # The cache is complete before anything is served: resume where the bus was.
+            await state.follow(
+                orchestrator.on_stored_agent,
+                orchestrator.on_stored_task,
+                self.config.request_timeout_s,
+            )
         orchestrator.add_health_check(self._connection_health)
         self._orchestrator = orchestrator
         self._events.start()
@@ -71,9 +84,22 @@ class Core:
                 "orchestrator_id": self.config.orchestrator_id,
                 "nats": nc.connected_url.geturl() if nc.connected_url else None,
                 "plugins": ",".join(self.plugins.names()) or "-",
+                "state": self.state_kind,
                 "ready_ms": round(self.ready_in_s * 1000, 1),
             },
         )
+
+    async def _open_state(self, nc: Client) -> MemoryState | JetStreamState:
+        wanted = self.config.state
+        if wanted == "auto":
+            has_js = await jetstream_available(nc, self.config.request_timeout_s)
+            wanted = "jetstream" if has_js else "memory"
+        if wanted == "memory":
+            self.state_kind = "memory"
+            return MemoryState()
+        self._state = await JetStreamState.open(nc, self.config)
+        self.state_kind = "jetstream"
+        return self._state
 
     def _connection_health(self) -> tuple[HealthStatus, str] | None:
         if self.nc is not None and not self.nc.is_connected:
@@ -92,6 +118,9 @@ class Core:
         if self._events is not None:
             await self._events.stop()
             self._events = None
+        if self._state is not None:
+            await self._state.close()
+            self._state = None
         if self.nc is not None:
             if self._owns_connection:
                 await self.nc.drain()

@@ -97,8 +97,11 @@ class CoreService:
             queue_group=QUEUE_GROUP,
         )
         for name, (subject, op) in self._routes().items():
+            # Every replica must see every heartbeat (each judges liveness), so heartbeats
+            # use a queue group of this replica's own; the rest is shared by the replicas.
+            group = self._orch.orchestrator_id if name == "agent-heartbeat" else None
             await self._service.add_endpoint(
-                name=name, subject=subject, handler=self._dispatcher(op)
+                name=name, subject=subject, handler=self._dispatcher(op), queue_group=group
             )
         await self._nc.flush()
 
@@ -153,14 +156,15 @@ class CoreService:
         return OkReply()
 
     async def _deregister(self, data: bytes) -> BaseModel:
-        return self._orch.deregister(decode(data, DeregisterRequest, self._limit))
+        return await self._orch.deregister(decode(data, DeregisterRequest, self._limit))
 
     async def _delegate(self, data: bytes) -> BaseModel:
         req = decode(data, DelegateRequest, self._limit)
         return await self._orch.delegate(req, req.task_id or uuid.uuid4().hex)
 
     async def _complete(self, data: bytes) -> TaskReply:
-        return TaskReply(task=self._orch.complete(decode(data, CompleteRequest, self._limit)))
+        req = decode(data, CompleteRequest, self._limit)
+        return TaskReply(task=await self._orch.complete(req))
 
     async def _get(self, data: bytes) -> TaskReply:
         req = decode(data, TaskRequest, self._limit)

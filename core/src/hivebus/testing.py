@@ -45,6 +45,7 @@ TEST_DEFAULTS: dict[str, Any] = {
     "plugin_autoload": False,
     "plugin_timeout_s": 0.5,
     "max_agents": 10_000,
+    "state": "memory",
     "shutdown_grace_s": 2.0,
 }
 """Fast clocks for tests, and no plugins unless a test asks for them."""

@@ -129,13 +129,16 @@ class TaskStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+_FINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+)
 
 
 class AgentState(enum.StrEnum):
@@ -215,6 +218,10 @@ class DelegateRequest(_Wire):
     payload: JsonValue = None
     metadata: Metadata = Field(default_factory=dict)
     queue: bool = True
+    queue_timeout_s: float | None = Field(default=None, gt=0)
+    """Fail the task as ``expired`` if nobody has accepted it this long after delegation."""
+    execution_timeout_s: float | None = Field(default=None, gt=0)
+    """Requeue (or fail, as configured) a task still running this long after assignment."""
 
 
 class CompleteRequest(_Wire):
@@ -364,6 +371,7 @@ class EventName(enum.StrEnum):
     TASK_FAILED = "task.failed"
     TASK_REQUEUED = "task.requeued"
     TASK_CANCELLED = "task.cancelled"
+    TASK_EXPIRED = "task.expired"
 
 
 class Event(_Out):

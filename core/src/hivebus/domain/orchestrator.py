@@ -1,18 +1,20 @@
 """The orchestrator: registry, queue, selection and the task lifecycle.
 
-Every state change happens synchronously between awaits, so the single event loop is the
-lock: a slot is reserved for an offer *before* the offer is awaited, and everything read
-before an await is re-checked after it. The only awaits on the request path are the offer
-round trip and the veto/amend/select hooks, each bounded by a timeout.
+The in-memory registry and queue are a cache; the state port holds the truth. Every
+transition is a compare-and-set on the stored revision, written *before* anyone is told, so
+two coroutines, or two core replicas sharing a JetStream bucket, can never both assign a task
+or overfill an agent: the loser of a race gets ``Conflict``, re-reads, and re-decides.
+
+Records are never mutated once cached: a transition builds an evolved copy, stores it, and
+swaps it into the cache. A coroutine re-reads the cache after every await.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +39,11 @@ from hivebus_hookspecs.models import (
 )
 
 from ..errors import HivebusError
-from .ports import EventPort, HookPort, OfferPort, OfferResult
+from .ports import Conflict, EventPort, HookPort, OfferPort, OfferResult, StatePort
 from .queue import PendingQueue
 from .registry import AgentRecord, AgentRegistry
 from .stats import Stats
+from .status import assess, build_status
 from .tasks import TaskRecord
 
 if TYPE_CHECKING:
@@ -53,16 +56,8 @@ log = logging.getLogger("hivebus.orchestrator")
 HealthCheck = Callable[[], tuple[HealthStatus, str] | None]
 """Returns ``None`` when fine, or a status and a human-readable issue."""
 
-_AMENDABLE = frozenset({"priority", "required_capabilities", "metadata", "payload"})
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-    except (OSError, ValueError, IndexError):  # not Linux: report nothing rather than guess
-        return 0.0
+CAS_RETRIES = 5
+_ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
 
 
 class Orchestrator:
@@ -74,6 +69,7 @@ class Orchestrator:
         offers: OfferPort,
         events: EventPort,
         hooks: HookPort,
+        state: StatePort,
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -82,8 +78,9 @@ class Orchestrator:
         self._offers = offers
         self._events = events
         self._hooks = hooks
-        self._clock = clock
-        self._monotonic = monotonic
+        self._state = state
+        self.clock = clock
+        self.monotonic = monotonic
         self.registry = AgentRegistry()
         self.queue = PendingQueue()
         self.stats = Stats()
@@ -91,13 +88,14 @@ class Orchestrator:
         self._live: set[str] = set()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
+        self._offering: set[str] = set()  # tasks whose offer this process is awaiting
         self._seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
-        self._seq = 0
+        self._context: dict[str, float] = {}  # agent id -> reported context window usage
         self._background: set[asyncio.Task[Any]] = set()
-        self._reaper: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._health_checks: list[HealthCheck] = []
         self.started_at = clock()
-        self._started_mono = monotonic()
+        self.started_mono = monotonic()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -106,15 +104,15 @@ class Orchestrator:
         return self.config.orchestrator_id
 
     def start(self) -> None:
-        if self._reaper is None:
-            self._reaper = asyncio.create_task(self._reap_forever(), name="hivebus-reaper")
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_forever(), name="hivebus-ticker")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._reaper, *self._background) if t is not None]
+        tasks = [t for t in (self._ticker, *self._background) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._reaper = None
+        self._ticker = None
         self._background.clear()
 
     def add_health_check(self, check: HealthCheck) -> None:
@@ -131,32 +129,131 @@ class Orchestrator:
             log.error("background task failed", exc_info=task.exception())
 
     def _emit(self, name: EventName, **fields: Any) -> None:
-        event = Event(event=name, timestamp=self._clock(), **fields)
+        event = Event(event=name, timestamp=self.clock(), **fields)
         self._events.publish(event)
         if self._hooks.wants("hivebus_event"):
             self._hooks.notify("hivebus_event", event=event)
 
-    # --- agents -----------------------------------------------------------------------
+    # --- the cache ----------------------------------------------------------------------
+
+    def apply_task(self, task: TaskRecord) -> None:
+        """Take a stored task into the cache (a local write, a load, or a replica's change)."""
+        old = self._tasks.get(task.task_id)
+        if old is not None and old.revision >= task.revision:
+            return
+        self._tasks[task.task_id] = task
+        if task.status is TaskStatus.QUEUED:
+            self.queue.push(task)
+        else:
+            self.queue.discard(task.task_id)
+        if not task.status.is_final:
+            self._live.add(task.task_id)
+            return
+        self._live.discard(task.task_id)
+        self._finished[task.task_id] = None
+        while len(self._finished) > self.config.task_retention:
+            old_id, _ = self._finished.popitem(last=False)
+            self._tasks.pop(old_id, None)
+            self._spawn(self._state.forget_task(old_id), name=f"hivebus-forget-{old_id}")
+
+    def on_stored_task(self, task_id: str, task: TaskRecord | None, revision: int) -> None:
+        """A change seen in the shared store (this replica's own writes come back too)."""
+        if task is not None:
+            self.apply_task(task)
+            return
+        cached = self._tasks.get(task_id)
+        if cached is not None and cached.revision < revision:
+            self.forget_task(task_id)
+
+    def on_stored_agent(self, agent_id: str, agent: AgentRecord | None, revision: int) -> None:
+        if agent is not None:
+            self.apply_agent(agent)
+            return
+        cached = self.registry.get(agent_id)
+        if cached is not None and cached.revision < revision:
+            self.remove_agent(agent_id)
+
+    def forget_task(self, task_id: str) -> None:
+        """Drop a task from the cache (it is gone from the store)."""
+        self._tasks.pop(task_id, None)
+        self._live.discard(task_id)
+        self._finished.pop(task_id, None)
+        self.queue.discard(task_id)
+
+    def apply_agent(self, agent: AgentRecord) -> None:
+        old = self.registry.get(agent.agent_id)
+        if old is not None and old.revision >= agent.revision:
+            return
+        self.registry.add(agent)
+        if agent.state is AgentState.ACTIVE and agent.agent_id not in self._seen:
+            self._seen[agent.agent_id] = self.monotonic()  # its heartbeats get a full window
+
+    def remove_agent(self, agent_id: str) -> None:
+        self.registry.remove(agent_id)
+        self._seen.pop(agent_id, None)
+        self._context.pop(agent_id, None)
+
+    async def _save_task(self, task: TaskRecord) -> TaskRecord:
+        await self._state.save_task(task)
+        self.apply_task(task)
+        return task
+
+    async def _save_agent(self, agent: AgentRecord) -> AgentRecord:
+        await self._state.save_agent(agent)
+        self.apply_agent(agent)
+        return agent
+
+    async def _refresh_task(self, task_id: str) -> TaskRecord | None:
+        stored = await self._state.load_task(task_id)
+        if stored is None:
+            self.forget_task(task_id)
+            return None
+        self.apply_task(stored)
+        return self._tasks.get(task_id)
+
+    async def _refresh_agent(self, agent_id: str) -> AgentRecord | None:
+        stored = await self._state.load_agent(agent_id)
+        if stored is None:
+            self.remove_agent(agent_id)
+            return None
+        self.apply_agent(stored)
+        return self.registry.get(agent_id)
+
+    # --- agents -------------------------------------------------------------------------
 
     async def register(self, req: RegisterRequest) -> AgentRecord:
         self._check_can_register(req.agent_id)
-        now = self._clock()
         caps = tuple(dict.fromkeys(req.capabilities))
-        agent = AgentRecord(
-            agent_id=req.agent_id,
-            role=req.role,
-            capabilities=frozenset(caps),
-            declared_capabilities=caps,
-            max_tasks=req.max_tasks,
-            metadata=dict(req.metadata),
-            registered_at=now,
-            last_seen=now,
-        )
         if self._hooks.wants("hivebus_agent_register"):
-            await self._hooks.check_agent(agent.view())
-            self._check_can_register(req.agent_id)  # the world may have moved during the hook
-        self.registry.add(agent)
-        self._seen[agent.agent_id] = self._monotonic()
+            probe = AgentRecord(
+                agent_id=req.agent_id,
+                role=req.role,
+                capabilities=caps,
+                max_tasks=req.max_tasks,
+                metadata=dict(req.metadata),
+                registered_at=self.clock(),
+            )
+            await self._hooks.check_agent(probe.view())
+        for _ in range(CAS_RETRIES):
+            self._check_can_register(req.agent_id)  # the world may have moved while we waited
+            previous = self.registry.get(req.agent_id)
+            agent = AgentRecord(
+                agent_id=req.agent_id,
+                role=req.role,
+                capabilities=caps,
+                max_tasks=req.max_tasks,
+                metadata=dict(req.metadata),
+                registered_at=self.clock(),
+                revision=previous.revision if previous is not None else 0,
+            )
+            try:
+                await self._save_agent(agent)
+                break
+            except Conflict:
+                await self._refresh_agent(req.agent_id)
+        else:
+            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {req.agent_id!r} is contended")
+        self._seen[agent.agent_id] = self.monotonic()
         log.info("agent registered", extra={"agent_id": agent.agent_id, "role": agent.role.value})
         self._emit(
             EventName.AGENT_REGISTERED,
@@ -166,8 +263,8 @@ class Orchestrator:
             max_tasks=agent.max_tasks,
         )
         if self._hooks.wants("hivebus_agent_registered"):
-            self._hooks.notify("hivebus_agent_registered", agent=agent.view())
-        self._feed(agent)
+            self._hooks.notify("hivebus_agent_registered", agent=self._view(agent))
+        self._spawn(self._feed(agent.agent_id), name=f"hivebus-feed-{agent.agent_id}")
         return agent
 
     def _check_can_register(self, agent_id: str) -> None:
@@ -182,10 +279,9 @@ class Orchestrator:
 
     def heartbeat(self, req: HeartbeatRequest) -> None:
         agent = self._live_agent(req.agent_id)
-        agent.last_seen = self._clock()
-        self._seen[agent.agent_id] = self._monotonic()
+        self._seen[agent.agent_id] = self.monotonic()
         if req.context_window_usage is not None:
-            agent.context_window_usage = req.context_window_usage
+            self._context[agent.agent_id] = req.context_window_usage
 
     def _live_agent(self, agent_id: str) -> AgentRecord:
         agent = self.registry.get(agent_id)
@@ -193,102 +289,102 @@ class Orchestrator:
             raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {agent_id!r}")
         return agent
 
-    def deregister(self, req: DeregisterRequest) -> DeregisterReply:
-        agent = self.registry.get(req.agent_id)
-        if agent is None:
-            raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {req.agent_id!r}")
-        was_active = agent.state is AgentState.ACTIVE
-        requeued = self._take_back_tasks(agent)
-        self.registry.remove(agent.agent_id)
-        self._seen.pop(agent.agent_id, None)
-        if was_active:
+    def _view(self, agent: AgentRecord) -> AgentView:
+        seen = self._seen.get(agent.agent_id)
+        last_seen = None if seen is None else self.clock() - (self.monotonic() - seen)
+        return agent.view(last_seen, self._context.get(agent.agent_id))
+
+    async def deregister(self, req: DeregisterRequest) -> DeregisterReply:
+        for _ in range(CAS_RETRIES):
+            agent = self.registry.get(req.agent_id)
+            if agent is None:
+                raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {req.agent_id!r}")
+            try:
+                await self._state.delete_agent(agent)
+                break
+            except Conflict:
+                await self._refresh_agent(req.agent_id)
+        else:
+            raise HivebusError(ErrorCode.INTERNAL_ERROR, f"agent {req.agent_id!r} is contended")
+        self.remove_agent(agent.agent_id)
+        requeued = await self._take_back(agent, reason=f"agent {agent.agent_id} deregistered")
+        if agent.state is AgentState.ACTIVE:
             log.info("agent deregistered", extra={"agent_id": agent.agent_id})
             self._emit(EventName.AGENT_DEREGISTERED, agent_id=agent.agent_id, requeued=requeued)
             if self._hooks.wants("hivebus_agent_removed"):
                 self._hooks.notify(
-                    "hivebus_agent_removed", agent=agent.view(), reason="deregistered"
+                    "hivebus_agent_removed", agent=self._view(agent), reason="deregistered"
                 )
         return DeregisterReply(requeued=requeued)
 
-    def mark_offline(self, agent: AgentRecord) -> list[str]:
-        """The agent went silent: stop offering to it and give its tasks to others."""
-        self.registry.mark_offline(agent)
-        requeued = self._take_back_tasks(agent)
-        log.warning("agent offline", extra={"agent_id": agent.agent_id, "requeued": requeued})
-        self._emit(EventName.AGENT_OFFLINE, agent_id=agent.agent_id, requeued=requeued)
+    async def mark_offline(self, agent_id: str) -> list[str]:
+        """The agent went silent: stop offering to it and give its tasks to others.
+
+        Several replicas may notice at once; the compare-and-set lets exactly one act.
+        """
+        agent = self.registry.get(agent_id)
+        if agent is None or agent.state is not AgentState.ACTIVE:
+            return []
+        try:
+            await self._save_agent(agent.evolve(state=AgentState.OFFLINE, tasks=frozenset()))
+        except Conflict:
+            await self._refresh_agent(agent_id)
+            return []
+        requeued = await self._take_back(agent, reason=f"agent {agent_id} went offline")
+        log.warning("agent offline", extra={"agent_id": agent_id, "requeued": requeued})
+        self._emit(EventName.AGENT_OFFLINE, agent_id=agent_id, requeued=requeued)
         if self._hooks.wants("hivebus_agent_removed"):
-            self._hooks.notify("hivebus_agent_removed", agent=agent.view(), reason="offline")
+            self._hooks.notify("hivebus_agent_removed", agent=self._view(agent), reason="offline")
         return requeued
 
-    def _take_back_tasks(self, agent: AgentRecord) -> list[str]:
-        requeued: list[str] = []
-        for task_id in list(agent.tasks):
-            agent.tasks.discard(task_id)
+    async def _take_back(self, agent: AgentRecord, reason: str) -> list[str]:
+        """Requeue what ``agent`` held; an offer still in flight settles on its own."""
+        requeued = []
+        for task_id in sorted(agent.tasks):
             task = self._tasks.get(task_id)
             if task is None or task.agent_id != agent.agent_id:
                 continue
-            if task.status is TaskStatus.ASSIGNED:
-                self._requeue(task, reason=f"agent {agent.agent_id} left")
+            in_flight = task.status is TaskStatus.OFFERED and task_id in self._offering
+            if not in_flight and await self._requeue(task_id, agent.agent_id, reason):
                 requeued.append(task_id)
-            # An OFFERED task is settled by its pending offer, which re-checks the agent.
         return requeued
 
-    def _requeue(self, task: TaskRecord, reason: str) -> None:
-        task.agent_id = None
-        task.assigned_at = None
-        if task.attempts >= self.config.max_attempts:
-            self._finish(task, False, None, f"gave up after {task.attempts} attempts ({reason})")
-            return
-        task.status = TaskStatus.QUEUED
-        self.queue.push(task)
-        self._emit(EventName.TASK_REQUEUED, task_id=task.task_id, attempts=task.attempts)
-        self._spawn(self._redispatch(task), name=f"hivebus-redispatch-{task.task_id}")
-
-    async def _redispatch(self, task: TaskRecord) -> None:
-        if task.task_id not in self.queue:
-            return
-        self.queue.discard(task.task_id)
-        if not await self._place(task):
-            self.queue.push(task)
-
-    async def reap(self) -> list[str]:
-        """Mark agents silent for ``offline_after_missed`` heartbeat intervals offline."""
-        limit = self.config.heartbeat_interval_s * self.config.offline_after_missed
-        now = self._monotonic()
-        gone = [
-            agent
-            for agent in self.registry
-            if agent.state is AgentState.ACTIVE
-            and now - self._seen.get(agent.agent_id, now) > limit
-        ]
-        for agent in gone:
-            self.mark_offline(agent)
-        return [agent.agent_id for agent in gone]
-
-    async def _reap_forever(self) -> None:
-        interval = max(self.config.heartbeat_interval_s / 2, 0.05)
-        while True:
-            await asyncio.sleep(interval)
+    async def _requeue(self, task_id: str, agent_id: str, reason: str) -> bool:
+        for _ in range(CAS_RETRIES):
+            task = self._tasks.get(task_id)
+            if task is None or task.agent_id != agent_id or task.status not in _ACTIVE:
+                return False
+            give_up = task.attempts >= self.config.max_attempts
+            changes: dict[str, Any] = {"agent_id": None, "assigned_at": None, "offered_at": None}
+            if give_up:
+                changes |= {
+                    "status": TaskStatus.FAILED,
+                    "success": False,
+                    "error": f"gave up after {task.attempts} attempts ({reason})",
+                    "finished_at": self.clock(),
+                }
+            else:
+                changes["status"] = TaskStatus.QUEUED
             try:
-                await self.reap()
-                self.sweep()
-            except Exception:
-                log.exception("liveness check failed")
+                saved = await self._save_task(task.evolve(**changes))
+            except Conflict:
+                await self._refresh_task(task_id)
+                continue
+            if give_up:
+                self._finished_task(saved, agent_id, None)
+            else:
+                self._emit(
+                    EventName.TASK_REQUEUED,
+                    task_id=task_id,
+                    agent_id=agent_id,
+                    reason=reason,
+                    attempts=saved.attempts,
+                )
+                self._spawn(self._dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
+            return True
+        return False
 
-    def sweep(self) -> None:
-        """Offer waiting work to every agent with a free slot.
-
-        Tasks are normally handed out the moment an agent registers or frees a slot; this
-        periodic pass catches what an earlier refusal left waiting beside a free agent.
-        """
-        if not len(self.queue):
-            return
-        for agent in self.registry.free_agents():
-            if not len(self.queue):
-                return
-            self._feed(agent)
-
-    # --- tasks ------------------------------------------------------------------------
+    # --- delegation ---------------------------------------------------------------------
 
     async def delegate(self, req: DelegateRequest, task_id: str) -> DelegateReply:
         """Create the task, offer it to capable agents, queue it if nobody accepts."""
@@ -297,34 +393,31 @@ class Orchestrator:
             pending = self._delegating.get(task_id)
             if pending is not None:
                 return await asyncio.shield(pending)
-            return self._reply_for(existing)
+            return _reply(existing)
         if len(self._live) >= self.config.max_concurrent_tasks:
             raise HivebusError(
                 ErrorCode.OVER_CAPACITY,
                 f"max_concurrent_tasks={self.config.max_concurrent_tasks} tasks are active "
                 "or queued",
             )
-        self._seq += 1
-        caps = list(dict.fromkeys(req.required_capabilities))
+        now = self.clock()
         task = TaskRecord(
             task_id=task_id,
             task_type=req.task_type,
-            required=frozenset(caps),
-            required_list=caps,
+            required_list=list(dict.fromkeys(req.required_capabilities)),
             priority=req.priority,
             payload=req.payload,
             metadata=dict(req.metadata),
-            created_at=self._clock(),
-            seq=self._seq,
+            created_at=now,
+            seq=time.time_ns(),
+            queue_deadline=now + req.queue_timeout_s if req.queue_timeout_s else None,
+            execution_timeout_s=req.execution_timeout_s,
         )
-        self._tasks[task_id] = task
-        self._live.add(task_id)
         future: asyncio.Future[DelegateReply] = asyncio.get_running_loop().create_future()
         self._delegating[task_id] = future
         try:
             reply = await self._schedule(task, queue=req.queue)
         except BaseException as exc:
-            self._forget(task)
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # retrieved: a duplicate caller may never await it
@@ -336,79 +429,94 @@ class Orchestrator:
 
     async def _schedule(self, task: TaskRecord, queue: bool) -> DelegateReply:
         if self._hooks.wants("hivebus_task_delegate"):
-            self._amend(task, await self._hooks.amend_task(task.view()))
-        self.stats.delegated(self._clock())
-        if await self._place(task):
-            return self._reply_for(task)
+            task = _amended(task, await self._hooks.amend_task(task.view()))
+        self.stats.delegated(self.clock())
+        placed = await self._place(task)
+        if placed is not None:
+            return _reply(placed)
+        current = self._tasks.get(task.task_id)
+        if current is not None and current.status is not TaskStatus.OFFERED:
+            return _reply(current)  # it exists already (another replica), or it was settled
         if not queue:
+            if current is not None:
+                self.forget_task(task.task_id)
+                await self._state.forget_task(task.task_id)
             raise HivebusError(
                 ErrorCode.NO_AGENT_AVAILABLE,
                 f"no free agent with capabilities {task.required_list} accepted the task",
             )
-        task.status = TaskStatus.QUEUED
-        self.queue.push(task)
-        log.info("task queued", extra={"task_id": task.task_id})
+        base = current if current is not None else task
+        try:
+            queued = await self._save_task(
+                base.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
+            )
+        except Conflict:
+            refreshed = await self._refresh_task(task.task_id)
+            if refreshed is None:
+                raise HivebusError(
+                    ErrorCode.INTERNAL_ERROR, "task vanished while queueing"
+                ) from None
+            return _reply(refreshed)
+        log.info("task queued", extra={"task_id": queued.task_id})
         self._emit(
             EventName.TASK_QUEUED,
-            task_id=task.task_id,
-            task_type=task.task_type,
-            priority=task.priority.name.lower(),
+            task_id=queued.task_id,
+            task_type=queued.task_type,
+            priority=queued.priority.name.lower(),
         )
-        return self._reply_for(task)
+        return _reply(queued)
 
-    def _amend(self, task: TaskRecord, changes: dict[str, Any]) -> None:
-        if "priority" in changes:
-            task.priority = TaskPriority.parse(changes["priority"])
-        if "required_capabilities" in changes:
-            caps = [str(c) for c in dict.fromkeys(changes["required_capabilities"])]
-            task.required, task.required_list = frozenset(caps), caps
-        if "metadata" in changes:
-            task.metadata = {**task.metadata, **dict(changes["metadata"])}
-        if "payload" in changes:
-            task.payload = changes["payload"]
+    async def _place(self, task: TaskRecord, first: str | None = None) -> TaskRecord | None:
+        """Offer ``task`` to up to ``offer_candidates`` agents until one accepts.
 
-    def _forget(self, task: TaskRecord) -> None:
-        self._tasks.pop(task.task_id, None)
-        self._live.discard(task.task_id)
-        self.queue.discard(task.task_id)
-
-    def _reply_for(self, task: TaskRecord) -> DelegateReply:
-        return DelegateReply(task_id=task.task_id, status=task.status, agent_id=task.agent_id)
-
-    async def _place(self, task: TaskRecord, first: AgentRecord | None = None) -> bool:
-        """Offer ``task`` to up to ``offer_candidates`` agents; True once one has it.
-
-        ``first`` is an agent already reserved for this task (the queue feeding a freed
-        agent); it is asked before anyone else. True also when the task left the offer state
-        some other way (cancelled, or completed by an agent that raced its own acceptance).
+        ``task`` is the record as last known (revision 0 when not yet stored). ``first`` is an
+        agent already reserved for it, with the task stored as offered to it. Returns the
+        settled record when the task needs no more placing (accepted, or settled elsewhere),
+        ``None`` when nobody took it.
         """
         budget = self.config.offer_candidates
         tried: set[str] = set()
         if first is not None:
-            tried.add(first.agent_id)
+            tried.add(first)
             budget -= 1
-            if await self._offer(task, first):
-                return True
+            settled = await self._offer(task.task_id, first)
+            if settled is not None:
+                return settled
         while budget > 0:
             candidates = self.registry.candidates(task.required, budget, frozenset(tried))
             if not candidates:
-                return False
+                return None
             if len(candidates) > 1 and self._hooks.wants("hivebus_select_agent"):
                 candidates = await self._plugin_order(task, candidates)
-            for agent in candidates:
-                if not agent.has_free_slot or agent.agent_id in tried:
-                    continue  # changed while a hook was awaited
-                tried.add(agent.agent_id)
+            for candidate in candidates:
+                tried.add(candidate.agent_id)
                 budget -= 1
-                self._reserve(task, agent)
-                if await self._offer(task, agent):
-                    return True
-        return False
+                if not await self._reserve(candidate.agent_id, task.task_id):
+                    continue
+                current = self._tasks.get(task.task_id, task)
+                if current.revision and current.status is not TaskStatus.OFFERED:
+                    await self._unreserve(candidate.agent_id, task.task_id)
+                    return current  # settled while we were reserving
+                try:
+                    await self._save_task(
+                        current.evolve(
+                            status=TaskStatus.OFFERED,
+                            agent_id=candidate.agent_id,
+                            offered_at=self.clock(),
+                        )
+                    )
+                except Conflict:
+                    await self._unreserve(candidate.agent_id, task.task_id)
+                    return await self._refresh_task(task.task_id)
+                settled = await self._offer(task.task_id, candidate.agent_id)
+                if settled is not None:
+                    return settled
+        return None
 
     async def _plugin_order(
         self, task: TaskRecord, candidates: list[AgentRecord]
     ) -> list[AgentRecord]:
-        chosen = await self._hooks.select_agent(task.view(), [a.view() for a in candidates])
+        chosen = await self._hooks.select_agent(task.view(), [self._view(a) for a in candidates])
         if chosen is None:
             return candidates
         picked = [a for a in candidates if a.agent_id == chosen]
@@ -420,22 +528,35 @@ class Orchestrator:
             return candidates
         return picked + [a for a in candidates if a.agent_id != chosen]
 
-    def _reserve(self, task: TaskRecord, agent: AgentRecord) -> None:
-        agent.tasks.add(task.task_id)
-        self.registry.touch_load(agent)
-        task.status = TaskStatus.OFFERED
-        task.agent_id = agent.agent_id
+    async def _reserve(self, agent_id: str, task_id: str) -> bool:
+        """Take one of the agent's slots for ``task_id`` (stored before the offer is sent)."""
+        for _ in range(CAS_RETRIES):
+            agent = self.registry.get(agent_id)
+            if agent is None or not agent.has_free_slot:
+                return False
+            try:
+                await self._save_agent(agent.evolve(tasks=agent.tasks | {task_id}))
+                return True
+            except Conflict:
+                await self._refresh_agent(agent_id)
+        return False
 
-    def _release(self, task_id: str, agent_id: str | None) -> AgentRecord | None:
-        agent = self.registry.get(agent_id) if agent_id else None
-        if agent is not None and task_id in agent.tasks:
-            agent.tasks.discard(task_id)
-            self.registry.touch_load(agent)
-            return agent
+    async def _unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
+        """Give the slot back; returns the agent when it now has room for more work."""
+        for _ in range(CAS_RETRIES):
+            agent = self.registry.get(agent_id) if agent_id else None
+            if agent is None or task_id not in agent.tasks:
+                return None
+            try:
+                saved = await self._save_agent(agent.evolve(tasks=agent.tasks - {task_id}))
+                return saved if saved.has_free_slot else None
+            except Conflict:
+                await self._refresh_agent(agent.agent_id)
         return None
 
-    async def _offer(self, task: TaskRecord, agent: AgentRecord) -> bool:
-        """Send the reserved offer and settle it; True when the task no longer needs placing."""
+    async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
+        """Send the reserved, stored offer and settle it. ``None``: not accepted."""
+        task = self._tasks[task_id]
         offer = Offer(
             task_id=task.task_id,
             task_type=task.task_type,
@@ -445,97 +566,184 @@ class Orchestrator:
             metadata=task.metadata,
             attempt=task.attempts + 1,
         )
-        outcome = await self._offers.offer(agent.agent_id, offer)
-        if task.status is not TaskStatus.OFFERED or task.agent_id != agent.agent_id:
-            return True  # settled while we waited: cancelled, or completed already
-        if outcome.accepted and agent.state is AgentState.ACTIVE and self._is_current(agent):
-            self._assigned(task, agent)
-            return True
+        self._offering.add(task_id)
+        try:
+            outcome = await self._offers.offer(agent_id, offer)
+        finally:
+            self._offering.discard(task_id)
+        for _ in range(CAS_RETRIES):
+            current = self._tasks.get(task_id)
+            if (
+                current is None
+                or current.status is not TaskStatus.OFFERED
+                or current.agent_id != agent_id
+            ):
+                return current  # settled while we waited: cancelled, completed, or taken back
+            agent = self.registry.get(agent_id)
+            alive = agent is not None and agent.state is AgentState.ACTIVE
+            if not (outcome.accepted and alive):
+                break
+            try:
+                return self._assigned(await self._save_task(_assigned_copy(current, self.clock())))
+            except Conflict:
+                await self._refresh_task(task_id)
+        else:
+            return await self._refresh_task(task_id)
         if outcome.result is not OfferResult.NO_RESPONDERS:
             log.info(
                 "offer not accepted",
                 extra={
-                    "task_id": task.task_id,
-                    "agent_id": agent.agent_id,
+                    "task_id": task_id,
+                    "agent_id": agent_id,
                     "outcome": outcome.result.value,
                     "reason": outcome.reason,
                 },
             )
-        task.status = TaskStatus.QUEUED
-        task.agent_id = None
-        self._release(task.task_id, agent.agent_id)
-        return False
+        await self._unreserve(agent_id, task_id)
+        return None
 
-    def _is_current(self, agent: AgentRecord) -> bool:
-        return self.registry.get(agent.agent_id) is agent
-
-    def _assigned(self, task: TaskRecord, agent: AgentRecord) -> None:
-        task.status = TaskStatus.ASSIGNED
-        task.attempts += 1
-        task.assigned_at = self._clock()
-        log.info("task assigned", extra={"task_id": task.task_id, "agent_id": agent.agent_id})
+    def _assigned(self, task: TaskRecord) -> TaskRecord:
+        log.info("task assigned", extra={"task_id": task.task_id, "agent_id": task.agent_id})
         self._emit(
             EventName.TASK_ASSIGNED,
             task_id=task.task_id,
-            agent_id=agent.agent_id,
+            agent_id=task.agent_id,
             attempt=task.attempts,
         )
         if self._hooks.wants("hivebus_task_assigned"):
-            self._hooks.notify("hivebus_task_assigned", task=task.view(), agent=agent.view())
+            agent = self.registry.get(task.agent_id or "")
+            if agent is not None:
+                self._hooks.notify(
+                    "hivebus_task_assigned", task=task.view(), agent=self._view(agent)
+                )
+        return task
 
-    def _feed(self, agent: AgentRecord) -> None:
-        """Give a freed or new agent the best waiting tasks it can serve."""
-        while agent.has_free_slot and len(self.queue):
-            task = self.queue.pop_for(agent.capabilities)
+    # --- the queue ------------------------------------------------------------------------
+
+    async def _feed(self, agent_id: str) -> None:
+        """Give a new or freed agent the best waiting tasks it can serve."""
+        while len(self.queue):
+            agent = self.registry.get(agent_id)
+            if agent is None or not agent.has_free_slot:
+                return
+            task = self.queue.pop_for(agent.capability_set)
             if task is None:
                 return
-            self._reserve(task, agent)
-            self._spawn(self._feed_one(task, agent), name=f"hivebus-offer-{task.task_id}")
+            if not await self._reserve(agent_id, task.task_id):
+                self._back_in_line(task.task_id)
+                return
+            current = self._tasks.get(task.task_id)
+            if current is None or current.status is not TaskStatus.QUEUED:
+                await self._unreserve(agent_id, task.task_id)
+                continue
+            try:
+                await self._save_task(
+                    current.evolve(
+                        status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=self.clock()
+                    )
+                )
+            except Conflict:  # another replica is dispatching it
+                await self._unreserve(agent_id, task.task_id)
+                await self._refresh_task(task.task_id)
+                continue
+            self._spawn(self._settle(task.task_id, agent_id), name=f"hivebus-offer-{task.task_id}")
 
-    async def _feed_one(self, task: TaskRecord, agent: AgentRecord) -> None:
-        if not await self._place(task, first=agent) and task.status is TaskStatus.QUEUED:
+    async def _settle(self, task_id: str, agent_id: str) -> None:
+        """Finish placing a task already stored as offered to ``agent_id``."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return
+        if await self._place(task, first=agent_id) is None:
+            await self._requeue_unplaced(task_id)
+
+    async def _requeue_unplaced(self, task_id: str) -> None:
+        """Nobody accepted a task from the queue: it goes back in line, keeping its place."""
+        for _ in range(CAS_RETRIES):
+            task = self._tasks.get(task_id)
+            if task is None or task.status is not TaskStatus.OFFERED:
+                return
+            try:
+                await self._save_task(
+                    task.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
+                )
+                return
+            except Conflict:
+                await self._refresh_task(task_id)
+
+    def _back_in_line(self, task_id: str) -> None:
+        task = self._tasks.get(task_id)
+        if task is not None and task.status is TaskStatus.QUEUED:
             self.queue.push(task)
 
-    def complete(self, req: CompleteRequest) -> TaskView:
-        task = self._task(req.task_id)
-        if task.status.is_final:
-            same = (
-                task.status is not TaskStatus.CANCELLED
-                and task.agent_id == req.agent_id
-                and task.success == req.success
-            )
-            if same:
-                return task.view()  # a retried completion: answered, never counted twice
-            raise HivebusError(
-                ErrorCode.INVALID_STATE, f"task {task.task_id!r} is already {task.status.value}"
-            )
-        if task.agent_id != req.agent_id or task.status is TaskStatus.QUEUED:
-            raise HivebusError(
-                ErrorCode.NOT_TASK_OWNER,
-                f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
-            )
-        if task.status is TaskStatus.OFFERED:
-            # The agent accepted and finished before its acceptance reached us: record the
-            # assignment first, so observers see the same life as for a slower agent.
-            agent = self.registry.get(req.agent_id)
-            if agent is not None:
-                self._assigned(task, agent)
-            else:
-                task.attempts += 1
-                task.assigned_at = self._clock()
-        self._finish(task, req.success, req.result, req.error)
-        return task.view()
+    async def _dispatch(self, task_id: str) -> None:
+        """A requeued task looks for a free agent right away rather than at the next tick."""
+        task = self._tasks.get(task_id)
+        if task is None or task.status is not TaskStatus.QUEUED:
+            return
+        for agent in self.registry.candidates(task.required, self.config.offer_candidates):
+            await self._feed(agent.agent_id)
+            current = self._tasks.get(task_id)
+            if current is None or current.status is not TaskStatus.QUEUED:
+                return
 
-    def _finish(self, task: TaskRecord, success: bool, result: Any, error: str | None) -> None:
-        now = self._clock()
-        agent_id = task.agent_id
-        task.status = TaskStatus.COMPLETED if success else TaskStatus.FAILED
-        task.success, task.result, task.finished_at = success, result, now
-        task.error = None if success else (error or "failed")
-        duration_ms = (now - task.assigned_at) * 1000 if task.assigned_at is not None else None
+    # --- completion and cancellation --------------------------------------------------
+
+    async def complete(self, req: CompleteRequest) -> TaskView:
+        for _ in range(CAS_RETRIES):
+            task = self._task(req.task_id)
+            if task.status.is_final:
+                same = (
+                    task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+                    and task.agent_id == req.agent_id
+                    and task.success == req.success
+                )
+                if same:
+                    return task.view()  # a retried completion: answered, never counted twice
+                raise HivebusError(
+                    ErrorCode.INVALID_STATE,
+                    f"task {task.task_id!r} is already {task.status.value}",
+                )
+            if task.agent_id != req.agent_id or task.status not in _ACTIVE:
+                raise HivebusError(
+                    ErrorCode.NOT_TASK_OWNER,
+                    f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
+                )
+            now = self.clock()
+            overtook = task.status is TaskStatus.OFFERED
+            if overtook:
+                # The agent accepted and finished before its acceptance reached us: record
+                # the assignment too, so observers see the same life as for a slower agent.
+                task = _assigned_copy(task, now)
+            finished = task.evolve(
+                status=TaskStatus.COMPLETED if req.success else TaskStatus.FAILED,
+                success=req.success,
+                result=req.result,
+                error=None if req.success else (req.error or "failed"),
+                finished_at=now,
+            )
+            try:
+                await self._save_task(finished)
+            except Conflict:
+                await self._refresh_task(req.task_id)
+                continue
+            if overtook:
+                self._assigned(finished)
+            self._finished_task(finished, req.agent_id, finished.assigned_at)
+            await self._free(req.agent_id, req.task_id)
+            return finished.view()
+        raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {req.task_id!r} is contended")
+
+    async def _free(self, agent_id: str | None, task_id: str) -> None:
+        freed = await self._unreserve(agent_id, task_id)
+        if freed is not None and len(self.queue):
+            self._spawn(self._feed(freed.agent_id), name=f"hivebus-feed-{freed.agent_id}")
+
+    def _finished_task(self, task: TaskRecord, agent_id: str | None, since: float | None) -> None:
+        success = task.status is TaskStatus.COMPLETED
+        duration_ms = None
+        if since is not None and task.finished_at is not None:
+            duration_ms = (task.finished_at - since) * 1000
         self.stats.finished(success, duration_ms)
-        self._retire(task)
-        name = EventName.TASK_COMPLETED if success else EventName.TASK_FAILED
         log.info(
             "task completed" if success else "task failed",
             extra={"task_id": task.task_id, "agent_id": agent_id, "error": task.error},
@@ -545,20 +753,10 @@ class Orchestrator:
             fields["duration_ms"] = round(duration_ms, 3)
         if not success:
             fields["error"] = task.error
-        self._emit(name, **fields)
+        self._emit(EventName.TASK_COMPLETED if success else EventName.TASK_FAILED, **fields)
         hook = "hivebus_task_completed" if success else "hivebus_task_failed"
         if self._hooks.wants(hook):
             self._hooks.notify(hook, task=task.view())
-        freed = self._release(task.task_id, agent_id)
-        if freed is not None:
-            self._feed(freed)
-
-    def _retire(self, task: TaskRecord) -> None:
-        self._live.discard(task.task_id)
-        self._finished[task.task_id] = None
-        while len(self._finished) > self.config.task_retention:
-            old, _ = self._finished.popitem(last=False)
-            self._tasks.pop(old, None)
 
     def _task(self, task_id: str) -> TaskRecord:
         task = self._tasks.get(task_id)
@@ -570,30 +768,151 @@ class Orchestrator:
         return self._task(task_id).view()
 
     async def cancel(self, task_id: str) -> TaskView:
-        task = self._task(task_id)
-        if task.status is TaskStatus.CANCELLED:
-            return task.view()
-        if task.status.is_final:
-            raise HivebusError(
-                ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
-            )
+        return (await self._end(task_id, TaskStatus.CANCELLED, EventName.TASK_CANCELLED)).view()
+
+    async def _end(
+        self, task_id: str, status: TaskStatus, event: EventName, error: str | None = None
+    ) -> TaskRecord:
+        """Cancel or expire a task that is not finished; idempotent for the same end."""
+        for _ in range(CAS_RETRIES):
+            task = self._task(task_id)
+            if task.status is status:
+                return task
+            if task.status.is_final:
+                raise HivebusError(
+                    ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
+                )
+            try:
+                ended = await self._save_task(
+                    task.evolve(status=status, finished_at=self.clock(), error=error)
+                )
+            except Conflict:
+                await self._refresh_task(task_id)
+                continue
+            log.info(f"task {status.value}", extra={"task_id": task_id, "agent_id": task.agent_id})
+            self._emit(event, task_id=task_id, agent_id=task.agent_id)
+            if task.agent_id is not None and task.status in _ACTIVE:
+                await self._offers.withdraw(task.agent_id, task_id)
+                await self._free(task.agent_id, task_id)
+            return ended
+        raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {task_id!r} is contended")
+
+    # --- the clock: liveness, deadlines, recovery -------------------------------------
+
+    async def _tick_forever(self) -> None:
+        interval = max(self.config.heartbeat_interval_s / 2, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("periodic check failed")
+
+    async def tick(self) -> None:
+        """Everything that happens because time passed, in one pass."""
+        await self.reap()
+        await self._expire_and_recover()
+        await self.sweep()
+
+    async def reap(self) -> list[str]:
+        """Mark agents silent for ``offline_after_missed`` heartbeat intervals offline."""
+        limit = self.config.heartbeat_interval_s * self.config.offline_after_missed
+        now = self.monotonic()
+        gone = [
+            agent.agent_id
+            for agent in self.registry
+            if agent.state is AgentState.ACTIVE
+            and now - self._seen.setdefault(agent.agent_id, now) > limit
+        ]
+        for agent_id in gone:
+            await self.mark_offline(agent_id)
+        return gone
+
+    async def _expire_and_recover(self) -> None:
+        now = self.clock()
+        stale_offer = self.config.offer_timeout_s * 2 + self.config.heartbeat_interval_s
+        for task_id in list(self._live):
+            task = self._tasks.get(task_id)
+            if task is None:
+                continue
+            if task.status is TaskStatus.QUEUED:
+                if task.queue_deadline is not None and now > task.queue_deadline:
+                    await self._end(
+                        task_id, TaskStatus.EXPIRED, EventName.TASK_EXPIRED, "queue timeout"
+                    )
+            elif task.status is TaskStatus.ASSIGNED:
+                limit = task.execution_timeout_s
+                if limit is not None and task.assigned_at and now > task.assigned_at + limit:
+                    await self._execution_timeout(task)
+            elif (
+                task.status is TaskStatus.OFFERED
+                and task_id not in self._offering
+                and task.offered_at is not None
+                and now - task.offered_at > stale_offer
+            ):
+                await self._recover_offer(task)
+
+    async def _execution_timeout(self, task: TaskRecord) -> None:
         agent_id = task.agent_id
-        self.queue.discard(task_id)
-        task.status = TaskStatus.CANCELLED
-        task.finished_at = self._clock()
-        self._retire(task)
-        log.info("task cancelled", extra={"task_id": task_id, "agent_id": agent_id})
-        self._emit(EventName.TASK_CANCELLED, task_id=task_id, agent_id=agent_id)
-        freed = self._release(task_id, agent_id)
-        if freed is not None:
-            await self._offers.withdraw(freed.agent_id, task_id)
-            self._feed(freed)
-        return task.view()
+        reason = f"execution timeout of {task.execution_timeout_s}s"
+        if agent_id is not None:
+            await self._offers.withdraw(agent_id, task.task_id)
+        if self.config.on_execution_timeout == "fail":
+            for _ in range(CAS_RETRIES):
+                current = self._tasks.get(task.task_id)
+                if current is None or current.status is not TaskStatus.ASSIGNED:
+                    return
+                try:
+                    failed = await self._save_task(
+                        current.evolve(
+                            status=TaskStatus.FAILED,
+                            success=False,
+                            error=reason,
+                            finished_at=self.clock(),
+                        )
+                    )
+                except Conflict:
+                    await self._refresh_task(task.task_id)
+                    continue
+                self._finished_task(failed, agent_id, failed.assigned_at)
+                await self._free(agent_id, task.task_id)
+                return
+        elif agent_id is not None and await self._requeue(task.task_id, agent_id, reason):
+            await self._free(agent_id, task.task_id)
+
+    async def _recover_offer(self, task: TaskRecord) -> None:
+        """An offer whose sender died (a core crashed mid-offer): ask the same agent again.
+
+        The same agent first, because it may have accepted and be working on it already;
+        the compare-and-set on ``offered_at`` makes one replica the one that asks.
+        """
+        try:
+            claimed = await self._save_task(task.evolve(offered_at=self.clock()))
+        except Conflict:
+            await self._refresh_task(task.task_id)
+            return
+        agent_id = claimed.agent_id
+        log.info("recovering an offer", extra={"task_id": task.task_id, "agent_id": agent_id})
+        if agent_id is None or self.registry.get(agent_id) is None:
+            await self._requeue_unplaced(task.task_id)
+            return
+        self._spawn(self._settle(task.task_id, agent_id), name=f"hivebus-offer-{task.task_id}")
+
+    async def sweep(self) -> None:
+        """Offer waiting work to every agent with a free slot.
+
+        Tasks are normally handed out the moment an agent registers or frees a slot; this
+        periodic pass catches what an earlier refusal or a replica's crash left waiting.
+        """
+        for agent in self.registry.free_agents():
+            if not len(self.queue):
+                return
+            await self._feed(agent.agent_id)
 
     # --- views ------------------------------------------------------------------------
 
     def agents(self) -> list[AgentView]:
-        return [agent.view() for agent in self.registry]
+        return [self._view(agent) for agent in self.registry]
 
     def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
         """Newest first; live tasks are listed before finished ones."""
@@ -604,71 +923,38 @@ class Orchestrator:
             chosen = [t for t in chosen if t.status is status]
         return [t.view() for t in chosen[:limit]]
 
-    async def health(self) -> tuple[HealthStatus, list[str]]:
-        return self._assess(await self._hooks.health())
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
 
-    def _assess(self, plugins: dict[str, HealthStatus]) -> tuple[HealthStatus, list[str]]:
-        issues: list[str] = []
-        statuses = [HealthStatus.HEALTHY]
-        for check in self._health_checks:
-            found = check()
-            if found is not None:
-                statuses.append(found[0])
-                issues.append(found[1])
-        for name, plugin_health in plugins.items():
-            if plugin_health is not HealthStatus.HEALTHY:
-                statuses.append(HealthStatus.DEGRADED)
-                issues.append(f"plugin {name} is {plugin_health.value}")
-        error_rate = self.stats.error_rate_percent
-        if error_rate > self.config.max_error_rate_percent:
-            statuses.append(HealthStatus.DEGRADED)
-            issues.append(
-                f"error rate {error_rate:.1f}% exceeds {self.config.max_error_rate_percent}%"
-            )
-        rss = _rss_mb()
-        if rss > self.config.max_memory_mb:
-            statuses.append(HealthStatus.DEGRADED)
-            issues.append(f"memory {rss:.1f} MiB exceeds {self.config.max_memory_mb} MiB")
-        return HealthStatus.worst(*statuses), issues
+    async def health(self) -> tuple[HealthStatus, list[str]]:
+        return assess(self, await self._hooks.health(), self._health_checks)
 
     async def status(self) -> dict[str, Any]:
-        now = self._clock()
-        uptime = self._monotonic() - self._started_mono
-        agents = list(self.registry)
-        active = [a for a in agents if a.state is AgentState.ACTIVE]
         plugins = await self._hooks.health()
-        health, issues = self._assess(plugins)
-        status: dict[str, Any] = {
-            "orchestrator_id": self.orchestrator_id,
-            "mode": self.config.mode.value,
-            "uptime_seconds": round(uptime, 3),
-            "health_status": health.value,
-            "health_issues": issues,
-            "agents": {
-                "total": len(agents),
-                "active": len(active),
-                "busy": sum(1 for a in active if a.tasks),
-                "offline": len(agents) - len(active),
-                "by_role": dict(Counter(a.role.value for a in active)),
-            },
-            "tasks": {
-                "active": len(self._live) - len(self.queue),
-                "queued": len(self.queue),
-                "completed_total": self.stats.completed_total,
-                "error_total": self.stats.error_total,
-                "delegations_total": self.stats.delegations_total,
-            },
-            "performance": {
-                "average_task_duration_ms": round(self.stats.average_task_duration_ms, 3),
-                "error_rate_percent": round(self.stats.error_rate_percent, 3),
-                "delegations_per_second": round(self.stats.delegations_per_second(now, uptime), 3),
-                "memory_mb": round(_rss_mb(), 3),
-            },
-            "capabilities_index": self.registry.capability_counts(),
-            "plugins": {name: h.value for name, h in plugins.items()},
-            "timestamp": now,
-        }
+        status = build_status(self, plugins, assess(self, plugins, self._health_checks))
         extensions = await self._hooks.status_contributions(self)
         if extensions:
             status["extensions"] = extensions
         return status
+
+
+def _reply(task: TaskRecord) -> DelegateReply:
+    return DelegateReply(task_id=task.task_id, status=task.status, agent_id=task.agent_id)
+
+
+def _assigned_copy(task: TaskRecord, now: float) -> TaskRecord:
+    return task.evolve(status=TaskStatus.ASSIGNED, attempts=task.attempts + 1, assigned_at=now)
+
+
+def _amended(task: TaskRecord, changes: dict[str, Any]) -> TaskRecord:
+    updates: dict[str, Any] = {}
+    if "priority" in changes:
+        updates["priority"] = TaskPriority.parse(changes["priority"])
+    if "required_capabilities" in changes:
+        updates["required_list"] = [str(c) for c in dict.fromkeys(changes["required_capabilities"])]
+    if "metadata" in changes:
+        updates["metadata"] = {**task.metadata, **dict(changes["metadata"])}
+    if "payload" in changes:
+        updates["payload"] = changes["payload"]
+    return task.evolve(**updates) if updates else task

@@ -13,7 +13,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from hivebus_hookspecs.models import AgentView, Event, HealthStatus, Offer, TaskView
 
-__all__ = ["EventPort", "HookPort", "OfferOutcome", "OfferPort", "OfferResult"]
+    from .registry import AgentRecord
+    from .tasks import TaskRecord
+
+
+class Conflict(Exception):
+    """The stored record changed since it was read (another coroutine or another replica)."""
+
+
+__all__ = [
+    "Conflict",
+    "EventPort",
+    "HookPort",
+    "OfferOutcome",
+    "OfferPort",
+    "OfferResult",
+    "StatePort",
+]
 
 
 class OfferResult(enum.StrEnum):
@@ -74,3 +90,27 @@ class HookPort(Protocol):
         ...
 
     async def status_contributions(self, orchestrator: Any) -> dict[str, Any]: ...
+
+
+class StatePort(Protocol):
+    """Where agents and tasks persist. Every write is a compare-and-set on the revision.
+
+    A record with revision 0 is created (and conflicts if the key exists); any other revision
+    must match the stored one. A write sets the record's ``revision`` to the new revision (the
+    record is new, not yet shared) and returns it. ``load_*`` read the stored copy after a
+    conflict (``None``: the key does not exist).
+    """
+
+    async def save_agent(self, agent: AgentRecord) -> int: ...
+
+    async def delete_agent(self, agent: AgentRecord) -> None: ...
+
+    async def load_agent(self, agent_id: str) -> AgentRecord | None: ...
+
+    async def save_task(self, task: TaskRecord) -> int: ...
+
+    async def load_task(self, task_id: str) -> TaskRecord | None: ...
+
+    async def forget_task(self, task_id: str) -> None:
+        """Drop a finished task past retention (best effort, no revision check)."""
+        ...

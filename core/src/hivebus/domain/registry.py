@@ -8,6 +8,7 @@ that order, which yields idle agents, idle longest first, without sorting.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,18 +20,22 @@ __all__ = ["AgentRecord", "AgentRegistry"]
 
 @dataclass(slots=True, eq=False)
 class AgentRecord:
+    """Treated as immutable once cached: a change stores an ``evolve``d copy."""
+
     agent_id: str
     role: AgentRole
-    capabilities: frozenset[str]
+    capabilities: tuple[str, ...]
     max_tasks: int
     metadata: dict[str, Any]
     registered_at: float
-    last_seen: float
     state: AgentState = AgentState.ACTIVE
-    tasks: set[str] = field(default_factory=set)
+    tasks: frozenset[str] = frozenset()
     """Tasks offered to or held by the agent: an offer in flight occupies a slot."""
-    context_window_usage: float | None = None
-    declared_capabilities: tuple[str, ...] = ()
+    revision: int = 0
+    capability_set: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.capability_set = frozenset(self.capabilities)
 
     @property
     def load(self) -> int:
@@ -40,18 +45,49 @@ class AgentRecord:
     def has_free_slot(self) -> bool:
         return self.state is AgentState.ACTIVE and len(self.tasks) < self.max_tasks
 
-    def view(self) -> AgentView:
+    def evolve(self, **changes: Any) -> AgentRecord:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "role": self.role.value,
+            "capabilities": list(self.capabilities),
+            "max_tasks": self.max_tasks,
+            "metadata": self.metadata,
+            "registered_at": self.registered_at,
+            "state": self.state.value,
+            "tasks": sorted(self.tasks),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], revision: int) -> AgentRecord:
+        return cls(
+            agent_id=data["agent_id"],
+            role=AgentRole(data["role"]),
+            capabilities=tuple(data["capabilities"]),
+            max_tasks=int(data["max_tasks"]),
+            metadata=dict(data.get("metadata") or {}),
+            registered_at=float(data["registered_at"]),
+            state=AgentState(data["state"]),
+            tasks=frozenset(data.get("tasks") or ()),
+            revision=revision,
+        )
+
+    def view(
+        self, last_seen: float | None = None, context_window_usage: float | None = None
+    ) -> AgentView:
         return AgentView(
             agent_id=self.agent_id,
             role=self.role,
-            capabilities=list(self.declared_capabilities),
+            capabilities=list(self.capabilities),
             max_tasks=self.max_tasks,
             active_tasks=len(self.tasks),
             state=self.state,
             metadata=self.metadata,
-            context_window_usage=self.context_window_usage,
+            context_window_usage=context_window_usage,
             registered_at=self.registered_at,
-            last_seen=self.last_seen,
+            last_seen=last_seen if last_seen is not None else self.registered_at,
         )
 
 
@@ -80,11 +116,17 @@ class AgentRegistry:
         return sum(1 for a in self._agents.values() if a.state is AgentState.ACTIVE)
 
     def add(self, agent: AgentRecord) -> None:
+        """Insert or replace; a replaced agent moves to the back of the free order."""
         self.remove(agent.agent_id)
         self._agents[agent.agent_id] = agent
-        for cap in agent.capabilities:
+        if agent.state is not AgentState.ACTIVE:
+            return
+        for cap in agent.capability_set:
             self._holders.setdefault(cap, {})[agent.agent_id] = None
-        self.touch_load(agent)
+        if agent.has_free_slot:
+            for cap in agent.capability_set:
+                self._free.setdefault(cap, {})[agent.agent_id] = None
+            self._free_any[agent.agent_id] = None
 
     def remove(self, agent_id: str) -> AgentRecord | None:
         agent = self._agents.pop(agent_id, None)
@@ -92,31 +134,18 @@ class AgentRegistry:
             self._unindex(agent)
         return agent
 
-    def mark_offline(self, agent: AgentRecord) -> None:
-        """Keep the record (for status and a later re-registration) but stop offering to it."""
-        agent.state = AgentState.OFFLINE
-        self._unindex(agent)
-
     def _unindex(self, agent: AgentRecord) -> None:
         self._unindex_free(agent)
-        for cap in agent.capabilities:
+        for cap in agent.capability_set:
             holders = self._holders.get(cap)
             if holders is not None:
                 holders.pop(agent.agent_id, None)
                 if not holders:
                     del self._holders[cap]
 
-    def touch_load(self, agent: AgentRecord) -> None:
-        """Re-index ``agent`` after its load changed: it moves to the back of the free order."""
-        self._unindex_free(agent)
-        if agent.has_free_slot:
-            for cap in agent.capabilities:
-                self._free.setdefault(cap, {})[agent.agent_id] = None
-            self._free_any[agent.agent_id] = None
-
     def _unindex_free(self, agent: AgentRecord) -> None:
         self._free_any.pop(agent.agent_id, None)
-        for cap in agent.capabilities:
+        for cap in agent.capability_set:
             free = self._free.get(cap)
             if free is not None:
                 free.pop(agent.agent_id, None)
@@ -145,7 +174,7 @@ class AgentRegistry:
             if agent_id in exclude:
                 continue
             agent = self._agents[agent_id]
-            if not required <= agent.capabilities:
+            if not required <= agent.capability_set:
                 continue
             if agent.load == 0:
                 idle.append(agent)

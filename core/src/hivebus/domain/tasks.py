@@ -1,8 +1,9 @@
-"""The task record and its lifecycle rules."""
+"""The task record: what the core knows about one task, as cached and as stored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from hivebus_hookspecs.models import TaskPriority, TaskStatus, TaskView
@@ -12,28 +13,57 @@ __all__ = ["TaskRecord"]
 
 @dataclass(slots=True, eq=False)
 class TaskRecord:
+    """Treated as immutable once cached: a transition stores an ``evolve``d copy."""
+
     task_id: str
     task_type: str
-    required: frozenset[str]
+    required_list: list[str]
     priority: TaskPriority
     payload: Any
     metadata: dict[str, Any]
     created_at: float
     seq: int
-    """Arrival order: ties in priority are served oldest first."""
+    """Arrival order (nanoseconds since the epoch): equal priorities are served oldest first."""
     status: TaskStatus = TaskStatus.QUEUED
     agent_id: str | None = None
     attempts: int = 0
     success: bool | None = None
     result: Any = None
     error: str | None = None
+    offered_at: float | None = None
     assigned_at: float | None = None
     finished_at: float | None = None
-    required_list: list[str] = field(default_factory=list)
+    queue_deadline: float | None = None
+    execution_timeout_s: float | None = None
+    revision: int = 0
+    """The store's revision this record was read at or written as; 0 before it is stored."""
+
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.required_list)
 
     @property
     def queue_key(self) -> tuple[int, int]:
         return (-int(self.priority), self.seq)
+
+    def evolve(self, **changes: Any) -> TaskRecord:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del data["revision"]
+        data["priority"] = int(self.priority)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], revision: int) -> TaskRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["priority"] = TaskPriority(values["priority"])
+        values["status"] = TaskStatus(values["status"])
+        values["revision"] = revision
+        return cls(**values)
 
     def view(self) -> TaskView:
         return TaskView(

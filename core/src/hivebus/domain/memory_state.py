@@ -1,0 +1,55 @@
+"""The state port in memory: one process, no durability, the same compare-and-set rules.
+
+It keeps references to the records the orchestrator caches (no copies), so it costs a dict
+entry per record; revisions come from one counter, like a stream sequence.
+"""
+
+from __future__ import annotations
+
+from .ports import Conflict
+from .registry import AgentRecord
+from .tasks import TaskRecord
+
+__all__ = ["MemoryState"]
+
+
+class MemoryState:
+    def __init__(self) -> None:
+        self._agents: dict[str, AgentRecord] = {}
+        self._tasks: dict[str, TaskRecord] = {}
+        self._sequence = 0
+
+    def _next(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    async def save_agent(self, agent: AgentRecord) -> int:
+        stored = self._agents.get(agent.agent_id)
+        if (stored.revision if stored else 0) != agent.revision:
+            raise Conflict(agent.agent_id)
+        agent.revision = self._next()
+        self._agents[agent.agent_id] = agent
+        return agent.revision
+
+    async def delete_agent(self, agent: AgentRecord) -> None:
+        stored = self._agents.get(agent.agent_id)
+        if stored is None or stored.revision != agent.revision:
+            raise Conflict(agent.agent_id)
+        del self._agents[agent.agent_id]
+
+    async def load_agent(self, agent_id: str) -> AgentRecord | None:
+        return self._agents.get(agent_id)
+
+    async def save_task(self, task: TaskRecord) -> int:
+        stored = self._tasks.get(task.task_id)
+        if (stored.revision if stored else 0) != task.revision:
+            raise Conflict(task.task_id)
+        task.revision = self._next()
+        self._tasks[task.task_id] = task
+        return task.revision
+
+    async def load_task(self, task_id: str) -> TaskRecord | None:
+        return self._tasks.get(task_id)
+
+    async def forget_task(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
