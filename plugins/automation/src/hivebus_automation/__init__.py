@@ -1,0 +1,15 @@
+"""Failure-streak automation for hivebus.
+
+Counts consecutive failures per agent and per task type; a streak at ``failure_threshold``
+turns this plugin's health ``degraded`` (and so the core's) and is listed in its status
+contribution. Optionally raises listed task types to ``high`` priority at delegation. The
+entry point names the module-level ``plugin`` instance.
+"""
+
+from .plugin import NAME, AutomationPlugin, AutomationSettings
+from .streaks import Streaks
+
+__all__ = ["NAME", "AutomationPlugin", "AutomationSettings", "Streaks", "plugin"]
+
+plugin = AutomationPlugin()
+"""What the ``hivebus`` entry point ``automation`` loads."""

@@ -1,0 +1,21 @@
+"""Prometheus metrics for hivebus: lifecycle counters, task durations, agents and queue depth.
+
+The entry point names the module-level ``plugin`` instance; its registry, metrics and HTTP
+endpoint are created at ``hivebus_startup`` and the endpoint is closed at shutdown.
+"""
+
+from .metrics import DEFAULT_BUCKETS, Metrics, OrchestratorCollector
+from .plugin import NAME, PerformancePlugin, PerformanceSettings
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "NAME",
+    "Metrics",
+    "OrchestratorCollector",
+    "PerformancePlugin",
+    "PerformanceSettings",
+    "plugin",
+]
+
+plugin = PerformancePlugin()
+"""What the ``hivebus`` entry point ``performance`` loads."""
