@@ -25,11 +25,27 @@ from .domain import Orchestrator
 from .errors import HivebusError, RemoteError
 from .runtime import Core
 from .server import EmbeddedServer
+from .universal import (
+    AgentOrchestrator,
+    ConfigMigrationWarning,
+    OrchestratorConfig,
+    OrchestratorPlugin,
+    PluginMetadata,
+    PluginNotInstalledWarning,
+    PluginType,
+    UniversalOrchestrator,
+    get_orchestrator,
+    get_universal_orchestrator,
+    migrate_config,
+    shutdown_universal_orchestrator,
+)
 
 __all__ = [
     "Agent",
+    "AgentOrchestrator",
     "AgentRole",
     "AgentView",
+    "ConfigMigrationWarning",
     "Core",
     "EmbeddedServer",
     "ErrorCode",
@@ -41,12 +57,22 @@ __all__ = [
     "HivebusError",
     "Offer",
     "Orchestrator",
+    "OrchestratorConfig",
     "OrchestratorMode",
+    "OrchestratorPlugin",
+    "PluginMetadata",
+    "PluginNotInstalledWarning",
+    "PluginType",
     "Rejected",
     "RemoteError",
     "TaskHandler",
     "TaskPriority",
     "TaskStatus",
     "TaskView",
+    "UniversalOrchestrator",
+    "get_orchestrator",
+    "get_universal_orchestrator",
     "hookimpl",
+    "migrate_config",
+    "shutdown_universal_orchestrator",
 ]
