@@ -34,6 +34,7 @@ ERROR_STATUS = {
     "no_agent_available": "503",
     "over_capacity": "503",
     "max_agents_reached": "503",
+    "unavailable": "503",
     "internal_error": "500",
 }
 """Every error code and the numeric code its reply carries in ``Nats-Service-Error-Code``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -43,6 +44,7 @@ TaskHandler = Callable[[Offer], Awaitable[Any]]
 
 log = logging.getLogger("hivebus.agent")
 
+REMEMBERED_RESULTS = 1000
 REPORT_PATIENCE_S = 300.0
 """How long a result is retried while no core answers (a restart, a failover)."""
 
@@ -78,6 +80,9 @@ class Agent:
         self._subs: list[Subscription] = []
         self._running: dict[str, asyncio.Task[None]] = {}  # what occupies a slot
         self._workers: set[asyncio.Task[None]] = set()  # handlers and their reports
+        # Results of recent tasks: a re-offer of one (a core recovering after a crash) is
+        # answered with the result again, never by running the task twice.
+        self._done: OrderedDict[str, CompleteRequest] = OrderedDict()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._heartbeat_interval = self.config.heartbeat_interval_s
         self._accepting = False
@@ -154,14 +159,22 @@ class Agent:
         if offer.task_id in self._running:
             await msg.respond(encode(OfferReply(accept=True)))  # a re-offer of what we hold
             return
+        done = self._done.get(offer.task_id)
+        if done is not None:
+            await msg.respond(encode(OfferReply(accept=True)))
+            self._track(asyncio.create_task(self._report(done)))
+            return
         if not self._accepting or len(self._running) >= self.registration.max_tasks:
             await msg.respond(encode(OfferReply(accept=False, reason="busy")))
             return
         worker = asyncio.create_task(self._work(offer), name=f"hivebus-task-{offer.task_id}")
         self._running[offer.task_id] = worker
-        self._workers.add(worker)
-        worker.add_done_callback(self._workers.discard)
+        self._track(worker)
         await msg.respond(encode(OfferReply(accept=True)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
 
     async def _on_cancel(self, msg: Msg) -> None:
         try:
@@ -194,9 +207,13 @@ class Agent:
         # The slot is free before the core hears of it: the core offers the next task the
         # moment it records the completion, and that offer must find the slot open.
         self._running.pop(offer.task_id, None)
+        self._done[offer.task_id] = report
+        while len(self._done) > REMEMBERED_RESULTS:
+            self._done.popitem(last=False)
         await self._report(report)
 
     async def _report(self, report: CompleteRequest) -> None:
+        """Deliver a result; completion is idempotent, so retry until a core answers."""
         assert self.nc is not None
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + REPORT_PATIENCE_S
@@ -204,8 +221,13 @@ class Agent:
         while True:
             try:
                 await call(self.nc, self.subjects.complete, report, self.config.request_timeout_s)
-            except (TimeoutError, ConnectionError) as exc:
-                # Completion is idempotent, so retrying until a core answers is safe.
+            except (TimeoutError, ConnectionError, RemoteError) as exc:
+                if isinstance(exc, RemoteError) and exc.code is not ErrorCode.UNAVAILABLE:
+                    log.warning(
+                        "completion refused",
+                        extra={"task_id": report.task_id, "code": exc.code.value},
+                    )
+                    return
                 if loop.time() > give_up_at:
                     log.error("completion not delivered", extra={"task_id": report.task_id})
                     return
@@ -213,12 +235,6 @@ class Agent:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            except RemoteError as exc:
-                log.warning(
-                    "completion refused",
-                    extra={"task_id": report.task_id, "code": exc.code.value, "error": str(exc)},
-                )
-                return
             if report.success:
                 self.completed += 1
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +14,7 @@ from hivebus_hookspecs.models import (
     DelegateReply,
     DelegateRequest,
     EmptyRequest,
+    ErrorCode,
     PluginInfo,
     TaskPriority,
     TaskRequest,
@@ -25,6 +27,7 @@ from nats.aio.msg import Msg
 
 from .config import HivebusConfig
 from .connection import connect
+from .errors import RemoteError
 from .rpc import call
 from .subjects import Subjects
 
@@ -49,6 +52,7 @@ class HiveClient:
         self.timeout = timeout or self.config.request_timeout_s
         self.nc = nc
         self._owns_connection = nc is None
+        self.retry_unavailable_s = 15.0
 
     async def connect(self) -> HiveClient:
         if self.nc is None:
@@ -72,9 +76,24 @@ class HiveClient:
         await self.close()
 
     async def _call(self, subject: str, body: Any, timeout: float | None = None) -> dict[str, Any]:
+        """One request; ``unavailable`` (a failover in the state store) is retried a while.
+
+        Every request this client sends is safe to repeat: delegations carry a task id
+        chosen here, so a retry can never create a second task.
+        """
         if self.nc is None:
             raise RuntimeError("HiveClient is not connected; use `async with` or connect()")
-        return await call(self.nc, subject, body, timeout or self.timeout)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.retry_unavailable_s
+        backoff = 0.1
+        while True:
+            try:
+                return await call(self.nc, subject, body, timeout or self.timeout)
+            except RemoteError as exc:
+                if exc.code is not ErrorCode.UNAVAILABLE or loop.time() > give_up_at:
+                    raise
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
     async def delegate(
         self,
@@ -86,19 +105,23 @@ class HiveClient:
         metadata: dict[str, Any] | None = None,
         task_id: str | None = None,
         queue: bool = True,
+        queue_timeout_s: float | None = None,
+        execution_timeout_s: float | None = None,
         wait: bool = False,
         wait_timeout: float | None = None,
     ) -> DelegateReply | TaskView:
         """Delegate a task. With ``wait``, return the finished task instead of the receipt."""
         request = DelegateRequest.model_validate(
             {
-                "task_id": task_id,
+                "task_id": task_id or uuid.uuid4().hex,
                 "task_type": task_type,
                 "required_capabilities": required_capabilities or [],
                 "priority": priority,
                 "payload": payload,
                 "metadata": metadata or {},
                 "queue": queue,
+                "queue_timeout_s": queue_timeout_s,
+                "execution_timeout_s": execution_timeout_s,
             }
         )
         if not wait:

@@ -88,7 +88,9 @@ class HivebusConfig(BaseSettings):
     max_payload_bytes: int = Field(default=512 * 1024, ge=1024)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     offline_after_missed: int = Field(default=3, ge=1)
-    offer_timeout_s: float = Field(default=2.0, gt=0)
+    offer_timeout_s: float = Field(default=1.0, gt=0)
+    """How long an agent has to answer an offer; ``offer_candidates`` of these fit in the
+    client's ``request_timeout_s``."""
     offer_candidates: int = Field(default=3, ge=1)
     max_attempts: int = Field(default=5, ge=1)
     on_execution_timeout: Literal["requeue", "fail"] = "requeue"

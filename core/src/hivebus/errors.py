@@ -20,6 +20,7 @@ _STATUS = {
     ErrorCode.NO_AGENT_AVAILABLE: 503,
     ErrorCode.OVER_CAPACITY: 503,
     ErrorCode.MAX_AGENTS_REACHED: 503,
+    ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 

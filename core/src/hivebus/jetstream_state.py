@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 import orjson
 from nats.aio.client import Client
@@ -22,13 +23,23 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from .config import HivebusConfig
-from .domain.ports import Conflict
+from .domain.ports import Conflict, StateUnavailable
 from .domain.registry import AgentRecord
 from .domain.tasks import TaskRecord
 
 __all__ = ["BucketNames", "JetStreamState", "jetstream_available"]
 
 log = logging.getLogger("hivebus.state")
+
+# What a leader election, a lost quorum or a reconnect looks like from a client.
+_TRANSIENT = (
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoRespondersError,
+    nats.errors.StaleConnectionError,
+)
 
 Decode = Callable[[dict[str, Any], int], Any]
 Apply = Callable[[str, Any, int], None]
@@ -93,6 +104,8 @@ class JetStreamState:
                 revision = await kv.update(key, data, last=record.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(key) from None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not store {key!r}: {exc!r}") from exc
         record.revision = revision
         return revision
 
@@ -104,12 +117,16 @@ class JetStreamState:
             await self._agents.delete(agent.agent_id, last=agent.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(agent.agent_id) from None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not delete {agent.agent_id!r}") from exc
 
     async def load_agent(self, agent_id: str) -> AgentRecord | None:
         try:
             entry = await self._agents.get(agent_id)
         except nats.js.errors.KeyNotFoundError:
             return None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not read {agent_id!r}") from exc
         if entry.value is None or entry.revision is None:
             return None
         return AgentRecord.from_dict(orjson.loads(entry.value), entry.revision)
@@ -122,6 +139,8 @@ class JetStreamState:
             entry = await self._tasks.get(task_id)
         except nats.js.errors.KeyNotFoundError:
             return None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not read {task_id!r}") from exc
         if entry.value is None or entry.revision is None:
             return None
         return TaskRecord.from_dict(orjson.loads(entry.value), entry.revision)

@@ -19,9 +19,17 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pluggy
 from hivebus_hookspecs import PROJECT, Rejected, hookspecs
-from hivebus_hookspecs.models import AgentView, ErrorCode, HealthStatus, PluginInfo, TaskView
+from hivebus_hookspecs.models import (
+    AgentView,
+    ErrorCode,
+    HealthStatus,
+    PluginInfo,
+    TaskPriority,
+    TaskView,
+)
 
 from .errors import HivebusError
 
@@ -187,18 +195,25 @@ class PluginHost:
                 self._failed(name, "hivebus_task_delegate", TypeError("must return a dict"))
                 continue
             for key, value in changes.items():
-                if key not in {"priority", "required_capabilities", "metadata", "payload"}:
-                    log.warning("plugin amended an unknown field", extra={"plugin": name})
-                elif key == "metadata" and isinstance(value, dict):
+                problem = _amendment_problem(key, value)
+                if problem is not None:
+                    # A bad amendment is the plugin's fault, not the delegator's: skip it.
+                    self._failed(name, "hivebus_task_delegate", ValueError(problem))
+                elif key == "metadata":
                     merged["metadata"] = {**merged.get("metadata", {}), **value}
                 else:
                     merged[key] = value
         return merged
 
     async def select_agent(self, task: TaskView, candidates: list[AgentView]) -> str | None:
-        for _name, result in await self.call_each(
-            "hivebus_select_agent", task=task, candidates=candidates
-        ):
+        """``firstresult``: stops at the first implementation that answers."""
+        kwargs = {"task": task, "candidates": candidates}
+        for impl in self._impls("hivebus_select_agent"):
+            try:
+                result = await self._call(impl, "hivebus_select_agent", kwargs)
+            except Rejected as exc:
+                self._failed(impl.plugin_name, "hivebus_select_agent", exc)
+                continue
             if result is not None:
                 return str(result)
         return None
@@ -271,11 +286,17 @@ class PluginHost:
         return health
 
     async def status_contributions(self, orchestrator: Any) -> dict[str, Any]:
-        return {
-            name: result
-            for name, result in await self.call_each("hivebus_status", orchestrator=orchestrator)
-            if result is not None
-        }
+        contributions: dict[str, Any] = {}
+        for name, result in await self.call_each("hivebus_status", orchestrator=orchestrator):
+            if result is None:
+                continue
+            try:
+                orjson.dumps(result)
+            except TypeError as exc:  # one plugin's odd value must not fail the status
+                self._failed(name, "hivebus_status", exc)
+                continue
+            contributions[name] = result
+        return contributions
 
     async def describe(self) -> list[PluginInfo]:
         health = await self.health()
@@ -298,6 +319,28 @@ class PluginHost:
 
 def _hook_names(callers: Iterable[Any] | None) -> list[str]:
     return sorted(caller.name for caller in callers or ())
+
+
+def _amendment_problem(key: str, value: Any) -> str | None:
+    """Why an amendment cannot be applied, or None when it can."""
+    if key == "priority":
+        try:
+            TaskPriority.parse(value)
+        except ValueError as exc:
+            return str(exc)
+    elif key == "required_capabilities":
+        if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+            return "required_capabilities must be a list of non-empty strings"
+    elif key == "metadata":
+        if not isinstance(value, dict):
+            return "metadata must be an object"
+    elif key != "payload":
+        return f"{key!r} cannot be amended"
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return f"{key} must be JSON"
+    return None
 
 
 def _veto(plugin: str, reason: str) -> HivebusError:

@@ -14,7 +14,7 @@ import time
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-__all__ = ["EmbeddedServer", "find_nats_server", "free_port", "port_open"]
+__all__ = ["EmbeddedServer", "find_nats_server", "free_port", "port_open", "start_cluster"]
 
 log = logging.getLogger("hivebus.server")
 
@@ -129,3 +129,30 @@ class EmbeddedServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+def start_cluster(data_dir: Path, size: int = 3, name: str = "hivebus") -> list[EmbeddedServer]:
+    """``size`` nats-servers on free ports, routed into one JetStream cluster.
+
+    For tests and local experiments; production clusters are configured with files.
+    """
+    client_ports = [free_port() for _ in range(size)]
+    route_ports = [free_port() for _ in range(size)]
+    routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
+    servers = []
+    for i, (port, route_port) in enumerate(zip(client_ports, route_ports, strict=True)):
+        args = (
+            "--name", f"{name}-{i}",
+            "--cluster_name", name,
+            "--cluster", f"nats://127.0.0.1:{route_port}",
+            "--routes", routes,
+        )  # fmt: skip
+        servers.append(EmbeddedServer(port=port, data_dir=data_dir / f"n{i}", extra_args=args))
+    try:
+        for server in servers:
+            server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers

@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from .codec import decode, encode
 from .domain import Orchestrator
+from .domain.ports import StateUnavailable
 from .errors import HivebusError, status_code
 from .plugins import PluginHost
 from .subjects import Subjects
@@ -131,6 +132,10 @@ class CoreService:
             payload = encode(await op(request.data))
         except HivebusError as exc:
             await _respond_error(request, exc)
+            return
+        except StateUnavailable as exc:
+            log.warning("state store unavailable", extra={"subject": request.subject})
+            await _respond_error(request, HivebusError(ErrorCode.UNAVAILABLE, str(exc)))
             return
         except Exception:
             log.exception("request failed", extra={"subject": request.subject})

@@ -25,7 +25,7 @@ from .client import HiveClient
 from .config import HivebusConfig
 from .connection import connect
 from .runtime import Core
-from .server import EmbeddedServer
+from .server import EmbeddedServer, start_cluster
 
 __all__ = [
     "AgentFactory",
@@ -35,6 +35,7 @@ __all__ = [
     "hivebus_settings",
     "make_agent",
     "nats_client",
+    "nats_cluster",
     "nats_server",
 ]
 
@@ -65,6 +66,39 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[list[EmbeddedServer]]:
+    """Three nats-servers in one JetStream cluster, ready for R3 buckets."""
+    servers = start_cluster(tmp_path / "cluster")
+    try:
+        await _until_jetstream_ready(",".join(s.url for s in servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def _until_jetstream_ready(url: str, timeout_s: float = 30.0) -> None:
+    """A new cluster answers JetStream requests only once it has elected a meta leader."""
+    nc = await connect(HivebusConfig.load(nats_url=url), "hivebus-test-cluster")
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        js = nc.jetstream(timeout=2.0)
+        while True:
+            try:
+                await js.add_stream(
+                    name="HIVEBUS_READY", subjects=["hivebus.ready"], num_replicas=3
+                )
+                await js.delete_stream("HIVEBUS_READY")
+                return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
 
 
 @pytest.fixture

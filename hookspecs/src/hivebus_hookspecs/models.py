@@ -176,6 +176,7 @@ class ErrorCode(enum.StrEnum):
     OVER_CAPACITY = "over_capacity"
     MAX_AGENTS_REACHED = "max_agents_reached"
     REJECTED_BY_PLUGIN = "rejected_by_plugin"
+    UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
 

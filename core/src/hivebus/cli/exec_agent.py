@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from hivebus_hookspecs.models import Offer
 from ..agent import Agent
 from ..config import HivebusConfig
 from ..logs import configure_logging
+from .shutdown import stop_requested
 
 __all__ = ["CommandFailed", "run_agent"]
 
@@ -69,11 +69,7 @@ async def run_agent(args: argparse.Namespace, config: HivebusConfig) -> int:
         metadata={"command": " ".join(argv)},
         config=config,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     async with agent:
         print(
             f"hivebus: agent {agent.agent_id} ready for {', '.join(args.cap) or 'any task'}; "

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 from pathlib import Path
 
 from ..config import HivebusConfig
 from ..logs import configure_logging
 from ..runtime import Core
 from ..server import EmbeddedServer, port_open
+from .shutdown import stop_requested
 
 __all__ = ["up"]
 
@@ -39,6 +37,7 @@ def _load(args: argparse.Namespace) -> HivebusConfig:
 async def up(args: argparse.Namespace) -> int:
     config = _load(args)
     configure_logging(config.log_level, config.log_format)
+    stop = stop_requested()  # first: a Ctrl-C during start-up still stops cleanly
     server: EmbeddedServer | None = None
     if config.nats_url is None:
         url = f"nats://{config.host}:{config.port}"
@@ -63,11 +62,6 @@ async def up(args: argparse.Namespace) -> int:
             f"(plugins: {plugins}); Ctrl-C to stop",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("hivebus: stopping", flush=True)
         await core.stop()

@@ -39,7 +39,16 @@ from hivebus_hookspecs.models import (
 )
 
 from ..errors import HivebusError
-from .ports import Conflict, EventPort, HookPort, OfferPort, OfferResult, StatePort
+from .ports import (
+    Conflict,
+    EventPort,
+    HookPort,
+    OfferOutcome,
+    OfferPort,
+    OfferResult,
+    StatePort,
+    StateUnavailable,
+)
 from .queue import PendingQueue
 from .registry import AgentRecord, AgentRegistry
 from .stats import Stats
@@ -91,6 +100,7 @@ class Orchestrator:
         self._offering: set[str] = set()  # tasks whose offer this process is awaiting
         self._seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self._context: dict[str, float] = {}  # agent id -> reported context window usage
+        self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._health_checks: list[HealthCheck] = []
@@ -554,8 +564,8 @@ class Orchestrator:
                 await self._refresh_agent(agent.agent_id)
         return None
 
-    async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
-        """Send the reserved, stored offer and settle it. ``None``: not accepted."""
+    async def _ask(self, task_id: str, agent_id: str) -> OfferOutcome:
+        """One offer round trip for the stored task."""
         task = self._tasks[task_id]
         offer = Offer(
             task_id=task.task_id,
@@ -568,9 +578,14 @@ class Orchestrator:
         )
         self._offering.add(task_id)
         try:
-            outcome = await self._offers.offer(agent_id, offer)
+            return await self._offers.offer(agent_id, offer)
         finally:
             self._offering.discard(task_id)
+
+    async def _accept(
+        self, task_id: str, agent_id: str, outcome: OfferOutcome
+    ) -> tuple[bool, TaskRecord | None]:
+        """Record an offer's outcome. ``(True, record)``: the task needs no more placing."""
         for _ in range(CAS_RETRIES):
             current = self._tasks.get(task_id)
             if (
@@ -578,17 +593,23 @@ class Orchestrator:
                 or current.status is not TaskStatus.OFFERED
                 or current.agent_id != agent_id
             ):
-                return current  # settled while we waited: cancelled, completed, or taken back
+                return True, current  # settled while we waited: cancelled, done, taken back
             agent = self.registry.get(agent_id)
-            alive = agent is not None and agent.state is AgentState.ACTIVE
-            if not (outcome.accepted and alive):
-                break
+            if not (outcome.accepted and agent is not None and agent.state is AgentState.ACTIVE):
+                return False, current
             try:
-                return self._assigned(await self._save_task(_assigned_copy(current, self.clock())))
+                assigned = await self._save_task(_assigned_copy(current, self.clock()))
+                return True, self._assigned(assigned)
             except Conflict:
                 await self._refresh_task(task_id)
-        else:
-            return await self._refresh_task(task_id)
+        return True, await self._refresh_task(task_id)
+
+    async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
+        """Send the reserved, stored offer and settle it. ``None``: not accepted."""
+        outcome = await self._ask(task_id, agent_id)
+        done, task = await self._accept(task_id, agent_id, outcome)
+        if done:
+            return task
         if outcome.result is not OfferResult.NO_RESPONDERS:
             log.info(
                 "offer not accepted",
@@ -629,8 +650,13 @@ class Orchestrator:
             task = self.queue.pop_for(agent.capability_set)
             if task is None:
                 return
-            if not await self._reserve(agent_id, task.task_id):
-                self._back_in_line(task.task_id)
+            reserved = False
+            try:
+                reserved = await self._reserve(agent_id, task.task_id)
+            finally:
+                if not reserved:  # refused, or the store failed: it keeps its place in line
+                    self._back_in_line(task.task_id)
+            if not reserved:
                 return
             current = self._tasks.get(task.task_id)
             if current is None or current.status is not TaskStatus.QUEUED:
@@ -698,7 +724,10 @@ class Orchestrator:
                     and task.success == req.success
                 )
                 if same:
-                    return task.view()  # a retried completion: answered, never counted twice
+                    # A retried completion: answered, never counted twice; and if the first
+                    # attempt died between its two writes, the slot is given back now.
+                    await self._free(req.agent_id, req.task_id)
+                    return task.view()
                 raise HivebusError(
                     ErrorCode.INVALID_STATE,
                     f"task {task.task_id!r} is already {task.status.value}",
@@ -809,10 +838,18 @@ class Orchestrator:
                 log.exception("periodic check failed")
 
     async def tick(self) -> None:
-        """Everything that happens because time passed, in one pass."""
-        await self.reap()
-        await self._expire_and_recover()
-        await self.sweep()
+        """Everything that happens because time passed, in one pass.
+
+        Each step stands alone: while the store fails over, one failing step must not keep
+        the others from running.
+        """
+        for step in (self.reap, self._expire_and_recover, self._release_phantoms, self.sweep):
+            try:
+                await step()
+            except StateUnavailable as exc:
+                log.warning(
+                    "periodic step postponed", extra={"step": step.__name__, "error": str(exc)}
+                )
 
     async def reap(self) -> list[str]:
         """Mark agents silent for ``offline_after_missed`` heartbeat intervals offline."""
@@ -893,10 +930,49 @@ class Orchestrator:
             return
         agent_id = claimed.agent_id
         log.info("recovering an offer", extra={"task_id": task.task_id, "agent_id": agent_id})
-        if agent_id is None or self.registry.get(agent_id) is None:
+        agent = self.registry.get(agent_id) if agent_id else None
+        if agent_id is None or agent is None or agent.state is not AgentState.ACTIVE:
             await self._requeue_unplaced(task.task_id)
             return
-        self._spawn(self._settle(task.task_id, agent_id), name=f"hivebus-offer-{task.task_id}")
+        self._spawn(self._reoffer(task.task_id, agent_id), name=f"hivebus-reoffer-{task.task_id}")
+
+    async def _reoffer(self, task_id: str, agent_id: str) -> None:
+        """Ask only the agent it was offered to: it may be running it already.
+
+        Silence (no responders, a timeout) keeps the offer standing for the next round: an
+        agent that is really gone is caught by the liveness rule, which requeues the task.
+        Only an explicit refusal sends the task back to the queue now.
+        """
+        outcome = await self._ask(task_id, agent_id)
+        done, _ = await self._accept(task_id, agent_id, outcome)
+        if done or outcome.result in (OfferResult.TIMEOUT, OfferResult.NO_RESPONDERS):
+            return
+        await self._unreserve(agent_id, task_id)
+        await self._requeue_unplaced(task_id)
+
+    async def _release_phantoms(self) -> None:
+        """Free slots held for tasks that no longer need them.
+
+        A slot is reserved before the task is stored as offered, and released after the task
+        is finished: a crash (or a failover) between the two writes leaves a reservation
+        behind. One seen twice, a grace period apart, is released.
+        """
+        now = self.monotonic()
+        grace = self.config.heartbeat_interval_s * 2
+        suspects: dict[tuple[str, str], float] = {}
+        for agent in list(self.registry):
+            for task_id in agent.tasks:
+                task = self._tasks.get(task_id)
+                if task is not None and task.agent_id == agent.agent_id and task.status in _ACTIVE:
+                    continue
+                key = (agent.agent_id, task_id)
+                suspects[key] = self._phantoms.get(key, now)
+                if now - suspects[key] > grace:
+                    log.warning(
+                        "releasing a stale slot", extra={"agent_id": key[0], "task_id": task_id}
+                    )
+                    await self._free(agent.agent_id, task_id)
+        self._phantoms = suspects
 
     async def sweep(self) -> None:
         """Offer waiting work to every agent with a free slot.

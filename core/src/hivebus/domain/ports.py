@@ -21,6 +21,10 @@ class Conflict(Exception):
     """The stored record changed since it was read (another coroutine or another replica)."""
 
 
+class StateUnavailable(Exception):
+    """The store cannot be reached right now (a failover, no quorum): retrying is safe."""
+
+
 __all__ = [
     "Conflict",
     "EventPort",
@@ -29,6 +33,7 @@ __all__ = [
     "OfferPort",
     "OfferResult",
     "StatePort",
+    "StateUnavailable",
 ]
 
 

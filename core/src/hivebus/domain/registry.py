@@ -102,6 +102,8 @@ class AgentRegistry:
         self._free: dict[str, dict[str, None]] = {}
         # agents with no capabilities still take tasks that require none
         self._free_any: dict[str, None] = {}
+        # kept as agents come and go: counting on every registration is O(agents)
+        self._active = 0
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -113,7 +115,7 @@ class AgentRegistry:
         return self._agents.get(agent_id)
 
     def count_active(self) -> int:
-        return sum(1 for a in self._agents.values() if a.state is AgentState.ACTIVE)
+        return self._active
 
     def add(self, agent: AgentRecord) -> None:
         """Insert or replace; a replaced agent moves to the back of the free order."""
@@ -121,6 +123,7 @@ class AgentRegistry:
         self._agents[agent.agent_id] = agent
         if agent.state is not AgentState.ACTIVE:
             return
+        self._active += 1
         for cap in agent.capability_set:
             self._holders.setdefault(cap, {})[agent.agent_id] = None
         if agent.has_free_slot:
@@ -132,6 +135,8 @@ class AgentRegistry:
         agent = self._agents.pop(agent_id, None)
         if agent is not None:
             self._unindex(agent)
+            if agent.state is AgentState.ACTIVE:
+                self._active -= 1
         return agent
 
     def _unindex(self, agent: AgentRecord) -> None:
