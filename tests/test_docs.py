@@ -1,0 +1,144 @@
+"""The documentation keeps up with the code: every name below is derived from the code itself.
+
+In the spirit of datasette's ``test_plugin_hooks_are_documented``: add a hook, an error code,
+an event, a subject, a wire field or a configuration field, and a test here fails until the
+docs describe it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+from hivebus.config import HivebusConfig
+from hivebus.errors import status_code
+from hivebus.subjects import Subjects
+from hivebus_hookspecs import hookspecs, models
+from hivebus_hookspecs.models import ErrorCode, EventName
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBJECTS_MD = ROOT / "subjects.md"
+HOOKS_MD = ROOT / "docs" / "hooks.md"
+CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
+
+# What to substitute for each parameter of a subject-building method of ``Subjects``.
+PLACEHOLDERS: dict[str, list[str]] = {
+    "agent_id": ["<agent_id>"],
+    "name": [name.value for name in EventName],
+}
+
+
+def _hooks() -> list[str]:
+    return sorted(
+        name
+        for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("hivebus_")
+    )
+
+
+def _subjects() -> list[str]:
+    """Every subject ``Subjects`` can produce (no prefix), with placeholders for parameters."""
+    subjects = Subjects()
+    found: list[str] = []
+    for name in dir(Subjects):
+        if name.startswith("_") or name == "prefix":
+            continue
+        attribute = inspect.getattr_static(Subjects, name)
+        if isinstance(attribute, property):
+            found.append(getattr(subjects, name))
+            continue
+        method = getattr(subjects, name)
+        params = list(inspect.signature(method).parameters)
+        unknown = [p for p in params if p not in PLACEHOLDERS]
+        if unknown:
+            pytest.fail(f"Subjects.{name} takes {unknown}: add placeholders to test_docs.py")
+        if len(params) != 1:
+            pytest.fail(f"Subjects.{name} takes {params}: teach test_docs.py to expand them")
+        found += [method(value) for value in PLACEHOLDERS[params[0]]]
+    return sorted(set(found))
+
+
+def _wire_fields() -> list[tuple[str, str]]:
+    """(model, field) for every pydantic model of the wire contract."""
+    pairs = []
+    for name in models.__all__:
+        model = getattr(models, name)
+        if inspect.isclass(model) and issubclass(model, BaseModel):
+            pairs += [(name, field) for field in model.model_fields]
+    return sorted(pairs)
+
+
+def _headings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("#")]
+
+
+def _table_row(text: str, key: str) -> str | None:
+    """The first Markdown table row whose first cell is ``key`` in backticks."""
+    match = re.search(rf"^\|\s*`{re.escape(key)}`\s*\|.*$", text, re.MULTILINE)
+    return match.group(0) if match else None
+
+
+HOOKS = _hooks()
+SUBJECTS = _subjects()
+WIRE_FIELDS = _wire_fields()
+CONFIG_FIELDS = sorted(HivebusConfig.model_fields)
+
+
+def test_the_derived_lists_are_not_empty():
+    # Guards against a vacuous pass if the introspection above stops finding things.
+    assert len(HOOKS) >= 10
+    assert "agent.<agent_id>.assign" in SUBJECTS
+    assert "events.>" in SUBJECTS
+    assert len(ErrorCode) >= 10
+    assert len(EventName) >= 5
+    assert ("DelegateRequest", "task_id") in WIRE_FIELDS
+    assert "nats_url" in CONFIG_FIELDS
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_heading_in_the_hook_reference(hook: str):
+    headings = _headings(HOOKS_MD.read_text())
+    assert any(re.search(rf"\b{hook}\b", heading) for heading in headings), (
+        f"{hook} has no heading in docs/hooks.md"
+    )
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_every_subject_is_in_subjects_md(subject: str):
+    assert f"`{subject}`" in SUBJECTS_MD.read_text(), f"{subject} is missing from subjects.md"
+
+
+@pytest.mark.parametrize("code", list(ErrorCode), ids=str)
+def test_every_error_code_has_a_row_with_its_status_in_subjects_md(code: ErrorCode):
+    row = _table_row(SUBJECTS_MD.read_text(), code.value)
+    assert row is not None, f"error code {code.value} has no table row in subjects.md"
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == str(status_code(code)), (
+        f"subjects.md says {code.value} is {cells[1]}; errors.py says {status_code(code)}"
+    )
+
+
+@pytest.mark.parametrize("event", list(EventName), ids=str)
+def test_every_event_is_in_subjects_md(event: EventName):
+    text = SUBJECTS_MD.read_text()
+    assert _table_row(text, f"events.{event.value}") is not None, (
+        f"events.{event.value} has no row in the events table of subjects.md"
+    )
+    assert re.search(rf"\b{re.escape(event.value)}\b", text)
+
+
+@pytest.mark.parametrize(("model", "field"), WIRE_FIELDS)
+def test_every_wire_field_is_in_subjects_md(model: str, field: str):
+    assert f"`{field}`" in SUBJECTS_MD.read_text(), (
+        f"{model}.{field} is not documented in subjects.md"
+    )
+
+
+@pytest.mark.parametrize("field", CONFIG_FIELDS)
+def test_every_config_field_has_a_row_in_configuration_md(field: str):
+    assert _table_row(CONFIGURATION_MD.read_text(), field) is not None, (
+        f"HivebusConfig.{field} has no table row in docs/configuration.md"
+    )
