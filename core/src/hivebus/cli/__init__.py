@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--role", default="worker")
     agent.add_argument("--max-tasks", type=int, default=1)
     agent.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
+
+    bench = commands.add_parser(
+        "bench", help="measure the core over a real nats-server, beside the bare NATS floor"
+    )
+    bench.add_argument("--output", metavar="FILE", default=None, help="write the JSON report")
+    bench.add_argument(
+        "--agents", type=int, default=None, help="the large population (10,000; --quick 1,000)"
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
     return parser
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from typing import Any
 
@@ -15,6 +12,7 @@ from hivebus_hookspecs.models import TaskStatus, TaskView
 from ..client import HiveClient
 from ..config import HivebusConfig
 from ..connection import connect
+from .shutdown import stop_requested
 from .tables import clock, event_line, table
 
 __all__ = ["run"]
@@ -35,6 +33,10 @@ async def run(args: argparse.Namespace) -> int:
         return await up(args)
     if args.command == "tap":
         return await tap(args)
+    if args.command == "bench":
+        from ..bench.command import bench
+
+        return await bench(args)
     if args.command == "agent":
         from .exec_agent import run_agent
 
@@ -179,7 +181,7 @@ async def tap(args: argparse.Namespace) -> int:
     nc = await connect(config, "hivebus-tap")
     prefix = f"{config.prefix}." if config.prefix else ""
     subject = prefix + args.subject
-    done = asyncio.Event()
+    done = stop_requested()
     seen = 0
 
     async def show(msg: Any) -> None:
@@ -200,10 +202,6 @@ async def tap(args: argparse.Namespace) -> int:
     await nc.flush()
     where = nc.connected_url.geturl() if nc.connected_url else config.nats_url
     print(f"# tapping {subject} on {where}", file=sys.stderr, flush=True)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, done.set)
     await done.wait()
     await nc.drain()
     return 0

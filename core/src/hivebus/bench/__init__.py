@@ -1,0 +1,10 @@
+"""``hivebus bench``: figures for the core over a real nats-server, each beside its NATS floor.
+
+Every measuring process (the floor's echo responder and relay, the agents, the delegator) is a
+separate process from the core, and every figure is reported as a ratio to what bare nats-py
+costs on the same machine in the same run. ``benchmarks/README.md`` says how to read them.
+"""
+
+from .runner import BenchOptions, run_bench
+
+__all__ = ["BenchOptions", "run_bench"]
