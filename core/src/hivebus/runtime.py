@@ -66,8 +66,8 @@ class Core:
         if isinstance(state, JetStreamState):
             # The cache is complete before anything is served: resume where the bus was.
             await state.follow(
-                orchestrator.on_stored_agent,
-                orchestrator.on_stored_task,
+                orchestrator.cache.on_stored_agent,
+                orchestrator.cache.on_stored_task,
                 self.config.request_timeout_s,
             )
         orchestrator.add_health_check(self._connection_health)

@@ -12,9 +12,9 @@ swaps it into the cache. A coroutine re-reads the cache after every await.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from hivebus_hookspecs.models import (
 )
 
 from ..errors import HivebusError
+from .cache import StateCache
 from .ports import (
     Conflict,
     EventPort,
@@ -90,16 +91,12 @@ class Orchestrator:
         self._state = state
         self.clock = clock
         self.monotonic = monotonic
-        self.registry = AgentRegistry()
-        self.queue = PendingQueue()
+        self.cache = StateCache(
+            state, config.task_retention, monotonic, on_forget=self._forget_stored
+        )
         self.stats = Stats()
-        self._tasks: dict[str, TaskRecord] = {}
-        self._live: set[str] = set()
-        self._finished: OrderedDict[str, None] = OrderedDict()
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
         self._offering: set[str] = set()  # tasks whose offer this process is awaiting
-        self._seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
-        self._context: dict[str, float] = {}  # agent id -> reported context window usage
         self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -125,6 +122,19 @@ class Orchestrator:
         self._ticker = None
         self._background.clear()
 
+    @property
+    def registry(self) -> AgentRegistry:
+        """The cached agents and their capability index (read-only for plugins)."""
+        return self.cache.registry
+
+    @property
+    def queue(self) -> PendingQueue:
+        """The cached waiting tasks (read-only for plugins)."""
+        return self.cache.queue
+
+    def _forget_stored(self, task_id: str) -> None:
+        self._spawn(self._state.forget_task(task_id), name=f"hivebus-forget-{task_id}")
+
     def add_health_check(self, check: HealthCheck) -> None:
         self._health_checks.append(check)
 
@@ -143,91 +153,6 @@ class Orchestrator:
         self._events.publish(event)
         if self._hooks.wants("hivebus_event"):
             self._hooks.notify("hivebus_event", event=event)
-
-    # --- the cache ----------------------------------------------------------------------
-
-    def apply_task(self, task: TaskRecord) -> None:
-        """Take a stored task into the cache (a local write, a load, or a replica's change)."""
-        old = self._tasks.get(task.task_id)
-        if old is not None and old.revision >= task.revision:
-            return
-        self._tasks[task.task_id] = task
-        if task.status is TaskStatus.QUEUED:
-            self.queue.push(task)
-        else:
-            self.queue.discard(task.task_id)
-        if not task.status.is_final:
-            self._live.add(task.task_id)
-            return
-        self._live.discard(task.task_id)
-        self._finished[task.task_id] = None
-        while len(self._finished) > self.config.task_retention:
-            old_id, _ = self._finished.popitem(last=False)
-            self._tasks.pop(old_id, None)
-            self._spawn(self._state.forget_task(old_id), name=f"hivebus-forget-{old_id}")
-
-    def on_stored_task(self, task_id: str, task: TaskRecord | None, revision: int) -> None:
-        """A change seen in the shared store (this replica's own writes come back too)."""
-        if task is not None:
-            self.apply_task(task)
-            return
-        cached = self._tasks.get(task_id)
-        if cached is not None and cached.revision < revision:
-            self.forget_task(task_id)
-
-    def on_stored_agent(self, agent_id: str, agent: AgentRecord | None, revision: int) -> None:
-        if agent is not None:
-            self.apply_agent(agent)
-            return
-        cached = self.registry.get(agent_id)
-        if cached is not None and cached.revision < revision:
-            self.remove_agent(agent_id)
-
-    def forget_task(self, task_id: str) -> None:
-        """Drop a task from the cache (it is gone from the store)."""
-        self._tasks.pop(task_id, None)
-        self._live.discard(task_id)
-        self._finished.pop(task_id, None)
-        self.queue.discard(task_id)
-
-    def apply_agent(self, agent: AgentRecord) -> None:
-        old = self.registry.get(agent.agent_id)
-        if old is not None and old.revision >= agent.revision:
-            return
-        self.registry.add(agent)
-        if agent.state is AgentState.ACTIVE and agent.agent_id not in self._seen:
-            self._seen[agent.agent_id] = self.monotonic()  # its heartbeats get a full window
-
-    def remove_agent(self, agent_id: str) -> None:
-        self.registry.remove(agent_id)
-        self._seen.pop(agent_id, None)
-        self._context.pop(agent_id, None)
-
-    async def _save_task(self, task: TaskRecord) -> TaskRecord:
-        await self._state.save_task(task)
-        self.apply_task(task)
-        return task
-
-    async def _save_agent(self, agent: AgentRecord) -> AgentRecord:
-        await self._state.save_agent(agent)
-        self.apply_agent(agent)
-        return agent
-
-    async def _refresh_task(self, task_id: str) -> TaskRecord | None:
-        stored = await self._state.load_task(task_id)
-        if stored is None:
-            self.forget_task(task_id)
-            return None
-        self.apply_task(stored)
-        return self._tasks.get(task_id)
-
-    async def _refresh_agent(self, agent_id: str) -> AgentRecord | None:
-        stored = await self._state.load_agent(agent_id)
-        if stored is None:
-            self.remove_agent(agent_id)
-            return None
-        self.apply_agent(stored)
-        return self.registry.get(agent_id)
 
     # --- agents -------------------------------------------------------------------------
 
@@ -257,13 +182,13 @@ class Orchestrator:
                 revision=previous.revision if previous is not None else 0,
             )
             try:
-                await self._save_agent(agent)
+                await self.cache.save_agent(agent)
                 break
             except Conflict:
-                await self._refresh_agent(req.agent_id)
+                await self.cache.refresh_agent(req.agent_id)
         else:
             raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {req.agent_id!r} is contended")
-        self._seen[agent.agent_id] = self.monotonic()
+        self.cache.seen[agent.agent_id] = self.monotonic()
         log.info("agent registered", extra={"agent_id": agent.agent_id, "role": agent.role.value})
         self._emit(
             EventName.AGENT_REGISTERED,
@@ -289,9 +214,9 @@ class Orchestrator:
 
     def heartbeat(self, req: HeartbeatRequest) -> None:
         agent = self._live_agent(req.agent_id)
-        self._seen[agent.agent_id] = self.monotonic()
+        self.cache.seen[agent.agent_id] = self.monotonic()
         if req.context_window_usage is not None:
-            self._context[agent.agent_id] = req.context_window_usage
+            self.cache.context[agent.agent_id] = req.context_window_usage
 
     def _live_agent(self, agent_id: str) -> AgentRecord:
         agent = self.registry.get(agent_id)
@@ -300,9 +225,9 @@ class Orchestrator:
         return agent
 
     def _view(self, agent: AgentRecord) -> AgentView:
-        seen = self._seen.get(agent.agent_id)
+        seen = self.cache.seen.get(agent.agent_id)
         last_seen = None if seen is None else self.clock() - (self.monotonic() - seen)
-        return agent.view(last_seen, self._context.get(agent.agent_id))
+        return agent.view(last_seen, self.cache.context.get(agent.agent_id))
 
     async def deregister(self, req: DeregisterRequest) -> DeregisterReply:
         for _ in range(CAS_RETRIES):
@@ -313,10 +238,10 @@ class Orchestrator:
                 await self._state.delete_agent(agent)
                 break
             except Conflict:
-                await self._refresh_agent(req.agent_id)
+                await self.cache.refresh_agent(req.agent_id)
         else:
             raise HivebusError(ErrorCode.INTERNAL_ERROR, f"agent {req.agent_id!r} is contended")
-        self.remove_agent(agent.agent_id)
+        self.cache.remove_agent(agent.agent_id)
         requeued = await self._take_back(agent, reason=f"agent {agent.agent_id} deregistered")
         if agent.state is AgentState.ACTIVE:
             log.info("agent deregistered", extra={"agent_id": agent.agent_id})
@@ -336,9 +261,9 @@ class Orchestrator:
         if agent is None or agent.state is not AgentState.ACTIVE:
             return []
         try:
-            await self._save_agent(agent.evolve(state=AgentState.OFFLINE, tasks=frozenset()))
+            await self.cache.save_agent(agent.evolve(state=AgentState.OFFLINE, tasks=frozenset()))
         except Conflict:
-            await self._refresh_agent(agent_id)
+            await self.cache.refresh_agent(agent_id)
             return []
         requeued = await self._take_back(agent, reason=f"agent {agent_id} went offline")
         log.warning("agent offline", extra={"agent_id": agent_id, "requeued": requeued})
@@ -351,7 +276,7 @@ class Orchestrator:
         """Requeue what ``agent`` held; an offer still in flight settles on its own."""
         requeued = []
         for task_id in sorted(agent.tasks):
-            task = self._tasks.get(task_id)
+            task = self.cache.tasks.get(task_id)
             if task is None or task.agent_id != agent.agent_id:
                 continue
             in_flight = task.status is TaskStatus.OFFERED and task_id in self._offering
@@ -361,7 +286,7 @@ class Orchestrator:
 
     async def _requeue(self, task_id: str, agent_id: str, reason: str) -> bool:
         for _ in range(CAS_RETRIES):
-            task = self._tasks.get(task_id)
+            task = self.cache.tasks.get(task_id)
             if task is None or task.agent_id != agent_id or task.status not in _ACTIVE:
                 return False
             give_up = task.attempts >= self.config.max_attempts
@@ -376,9 +301,9 @@ class Orchestrator:
             else:
                 changes["status"] = TaskStatus.QUEUED
             try:
-                saved = await self._save_task(task.evolve(**changes))
+                saved = await self.cache.save_task(task.evolve(**changes))
             except Conflict:
-                await self._refresh_task(task_id)
+                await self.cache.refresh_task(task_id)
                 continue
             if give_up:
                 self._finished_task(saved, agent_id, None)
@@ -398,13 +323,13 @@ class Orchestrator:
 
     async def delegate(self, req: DelegateRequest, task_id: str) -> DelegateReply:
         """Create the task, offer it to capable agents, queue it if nobody accepts."""
-        existing = self._tasks.get(task_id)
+        existing = self.cache.tasks.get(task_id)
         if existing is not None:
             pending = self._delegating.get(task_id)
             if pending is not None:
                 return await asyncio.shield(pending)
             return _reply(existing)
-        if len(self._live) >= self.config.max_concurrent_tasks:
+        if len(self.cache.live) >= self.config.max_concurrent_tasks:
             raise HivebusError(
                 ErrorCode.OVER_CAPACITY,
                 f"max_concurrent_tasks={self.config.max_concurrent_tasks} tasks are active "
@@ -444,12 +369,12 @@ class Orchestrator:
         placed = await self._place(task)
         if placed is not None:
             return _reply(placed)
-        current = self._tasks.get(task.task_id)
+        current = self.cache.tasks.get(task.task_id)
         if current is not None and current.status is not TaskStatus.OFFERED:
             return _reply(current)  # it exists already (another replica), or it was settled
         if not queue:
             if current is not None:
-                self.forget_task(task.task_id)
+                self.cache.forget_task(task.task_id)
                 await self._state.forget_task(task.task_id)
             raise HivebusError(
                 ErrorCode.NO_AGENT_AVAILABLE,
@@ -457,11 +382,11 @@ class Orchestrator:
             )
         base = current if current is not None else task
         try:
-            queued = await self._save_task(
+            queued = await self.cache.save_task(
                 base.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
             )
         except Conflict:
-            refreshed = await self._refresh_task(task.task_id)
+            refreshed = await self.cache.refresh_task(task.task_id)
             if refreshed is None:
                 raise HivebusError(
                     ErrorCode.INTERNAL_ERROR, "task vanished while queueing"
@@ -503,12 +428,12 @@ class Orchestrator:
                 budget -= 1
                 if not await self._reserve(candidate.agent_id, task.task_id):
                     continue
-                current = self._tasks.get(task.task_id, task)
+                current = self.cache.tasks.get(task.task_id, task)
                 if current.revision and current.status is not TaskStatus.OFFERED:
                     await self._unreserve(candidate.agent_id, task.task_id)
                     return current  # settled while we were reserving
                 try:
-                    await self._save_task(
+                    await self.cache.save_task(
                         current.evolve(
                             status=TaskStatus.OFFERED,
                             agent_id=candidate.agent_id,
@@ -517,7 +442,7 @@ class Orchestrator:
                     )
                 except Conflict:
                     await self._unreserve(candidate.agent_id, task.task_id)
-                    return await self._refresh_task(task.task_id)
+                    return await self.cache.refresh_task(task.task_id)
                 settled = await self._offer(task.task_id, candidate.agent_id)
                 if settled is not None:
                     return settled
@@ -545,10 +470,10 @@ class Orchestrator:
             if agent is None or not agent.has_free_slot:
                 return False
             try:
-                await self._save_agent(agent.evolve(tasks=agent.tasks | {task_id}))
+                await self.cache.save_agent(agent.evolve(tasks=agent.tasks | {task_id}))
                 return True
             except Conflict:
-                await self._refresh_agent(agent_id)
+                await self.cache.refresh_agent(agent_id)
         return False
 
     async def _unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
@@ -558,15 +483,15 @@ class Orchestrator:
             if agent is None or task_id not in agent.tasks:
                 return None
             try:
-                saved = await self._save_agent(agent.evolve(tasks=agent.tasks - {task_id}))
+                saved = await self.cache.save_agent(agent.evolve(tasks=agent.tasks - {task_id}))
                 return saved if saved.has_free_slot else None
             except Conflict:
-                await self._refresh_agent(agent.agent_id)
+                await self.cache.refresh_agent(agent.agent_id)
         return None
 
     async def _ask(self, task_id: str, agent_id: str) -> OfferOutcome:
         """One offer round trip for the stored task."""
-        task = self._tasks[task_id]
+        task = self.cache.tasks[task_id]
         offer = Offer(
             task_id=task.task_id,
             task_type=task.task_type,
@@ -587,7 +512,7 @@ class Orchestrator:
     ) -> tuple[bool, TaskRecord | None]:
         """Record an offer's outcome. ``(True, record)``: the task needs no more placing."""
         for _ in range(CAS_RETRIES):
-            current = self._tasks.get(task_id)
+            current = self.cache.tasks.get(task_id)
             if (
                 current is None
                 or current.status is not TaskStatus.OFFERED
@@ -598,11 +523,11 @@ class Orchestrator:
             if not (outcome.accepted and agent is not None and agent.state is AgentState.ACTIVE):
                 return False, current
             try:
-                assigned = await self._save_task(_assigned_copy(current, self.clock()))
+                assigned = await self.cache.save_task(_assigned_copy(current, self.clock()))
                 return True, self._assigned(assigned)
             except Conflict:
-                await self._refresh_task(task_id)
-        return True, await self._refresh_task(task_id)
+                await self.cache.refresh_task(task_id)
+        return True, await self.cache.refresh_task(task_id)
 
     async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
         """Send the reserved, stored offer and settle it. ``None``: not accepted."""
@@ -658,25 +583,25 @@ class Orchestrator:
                     self._back_in_line(task.task_id)
             if not reserved:
                 return
-            current = self._tasks.get(task.task_id)
+            current = self.cache.tasks.get(task.task_id)
             if current is None or current.status is not TaskStatus.QUEUED:
                 await self._unreserve(agent_id, task.task_id)
                 continue
             try:
-                await self._save_task(
+                await self.cache.save_task(
                     current.evolve(
                         status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=self.clock()
                     )
                 )
             except Conflict:  # another replica is dispatching it
                 await self._unreserve(agent_id, task.task_id)
-                await self._refresh_task(task.task_id)
+                await self.cache.refresh_task(task.task_id)
                 continue
             self._spawn(self._settle(task.task_id, agent_id), name=f"hivebus-offer-{task.task_id}")
 
     async def _settle(self, task_id: str, agent_id: str) -> None:
         """Finish placing a task already stored as offered to ``agent_id``."""
-        task = self._tasks.get(task_id)
+        task = self.cache.tasks.get(task_id)
         if task is None:
             return
         if await self._place(task, first=agent_id) is None:
@@ -685,30 +610,30 @@ class Orchestrator:
     async def _requeue_unplaced(self, task_id: str) -> None:
         """Nobody accepted a task from the queue: it goes back in line, keeping its place."""
         for _ in range(CAS_RETRIES):
-            task = self._tasks.get(task_id)
+            task = self.cache.tasks.get(task_id)
             if task is None or task.status is not TaskStatus.OFFERED:
                 return
             try:
-                await self._save_task(
+                await self.cache.save_task(
                     task.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
                 )
                 return
             except Conflict:
-                await self._refresh_task(task_id)
+                await self.cache.refresh_task(task_id)
 
     def _back_in_line(self, task_id: str) -> None:
-        task = self._tasks.get(task_id)
+        task = self.cache.tasks.get(task_id)
         if task is not None and task.status is TaskStatus.QUEUED:
             self.queue.push(task)
 
     async def _dispatch(self, task_id: str) -> None:
         """A requeued task looks for a free agent right away rather than at the next tick."""
-        task = self._tasks.get(task_id)
+        task = self.cache.tasks.get(task_id)
         if task is None or task.status is not TaskStatus.QUEUED:
             return
         for agent in self.registry.candidates(task.required, self.config.offer_candidates):
             await self._feed(agent.agent_id)
-            current = self._tasks.get(task_id)
+            current = self.cache.tasks.get(task_id)
             if current is None or current.status is not TaskStatus.QUEUED:
                 return
 
@@ -751,9 +676,9 @@ class Orchestrator:
                 finished_at=now,
             )
             try:
-                await self._save_task(finished)
+                await self.cache.save_task(finished)
             except Conflict:
-                await self._refresh_task(req.task_id)
+                await self.cache.refresh_task(req.task_id)
                 continue
             if overtook:
                 self._assigned(finished)
@@ -788,7 +713,7 @@ class Orchestrator:
             self._hooks.notify(hook, task=task.view())
 
     def _task(self, task_id: str) -> TaskRecord:
-        task = self._tasks.get(task_id)
+        task = self.cache.tasks.get(task_id)
         if task is None:
             raise HivebusError(ErrorCode.UNKNOWN_TASK, f"no task {task_id!r}")
         return task
@@ -812,11 +737,11 @@ class Orchestrator:
                     ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
                 )
             try:
-                ended = await self._save_task(
+                ended = await self.cache.save_task(
                     task.evolve(status=status, finished_at=self.clock(), error=error)
                 )
             except Conflict:
-                await self._refresh_task(task_id)
+                await self.cache.refresh_task(task_id)
                 continue
             log.info(f"task {status.value}", extra={"task_id": task_id, "agent_id": task.agent_id})
             self._emit(event, task_id=task_id, agent_id=task.agent_id)
@@ -859,7 +784,7 @@ class Orchestrator:
             agent.agent_id
             for agent in self.registry
             if agent.state is AgentState.ACTIVE
-            and now - self._seen.setdefault(agent.agent_id, now) > limit
+            and now - self.cache.seen.setdefault(agent.agent_id, now) > limit
         ]
         for agent_id in gone:
             await self.mark_offline(agent_id)
@@ -868,8 +793,8 @@ class Orchestrator:
     async def _expire_and_recover(self) -> None:
         now = self.clock()
         stale_offer = self.config.offer_timeout_s * 2 + self.config.heartbeat_interval_s
-        for task_id in list(self._live):
-            task = self._tasks.get(task_id)
+        for task_id in list(self.cache.live):
+            task = self.cache.tasks.get(task_id)
             if task is None:
                 continue
             if task.status is TaskStatus.QUEUED:
@@ -896,11 +821,11 @@ class Orchestrator:
             await self._offers.withdraw(agent_id, task.task_id)
         if self.config.on_execution_timeout == "fail":
             for _ in range(CAS_RETRIES):
-                current = self._tasks.get(task.task_id)
+                current = self.cache.tasks.get(task.task_id)
                 if current is None or current.status is not TaskStatus.ASSIGNED:
                     return
                 try:
-                    failed = await self._save_task(
+                    failed = await self.cache.save_task(
                         current.evolve(
                             status=TaskStatus.FAILED,
                             success=False,
@@ -909,7 +834,7 @@ class Orchestrator:
                         )
                     )
                 except Conflict:
-                    await self._refresh_task(task.task_id)
+                    await self.cache.refresh_task(task.task_id)
                     continue
                 self._finished_task(failed, agent_id, failed.assigned_at)
                 await self._free(agent_id, task.task_id)
@@ -924,9 +849,9 @@ class Orchestrator:
         the compare-and-set on ``offered_at`` makes one replica the one that asks.
         """
         try:
-            claimed = await self._save_task(task.evolve(offered_at=self.clock()))
+            claimed = await self.cache.save_task(task.evolve(offered_at=self.clock()))
         except Conflict:
-            await self._refresh_task(task.task_id)
+            await self.cache.refresh_task(task.task_id)
             return
         agent_id = claimed.agent_id
         log.info("recovering an offer", extra={"task_id": task.task_id, "agent_id": agent_id})
@@ -962,7 +887,7 @@ class Orchestrator:
         suspects: dict[tuple[str, str], float] = {}
         for agent in list(self.registry):
             for task_id in agent.tasks:
-                task = self._tasks.get(task_id)
+                task = self.cache.tasks.get(task_id)
                 if task is not None and task.agent_id == agent.agent_id and task.status in _ACTIVE:
                     continue
                 key = (agent.agent_id, task_id)
@@ -992,16 +917,12 @@ class Orchestrator:
 
     def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
         """Newest first; live tasks are listed before finished ones."""
-        live = [self._tasks[t] for t in self._live if t in self._tasks]
-        finished = [self._tasks[t] for t in reversed(self._finished) if t in self._tasks]
-        chosen = sorted(live, key=lambda t: -t.seq) + finished
-        if status is not None:
-            chosen = [t for t in chosen if t.status is status]
-        return [t.view() for t in chosen[:limit]]
+        chosen = (t for t in self.cache.newest_first() if status is None or t.status is status)
+        return [t.view() for t in itertools.islice(chosen, limit)]
 
     @property
     def live_count(self) -> int:
-        return len(self._live)
+        return len(self.cache.live)
 
     async def health(self) -> tuple[HealthStatus, list[str]]:
         return assess(self, await self._hooks.health(), self._health_checks)

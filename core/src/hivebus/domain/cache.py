@@ -1,0 +1,140 @@
+"""This replica's cache of the stored state, and the only way the domain writes to the store.
+
+The store (memory or JetStream) holds the truth; the cache holds the latest revision of every
+record this replica has seen, plus the indexes selection needs (the agent registry, the
+pending queue). A record is taken in only when its revision is newer than the cached one, so
+a replica's own writes echoed back by the watch, or a late watch delivery, change nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from hivebus_hookspecs.models import AgentState, TaskStatus
+
+from .ports import StatePort
+from .queue import PendingQueue
+from .registry import AgentRecord, AgentRegistry
+from .tasks import TaskRecord
+
+__all__ = ["StateCache"]
+
+
+class StateCache:
+    def __init__(
+        self,
+        state: StatePort,
+        retention: int,
+        monotonic: Callable[[], float],
+        on_forget: Callable[[str], None],
+    ) -> None:
+        self._state = state
+        self._retention = retention
+        self._monotonic = monotonic
+        self._on_forget = on_forget
+        self.registry = AgentRegistry()
+        self.queue = PendingQueue()
+        self.tasks: dict[str, TaskRecord] = {}
+        self.live: set[str] = set()
+        self.finished: OrderedDict[str, None] = OrderedDict()
+        self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
+        self.context: dict[str, float] = {}  # agent id -> reported context window usage
+
+    # --- taking records in --------------------------------------------------------------
+
+    def apply_task(self, task: TaskRecord) -> None:
+        """Take a stored task in (a local write, a load, or a replica's change)."""
+        old = self.tasks.get(task.task_id)
+        if old is not None and old.revision >= task.revision:
+            return
+        self.tasks[task.task_id] = task
+        if task.status is TaskStatus.QUEUED:
+            self.queue.push(task)
+        else:
+            self.queue.discard(task.task_id)
+        if not task.status.is_final:
+            self.live.add(task.task_id)
+            return
+        self.live.discard(task.task_id)
+        self.finished[task.task_id] = None
+        while len(self.finished) > self._retention:
+            old_id, _ = self.finished.popitem(last=False)
+            self.tasks.pop(old_id, None)
+            self._on_forget(old_id)
+
+    def forget_task(self, task_id: str) -> None:
+        """Drop a task (it is gone from the store)."""
+        self.tasks.pop(task_id, None)
+        self.live.discard(task_id)
+        self.finished.pop(task_id, None)
+        self.queue.discard(task_id)
+
+    def apply_agent(self, agent: AgentRecord) -> None:
+        old = self.registry.get(agent.agent_id)
+        if old is not None and old.revision >= agent.revision:
+            return
+        self.registry.add(agent)
+        if agent.state is AgentState.ACTIVE and agent.agent_id not in self.seen:
+            self.seen[agent.agent_id] = self._monotonic()  # its heartbeats get a full window
+
+    def remove_agent(self, agent_id: str) -> None:
+        self.registry.remove(agent_id)
+        self.seen.pop(agent_id, None)
+        self.context.pop(agent_id, None)
+
+    def on_stored_task(self, task_id: str, task: TaskRecord | None, revision: int) -> None:
+        """A change seen in the shared store (this replica's own writes come back too)."""
+        if task is not None:
+            self.apply_task(task)
+            return
+        cached = self.tasks.get(task_id)
+        if cached is not None and cached.revision < revision:
+            self.forget_task(task_id)
+
+    def on_stored_agent(self, agent_id: str, agent: AgentRecord | None, revision: int) -> None:
+        if agent is not None:
+            self.apply_agent(agent)
+            return
+        cached = self.registry.get(agent_id)
+        if cached is not None and cached.revision < revision:
+            self.remove_agent(agent_id)
+
+    # --- writing through ----------------------------------------------------------------
+
+    async def save_task(self, task: TaskRecord) -> TaskRecord:
+        """Compare-and-set ``task`` (raises ``Conflict``), then cache it."""
+        await self._state.save_task(task)
+        self.apply_task(task)
+        return task
+
+    async def save_agent(self, agent: AgentRecord) -> AgentRecord:
+        await self._state.save_agent(agent)
+        self.apply_agent(agent)
+        return agent
+
+    async def refresh_task(self, task_id: str) -> TaskRecord | None:
+        """Re-read a task after a conflict; ``None`` when it no longer exists."""
+        stored = await self._state.load_task(task_id)
+        if stored is None:
+            self.forget_task(task_id)
+            return None
+        self.apply_task(stored)
+        return self.tasks.get(task_id)
+
+    async def refresh_agent(self, agent_id: str) -> AgentRecord | None:
+        stored = await self._state.load_agent(agent_id)
+        if stored is None:
+            self.remove_agent(agent_id)
+            return None
+        self.apply_agent(stored)
+        return self.registry.get(agent_id)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def newest_first(self) -> Iterator[TaskRecord]:
+        """Live tasks (newest first), then finished ones (most recently finished first)."""
+        yield from sorted(
+            (self.tasks[t] for t in self.live if t in self.tasks), key=lambda t: -t.seq
+        )
+        yield from (self.tasks[t] for t in reversed(self.finished) if t in self.tasks)
