@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 
-async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait until ``check()`` is truthy (or an awaitable resolving truthy)."""
+async def eventually(
+    check: Callable[[], object],
+    timeout: float = 5.0,
+    explain: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """Wait until ``check()`` is truthy (or an awaitable resolving truthy).
+
+    ``explain`` describes the state when the wait fails, so a failure says what was left.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = check()
@@ -18,5 +25,6 @@ async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
+            detail = f":\n{await explain()}" if explain is not None else ""
+            pytest.fail(f"condition not met within {timeout}s{detail}")
         await asyncio.sleep(0.02)

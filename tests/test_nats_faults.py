@@ -46,7 +46,7 @@ async def test_losing_a_cluster_node_under_load_loses_no_task(nats_cluster):
             victim = next(s for s in nats_cluster if s.port == port)
             victim.kill()
             await _retrying(lambda: _delegate_all(hive, ids[30:]))
-            await eventually(lambda: _all_final(hive, ids), timeout=60)
+            await eventually(lambda: _all_final(hive, ids), timeout=60, explain=_explain(hive, ids))
             statuses = Counter([(await hive.get(t)).status for t in ids])
     finally:
         for agent in agents:
@@ -72,6 +72,16 @@ async def _retrying(action: Any, timeout: float = 30) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+def _explain(hive: HiveClient, ids: list[str]) -> Any:
+    async def explain() -> str:
+        stuck = [await hive.get(t) for t in ids]
+        lines = [f"{t.task_id} {t.status} {t.agent_id} {t.attempts}" for t in stuck]
+        lines += [f"agent {a.agent_id} {a.state} {a.active_tasks}" for a in await hive.agents()]
+        return "\n".join(line for line in lines if " completed " not in line)
+
+    return explain
 
 
 async def _all_final(hive: HiveClient, ids: list[str]) -> bool:

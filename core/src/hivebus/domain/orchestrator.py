@@ -575,29 +575,36 @@ class Orchestrator:
             task = self.queue.pop_for(agent.capability_set)
             if task is None:
                 return
-            reserved = False
+            offered = False
             try:
-                reserved = await self._reserve(agent_id, task.task_id)
+                offered = await self._offer_from_queue(task.task_id, agent_id)
             finally:
-                if not reserved:  # refused, or the store failed: it keeps its place in line
+                # Whatever stopped it (a refusal, a lost race, the store failing over), a task
+                # taken out of line and not offered goes back, keeping its place.
+                if not offered:
                     self._back_in_line(task.task_id)
-            if not reserved:
-                return
-            current = self.cache.tasks.get(task.task_id)
-            if current is None or current.status is not TaskStatus.QUEUED:
-                await self._unreserve(agent_id, task.task_id)
-                continue
-            try:
-                await self.cache.save_task(
-                    current.evolve(
-                        status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=self.clock()
-                    )
-                )
-            except Conflict:  # another replica is dispatching it
-                await self._unreserve(agent_id, task.task_id)
-                await self.cache.refresh_task(task.task_id)
-                continue
-            self._spawn(self._settle(task.task_id, agent_id), name=f"hivebus-offer-{task.task_id}")
+            if not offered:
+                return  # the next periodic pass tries again
+
+    async def _offer_from_queue(self, task_id: str, agent_id: str) -> bool:
+        """Reserve the agent and store the task as offered to it; the offer goes out after."""
+        if not await self._reserve(agent_id, task_id):
+            return False
+        current = self.cache.tasks.get(task_id)
+        if current is None or current.status is not TaskStatus.QUEUED:
+            await self._unreserve(agent_id, task_id)
+            return False
+        try:
+            offered = current.evolve(
+                status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=self.clock()
+            )
+            await self.cache.save_task(offered)
+        except Conflict:  # another replica is dispatching it
+            await self._unreserve(agent_id, task_id)
+            await self.cache.refresh_task(task_id)
+            return False
+        self._spawn(self._settle(task_id, agent_id), name=f"hivebus-offer-{task_id}")
+        return True
 
     async def _settle(self, task_id: str, agent_id: str) -> None:
         """Finish placing a task already stored as offered to ``agent_id``."""
