@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS_MD = ROOT / "subjects.md"
 HOOKS_MD = ROOT / "docs" / "hooks.md"
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
+OPERATIONS_MD = ROOT / "docs" / "operations.md"
 
 # What to substitute for each parameter of a subject-building method of ``Subjects``.
 PLACEHOLDERS: dict[str, list[str]] = {
@@ -71,6 +72,19 @@ def _wire_fields() -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+def _config_section(first: str, until: str) -> list[str]:
+    """The fields ``HivebusConfig`` declares from its ``# --- first ---`` section to ``until``'s."""
+    source = inspect.getsource(HivebusConfig)
+    start, end = source.find(f"# --- {first} ---"), source.find(f"# --- {until} ---")
+    if not 0 <= start < end:
+        pytest.fail(f"config.py lost its '# --- {first} ---' or '# --- {until} ---' comment")
+    names = re.findall(r"^    ([a-z_][a-z0-9_]*)\s*:", source[start:end], re.MULTILINE)
+    unknown = sorted(set(names) - set(HivebusConfig.model_fields))
+    if unknown:
+        pytest.fail(f"test_docs.py read {unknown} as HivebusConfig fields: fix _config_section")
+    return names
+
+
 def _headings(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("#")]
 
@@ -85,6 +99,8 @@ HOOKS = _hooks()
 SUBJECTS = _subjects()
 WIRE_FIELDS = _wire_fields()
 CONFIG_FIELDS = sorted(HivebusConfig.model_fields)
+# State, scheduling and limits, health thresholds: what docs/operations.md explains.
+OPERATIONS_FIELDS = _config_section("state", until="plugins")
 
 
 def test_the_derived_lists_are_not_empty():
@@ -96,6 +112,10 @@ def test_the_derived_lists_are_not_empty():
     assert len(EventName) >= 5
     assert ("DelegateRequest", "task_id") in WIRE_FIELDS
     assert "nats_url" in CONFIG_FIELDS
+    assert {"state", "kv_replicas", "heartbeat_interval_s", "max_attempts"} <= set(
+        OPERATIONS_FIELDS
+    )
+    assert "nats_url" not in OPERATIONS_FIELDS
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -141,4 +161,12 @@ def test_every_wire_field_is_in_subjects_md(model: str, field: str):
 def test_every_config_field_has_a_row_in_configuration_md(field: str):
     assert _table_row(CONFIGURATION_MD.read_text(), field) is not None, (
         f"HivebusConfig.{field} has no table row in docs/configuration.md"
+    )
+
+
+@pytest.mark.parametrize("field", OPERATIONS_FIELDS)
+def test_every_state_and_scheduling_field_is_in_operations_md(field: str):
+    assert f"`{field}`" in OPERATIONS_MD.read_text(), (
+        f"HivebusConfig.{field} is a state, scheduling or health setting "
+        "but docs/operations.md does not mention it"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -34,6 +35,7 @@ from .codec import encode
 from .config import HivebusConfig
 from .connection import connect
 from .errors import RemoteError
+from .owned import cancel_and_wait
 from .rpc import call
 from .subjects import Subjects
 
@@ -72,6 +74,7 @@ class Agent:
             capabilities=capabilities,
             max_tasks=max_tasks,
             metadata=metadata or {},
+            instance_id=uuid.uuid4().hex,
         )
         self.handler = handler
         self.subjects = Subjects(self.config.prefix)
@@ -109,22 +112,37 @@ class Agent:
         ]
         await self.nc.flush()
         self._accepting = True
-        await self._register()
+        await self._register_first()
         self._heartbeat_task = asyncio.create_task(
             self._heartbeat_forever(), name=f"hivebus-heartbeat-{self.agent_id}"
         )
 
+    async def _register_first(self) -> None:
+        """Register; if a previous run of this agent is still on the books, outwait it.
+
+        A restarted agent reuses its id, but its last run only leaves once the core misses
+        its heartbeats (and gives its tasks to others): until then the id is taken.
+        """
+        loop = asyncio.get_running_loop()
+        window = self.config.heartbeat_interval_s * (self.config.offline_after_missed + 2)
+        give_up_at = loop.time() + window
+        while True:
+            try:
+                await self._register()
+                return
+            except RemoteError as exc:
+                if exc.code is not ErrorCode.AGENT_EXISTS or loop.time() > give_up_at:
+                    raise
+            log.info(
+                "agent id still held by an earlier run; waiting", extra={"agent_id": self.agent_id}
+            )
+            await asyncio.sleep(min(self.config.heartbeat_interval_s / 2, 1.0))
+
     async def _register(self) -> None:
         assert self.nc is not None
-        try:
-            reply = await call(
-                self.nc, self.subjects.register, self.registration, self.config.request_timeout_s
-            )
-        except RemoteError as exc:
-            if exc.code is not ErrorCode.AGENT_EXISTS:
-                raise
-            log.info("agent still registered", extra={"agent_id": self.agent_id})
-            return
+        reply = await call(
+            self.nc, self.subjects.register, self.registration, self.config.request_timeout_s
+        )
         self._heartbeat_interval = float(reply["heartbeat_interval_s"])
         log.info("agent registered", extra={"agent_id": self.agent_id})
 
@@ -135,7 +153,7 @@ class Agent:
 
     async def _heartbeat_forever(self) -> None:
         assert self.nc is not None
-        while True:
+        while self._accepting:
             await asyncio.sleep(self._heartbeat_interval)
             beat = HeartbeatRequest(agent_id=self.agent_id, active_tasks=len(self._running))
             try:
@@ -222,6 +240,15 @@ class Agent:
             try:
                 await call(self.nc, self.subjects.complete, report, self.config.request_timeout_s)
             except (TimeoutError, ConnectionError, RemoteError) as exc:
+                too_large = isinstance(exc, RemoteError) and exc.code is ErrorCode.PAYLOAD_TOO_LARGE
+                if too_large and report.success:
+                    # The work is done but its result cannot travel: say so, as a failure,
+                    # rather than leave the task assigned forever.
+                    error = str(exc)
+                    report = report.model_copy(
+                        update={"success": False, "result": None, "error": error}
+                    )
+                    continue
                 if isinstance(exc, RemoteError) and exc.code is not ErrorCode.UNAVAILABLE:
                     log.warning(
                         "completion refused",
@@ -245,14 +272,11 @@ class Agent:
         """Stop taking offers, let running tasks finish (up to ``grace_s``), deregister."""
         self._accepting = False
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+            await cancel_and_wait([self._heartbeat_task])
             self._heartbeat_task = None
         if self._workers:
             _, late = await asyncio.wait(list(self._workers), timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await cancel_and_wait(late)
         if self.nc is not None and self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await call(

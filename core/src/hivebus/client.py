@@ -33,7 +33,7 @@ from .subjects import Subjects
 
 __all__ = ["HiveClient"]
 
-_FINAL_EVENTS = ("task.completed", "task.failed", "task.cancelled")
+_FINAL_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.expired")
 
 
 class HiveClient:

@@ -26,6 +26,7 @@ from .config import HivebusConfig
 from .domain.ports import Conflict, StateUnavailable
 from .domain.registry import AgentRecord
 from .domain.tasks import TaskRecord
+from .owned import cancel_and_wait
 
 __all__ = ["BucketNames", "JetStreamState", "jetstream_available"]
 
@@ -177,9 +178,7 @@ class JetStreamState:
             )
 
     async def close(self) -> None:
-        for task in self._watchers:
-            task.cancel()
-        await asyncio.gather(*self._watchers, return_exceptions=True)
+        await cancel_and_wait(self._watchers)
         self._watchers.clear()
 
 

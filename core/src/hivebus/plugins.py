@@ -32,6 +32,7 @@ from hivebus_hookspecs.models import (
 )
 
 from .errors import HivebusError
+from .owned import cancel_and_wait
 
 if TYPE_CHECKING:
     from pluggy._hooks import HookImpl
@@ -254,8 +255,7 @@ class PluginHost:
                     await self._notifications.join()
             except TimeoutError:
                 log.warning("plugin notifications left undelivered at shutdown")
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await cancel_and_wait([self._worker])
         self._notifications, self._worker = None, None
         for impl in list(reversed(self._impls("hivebus_shutdown"))):
             with contextlib.suppress(Rejected):

@@ -10,6 +10,7 @@ from hivebus_hookspecs.models import Event
 from nats.aio.client import Client
 
 from .codec import encode
+from .owned import cancel_and_wait
 from .subjects import Subjects
 
 __all__ = ["EventPublisher"]
@@ -53,7 +54,6 @@ class EventPublisher:
     async def stop(self) -> None:
         """Publish what is pending, then stop."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
             self._task = None
         await self._flush_pending()

@@ -50,7 +50,12 @@ class Core:
     async def start(self, nc: Client | None = None) -> None:
         started = time.perf_counter()
         if nc is None:
-            nc = await connect(self.config, f"hivebus-core-{self.config.orchestrator_id}")
+            nc = await connect(
+                self.config,
+                f"hivebus-core-{self.config.orchestrator_id}",
+                on_disconnect=self._bus_lost,
+                on_reconnect=self._bus_restored,
+            )
             self._owns_connection = True
         self.nc = nc
         self.plugins.load_entry_points()
@@ -94,12 +99,31 @@ class Core:
         if wanted == "auto":
             has_js = await jetstream_available(nc, self.config.request_timeout_s)
             wanted = "jetstream" if has_js else "memory"
+            if not has_js:
+                log.warning(
+                    "NATS has no JetStream: state is in memory and a restart forgets it "
+                    "(start nats-server with -js, or set state=memory to silence this)"
+                )
         if wanted == "memory":
             self.state_kind = "memory"
             return MemoryState()
-        self._state = await JetStreamState.open(nc, self.config)
+        try:
+            self._state = await JetStreamState.open(nc, self.config)
+        except Exception as exc:
+            raise ConnectionError(
+                f"cannot open the JetStream state buckets ({exc!r}): is JetStream enabled, "
+                f"and does the cluster have kv_replicas={self.config.kv_replicas} nodes?"
+            ) from exc
         self.state_kind = "jetstream"
         return self._state
+
+    async def _bus_lost(self) -> None:
+        if self._orchestrator is not None:
+            self._orchestrator.bus_lost()
+
+    async def _bus_restored(self) -> None:
+        if self._orchestrator is not None:
+            self._orchestrator.bus_restored()
 
     def _connection_health(self) -> tuple[HealthStatus, str] | None:
         if self.nc is not None and not self.nc.is_connected:

@@ -95,8 +95,13 @@ class EmbeddedServer:
             os.close(fd)
             self.log_path = Path(name)
         with open(self.log_path, "ab") as log_file:
+            # Its own session: a Ctrl-C in the terminal reaches hivebus, which stops the
+            # core first and the server last, not both at once.
             self.process = subprocess.Popen(
-                self.command(), stdout=subprocess.DEVNULL, stderr=log_file
+                self.command(),
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         while not port_open(self.host, self.port):

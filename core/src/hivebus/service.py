@@ -43,6 +43,7 @@ from .codec import decode, encode
 from .domain import Orchestrator
 from .domain.ports import StateUnavailable
 from .errors import HivebusError, status_code
+from .owned import cancel_and_wait
 from .plugins import PluginHost
 from .subjects import Subjects
 
@@ -113,9 +114,7 @@ class CoreService:
             self._service = None
         if self._inflight:
             _, late = await asyncio.wait(self._inflight, timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await cancel_and_wait(late)
 
     def _dispatcher(self, op: Op) -> Callable[[Request], Awaitable[None]]:
         async def dispatch(request: Request) -> None:

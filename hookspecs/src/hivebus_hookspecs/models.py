@@ -199,6 +199,10 @@ class RegisterRequest(_Wire):
     capabilities: list[Capability] = Field(default_factory=list, max_length=256)
     max_tasks: int = Field(default=1, ge=1, le=10_000)
     metadata: Metadata = Field(default_factory=dict)
+    instance_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Identifies one run of the agent process: registering again with the same one (after a
+    reconnect) is answered as a success; another process with the same agent id is refused
+    with ``agent_exists`` until the first one is gone."""
 
 
 class HeartbeatRequest(_Wire):

@@ -75,8 +75,17 @@ class StateCache:
         if old is not None and old.revision >= agent.revision:
             return
         self.registry.add(agent)
-        if agent.state is AgentState.ACTIVE and agent.agent_id not in self.seen:
-            self.seen[agent.agent_id] = self._monotonic()  # its heartbeats get a full window
+        if agent.state is not AgentState.ACTIVE:
+            return
+        renewed = (
+            old is None
+            or old.state is not AgentState.ACTIVE
+            or old.registered_at != agent.registered_at
+        )
+        if renewed or agent.agent_id not in self.seen:
+            # A new or renewed registration (maybe on another replica): a full window to
+            # show its heartbeats here, not the clock of the registration before.
+            self.seen[agent.agent_id] = self._monotonic()
 
     def remove_agent(self, agent_id: str) -> None:
         self.registry.remove(agent_id)

@@ -39,6 +39,7 @@ from hivebus_hookspecs.models import (
 )
 
 from ..errors import HivebusError
+from ..owned import cancel_and_wait
 from .cache import StateCache
 from .ports import (
     Conflict,
@@ -98,6 +99,8 @@ class Orchestrator:
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
         self._offering: set[str] = set()  # tasks whose offer this process is awaiting
         self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
+        self._orphans: dict[str, float] = {}  # task -> first seen held by a departed agent
+        self._bus_up = True
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._health_checks: list[HealthCheck] = []
@@ -115,10 +118,7 @@ class Orchestrator:
             self._ticker = asyncio.create_task(self._tick_forever(), name="hivebus-ticker")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._ticker, *self._background) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([self._ticker, *self._background])
         self._ticker = None
         self._background.clear()
 
@@ -157,6 +157,15 @@ class Orchestrator:
     # --- agents -------------------------------------------------------------------------
 
     async def register(self, req: RegisterRequest) -> AgentRecord:
+        existing = self.registry.get(req.agent_id)
+        if (
+            existing is not None
+            and existing.state is AgentState.ACTIVE
+            and req.instance_id is not None
+            and existing.instance_id == req.instance_id
+        ):
+            self.cache.seen[req.agent_id] = self.monotonic()  # the same run, saying hello again
+            return existing
         self._check_can_register(req.agent_id)
         caps = tuple(dict.fromkeys(req.capabilities))
         if self._hooks.wants("hivebus_agent_register"):
@@ -179,6 +188,7 @@ class Orchestrator:
                 max_tasks=req.max_tasks,
                 metadata=dict(req.metadata),
                 registered_at=self.clock(),
+                instance_id=req.instance_id,
                 revision=previous.revision if previous is not None else 0,
             )
             try:
@@ -732,12 +742,21 @@ class Orchestrator:
         return (await self._end(task_id, TaskStatus.CANCELLED, EventName.TASK_CANCELLED)).view()
 
     async def _end(
-        self, task_id: str, status: TaskStatus, event: EventName, error: str | None = None
+        self,
+        task_id: str,
+        status: TaskStatus,
+        event: EventName,
+        error: str | None = None,
+        only_from: TaskStatus | None = None,
     ) -> TaskRecord:
-        """Cancel or expire a task that is not finished; idempotent for the same end."""
+        """Cancel or expire a task that is not finished; idempotent for the same end.
+
+        ``only_from``: end it only while it is still in that status (expiry applies to
+        queued tasks only, even when a retry after a lost race finds it offered).
+        """
         for _ in range(CAS_RETRIES):
             task = self._task(task_id)
-            if task.status is status:
+            if task.status is status or (only_from is not None and task.status is not only_from):
                 return task
             if task.status.is_final:
                 raise HivebusError(
@@ -753,8 +772,7 @@ class Orchestrator:
             log.info(f"task {status.value}", extra={"task_id": task_id, "agent_id": task.agent_id})
             self._emit(event, task_id=task_id, agent_id=task.agent_id)
             if task.agent_id is not None and task.status in _ACTIVE:
-                await self._offers.withdraw(task.agent_id, task_id)
-                await self._free(task.agent_id, task_id)
+                await self._stop_agent_work(task.agent_id, task_id)
             return ended
         raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {task_id!r} is contended")
 
@@ -783,8 +801,21 @@ class Orchestrator:
                     "periodic step postponed", extra={"step": step.__name__, "error": str(exc)}
                 )
 
+    def bus_lost(self) -> None:
+        """The core lost NATS: silence from agents means nothing until it is back."""
+        self._bus_up = False
+
+    def bus_restored(self) -> None:
+        """Back on NATS: every agent gets a full window to be heard again."""
+        now = self.monotonic()
+        for agent_id in self.cache.seen:
+            self.cache.seen[agent_id] = now
+        self._bus_up = True
+
     async def reap(self) -> list[str]:
         """Mark agents silent for ``offline_after_missed`` heartbeat intervals offline."""
+        if not self._bus_up:
+            return []
         limit = self.config.heartbeat_interval_s * self.config.offline_after_missed
         now = self.monotonic()
         gone = [
@@ -798,34 +829,60 @@ class Orchestrator:
         return gone
 
     async def _expire_and_recover(self) -> None:
-        now = self.clock()
-        stale_offer = self.config.offer_timeout_s * 2 + self.config.heartbeat_interval_s
+        """Deadlines, and tasks a crash left with nobody to finish them.
+
+        Each task is handled on its own: one that cannot be handled now (it changed under
+        us, the store is failing over) does not hold up the others.
+        """
         for task_id in list(self.cache.live):
-            task = self.cache.tasks.get(task_id)
-            if task is None:
-                continue
-            if task.status is TaskStatus.QUEUED:
-                if task.queue_deadline is not None and now > task.queue_deadline:
-                    await self._end(
-                        task_id, TaskStatus.EXPIRED, EventName.TASK_EXPIRED, "queue timeout"
-                    )
-            elif task.status is TaskStatus.ASSIGNED:
-                limit = task.execution_timeout_s
-                if limit is not None and task.assigned_at and now > task.assigned_at + limit:
-                    await self._execution_timeout(task)
-            elif (
-                task.status is TaskStatus.OFFERED
-                and task_id not in self._offering
-                and task.offered_at is not None
-                and now - task.offered_at > stale_offer
-            ):
-                await self._recover_offer(task)
+            try:
+                await self._check_live_task(task_id)
+            except (HivebusError, StateUnavailable) as exc:
+                log.info("task check postponed", extra={"task_id": task_id, "error": str(exc)})
+        for task_id in [t for t in self._orphans if t not in self.cache.live]:
+            del self._orphans[task_id]
+
+    async def _check_live_task(self, task_id: str) -> None:
+        task = self.cache.tasks.get(task_id)
+        if task is None:
+            return
+        now = self.clock()
+        if task.status is TaskStatus.QUEUED:
+            if task.queue_deadline is not None and now > task.queue_deadline:
+                await self._end(
+                    task_id,
+                    TaskStatus.EXPIRED,
+                    EventName.TASK_EXPIRED,
+                    "queue timeout",
+                    only_from=TaskStatus.QUEUED,
+                )
+            return
+        if task_id in self._offering or task.agent_id is None:
+            return
+        agent = self.registry.get(task.agent_id)
+        if agent is None or agent.state is not AgentState.ACTIVE:
+            # Its agent left, but whoever stored that died before giving the task back. Or
+            # another replica's watch is a moment ahead of ours: so only after a grace.
+            first_seen = self._orphans.setdefault(task_id, self.monotonic())
+            if self.monotonic() - first_seen > self.config.heartbeat_interval_s * 2:
+                await self._requeue(task_id, task.agent_id, f"agent {task.agent_id} is gone")
+            return
+        self._orphans.pop(task_id, None)
+        if task.status is TaskStatus.ASSIGNED:
+            limit = task.execution_timeout_s
+            if limit is not None and task.assigned_at and now > task.assigned_at + limit:
+                await self._execution_timeout(task)
+        elif task.offered_at is not None and now - task.offered_at > self._stale_offer_s:
+            await self._recover_offer(task)
+
+    @property
+    def _stale_offer_s(self) -> float:
+        """An offer older than this has nobody waiting for its answer any more."""
+        return self.config.offer_timeout_s * 2 + self.config.heartbeat_interval_s
 
     async def _execution_timeout(self, task: TaskRecord) -> None:
         agent_id = task.agent_id
         reason = f"execution timeout of {task.execution_timeout_s}s"
-        if agent_id is not None:
-            await self._offers.withdraw(agent_id, task.task_id)
         if self.config.on_execution_timeout == "fail":
             for _ in range(CAS_RETRIES):
                 current = self.cache.tasks.get(task.task_id)
@@ -844,10 +901,16 @@ class Orchestrator:
                     await self.cache.refresh_task(task.task_id)
                     continue
                 self._finished_task(failed, agent_id, failed.assigned_at)
-                await self._free(agent_id, task.task_id)
+                await self._stop_agent_work(agent_id, task.task_id)
                 return
         elif agent_id is not None and await self._requeue(task.task_id, agent_id, reason):
-            await self._free(agent_id, task.task_id)
+            await self._stop_agent_work(agent_id, task.task_id)
+
+    async def _stop_agent_work(self, agent_id: str | None, task_id: str) -> None:
+        """After the store says the task left the agent: tell the agent, free its slot."""
+        if agent_id is not None:
+            await self._offers.withdraw(agent_id, task_id)
+        await self._free(agent_id, task_id)
 
     async def _recover_offer(self, task: TaskRecord) -> None:
         """An offer whose sender died (a core crashed mid-offer): ask the same agent again.

@@ -31,6 +31,7 @@ class AgentRecord:
     state: AgentState = AgentState.ACTIVE
     tasks: frozenset[str] = frozenset()
     """Tasks offered to or held by the agent: an offer in flight occupies a slot."""
+    instance_id: str | None = None
     revision: int = 0
     capability_set: frozenset[str] = field(init=False, repr=False)
 
@@ -58,6 +59,7 @@ class AgentRecord:
             "registered_at": self.registered_at,
             "state": self.state.value,
             "tasks": sorted(self.tasks),
+            "instance_id": self.instance_id,
         }
 
     @classmethod
@@ -71,6 +73,7 @@ class AgentRecord:
             registered_at=float(data["registered_at"]),
             state=AgentState(data["state"]),
             tasks=frozenset(data.get("tasks") or ()),
+            instance_id=data.get("instance_id"),
             revision=revision,
         )
 
