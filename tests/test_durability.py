@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import eventually
-from hivebus import Core, HivebusConfig, HiveClient, Offer, TaskStatus
+from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, TaskStatus
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
 from processes import spawn
@@ -88,38 +88,6 @@ async def test_delegating_the_same_id_on_two_replicas_creates_one_task(nats_serv
             await core.stop()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-async def test_kill_9_of_the_core_under_load_loses_no_task(nats_server, make_agent, tmp_path):
-    """Tasks queued, offered and assigned when the core dies all finish, each exactly once."""
-    env = {"HIVEBUS_STATE": "jetstream", "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5"}
-    core = spawn("up", "--nats", nats_server.url, "-p", "no:echo-audit", cwd=tmp_path, **env)
-    await core.until("serving on")
-    config = js_config(nats_server)
-    workers = [Recorder(f"w{i}") for i in range(4)]
-    for worker in workers:
-        await make_agent(worker.name, ["x"], worker)
-    ids = [f"load-{i}" for i in range(60)]
-    async with HiveClient(config=config) as hive:
-        await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:30]))
-        core.popen.send_signal(signal.SIGKILL)
-        core.popen.wait()
-        replacement = spawn(
-            "up", "--nats", nats_server.url, "-p", "no:echo-audit", cwd=tmp_path, **env
-        )
-        try:
-            await replacement.until("serving on")
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[30:]))
-            await eventually(lambda: _all_final(hive, ids), timeout=60)
-            statuses = Counter([(await hive.get(t)).status for t in ids])
-        finally:
-            replacement.stop()
-    assert statuses == {TaskStatus.COMPLETED: len(ids)}
-    ran = Counter(t for worker in workers for t in worker.ran)
-    assert set(ran) == set(ids)
-    assert max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
-
-
 async def _all_final(hive: HiveClient, ids: list[str]) -> bool:
     for task_id in ids:
         if not (await hive.get(task_id)).status.is_final:
@@ -127,34 +95,97 @@ async def _all_final(hive: HiveClient, ids: list[str]) -> bool:
     return True
 
 
+class Bus:
+    """Core processes (``hivebus up``) on a 3-node cluster, agents and a client in-test."""
+
+    def __init__(self, cluster: list[EmbeddedServer], workdir: Any) -> None:
+        self.url = ",".join(server.url for server in cluster)
+        self.workdir = workdir
+        self.cores: list[Any] = []
+        self.config = HivebusConfig.load(
+            **{**TEST_DEFAULTS, "nats_url": self.url, "state": "jetstream", "kv_replicas": 3}
+        )
+        self.workers = [Recorder(f"w{i}") for i in range(4)]
+        self.agents = [Agent(w.name, ["x"], w, config=self.config) for w in self.workers]
+
+    async def start_core(self) -> None:
+        env = {
+            "HIVEBUS_STATE": "jetstream",
+            "HIVEBUS_KV_REPLICAS": "3",
+            "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5",
+        }
+        core = spawn("up", "--nats", self.url, "-p", "no:echo-audit", cwd=self.workdir, **env)
+        await core.until("serving on")
+        self.cores.append(core)
+
+    def kill_core(self, index: int) -> None:
+        self.cores[index].popen.send_signal(signal.SIGKILL)
+        self.cores[index].popen.wait()
+
+    async def stop(self) -> None:
+        for agent in self.agents:
+            await agent.stop(grace_s=1)
+        for core in self.cores:
+            core.stop()
+
+    async def run(self, ids: list[str], fault: Any) -> HiveClient:
+        """Delegate half, cause ``fault``, delegate the rest, wait until all are final."""
+        for agent in self.agents:
+            await agent.start()
+        hive = HiveClient(config=self.config)
+        await hive.connect()
+        half = len(ids) // 2
+        await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:half]))
+        await fault()
+        await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[half:]))
+        await eventually(lambda: _all_final(hive, ids), timeout=60)
+        return hive
+
+    async def check(self, hive: HiveClient, ids: list[str]) -> None:
+        """Each task completed exactly once, by one agent; no live agent forgotten."""
+        statuses = Counter([(await hive.get(t)).status for t in ids])
+        assert statuses == {TaskStatus.COMPLETED: len(ids)}
+        ran = Counter(t for worker in self.workers for t in worker.ran)
+        assert set(ran) == set(ids)
+        assert max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
+        active = sorted(a.agent_id for a in await hive.agents() if a.state == "active")
+        assert active == [w.name for w in self.workers]
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(120)
-async def test_two_replicas_share_the_bus_and_survive_losing_one(nats_server, make_agent, tmp_path):
-    env = {"HIVEBUS_STATE": "jetstream", "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5"}
-    replicas = [
-        spawn("up", "--nats", nats_server.url, "-p", "no:echo-audit", cwd=tmp_path, **env)
-        for _ in range(2)
-    ]
-    for replica in replicas:
-        await replica.until("serving on")
-    config = js_config(nats_server)
-    workers = [Recorder(f"r{i}") for i in range(4)]
-    for worker in workers:
-        await make_agent(worker.name, ["x"], worker)
-    ids = [f"shared-{i}" for i in range(80)]
+@pytest.mark.timeout(150)
+async def test_kill_9_of_the_core_under_load_loses_no_task(nats_cluster, tmp_path):
+    """Tasks queued, offered and assigned when the core dies all finish, each exactly once."""
+    bus = Bus(nats_cluster, tmp_path)
+    ids = [f"load-{i}" for i in range(60)]
+
+    async def crash_and_replace() -> None:
+        bus.kill_core(0)
+        await bus.start_core()
+
     try:
-        async with HiveClient(config=config) as hive:
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:40]))
-            replicas[0].popen.send_signal(signal.SIGKILL)
-            replicas[0].popen.wait()
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[40:]))
-            await eventually(lambda: _all_final(hive, ids), timeout=60)
-            statuses = Counter([(await hive.get(t)).status for t in ids])
-            agents = await hive.agents()
+        await bus.start_core()
+        hive = await bus.run(ids, crash_and_replace)
+        await bus.check(hive, ids)
+        await hive.close()
     finally:
-        for replica in replicas:
-            replica.stop()
-    assert statuses == {TaskStatus.COMPLETED: len(ids)}
-    ran = Counter(t for worker in workers for t in worker.ran)
-    assert max(ran.values()) == 1
-    assert sorted(a.agent_id for a in agents if a.state == "active") == ["r0", "r1", "r2", "r3"]
+        await bus.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_two_replicas_share_the_bus_and_survive_losing_one(nats_cluster, tmp_path):
+    bus = Bus(nats_cluster, tmp_path)
+    ids = [f"shared-{i}" for i in range(80)]
+
+    async def lose_one() -> None:
+        bus.kill_core(0)
+
+    try:
+        await bus.start_core()
+        await bus.start_core()
+        hive = await bus.run(ids, lose_one)
+        await bus.check(hive, ids)
+        await hive.close()
+    finally:
+        await bus.stop()

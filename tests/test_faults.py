@@ -16,6 +16,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
 
+@pytest.fixture(params=["memory", "jetstream"])
+def hivebus_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"state": request.param}
+
+
 async def _status(hive: HiveClient, task_id: str) -> TaskStatus:
     return (await hive.get(task_id)).status
 
