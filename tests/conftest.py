@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from contract_wire import Wire
+from hivebus import HivebusConfig
+from nats.aio.client import Client
 
 
 async def eventually(
@@ -28,3 +31,9 @@ async def eventually(
             detail = f":\n{await explain()}" if explain is not None else ""
             pytest.fail(f"condition not met within {timeout}s{detail}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def wire(hivebus_core: object, nats_client: Client, hivebus_config: HivebusConfig) -> Wire:
+    """The wire contract, spoken over a raw NATS connection to the running core."""
+    return Wire(nats_client, hivebus_config.prefix)

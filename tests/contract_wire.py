@@ -16,6 +16,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 WAIT_S = 5.0
+
+FAST = {"offer_timeout_s": 0.3, "heartbeat_interval_s": 5.0}
+"""Core settings for the contract tests: quick offer timeouts, no liveness noise."""
 """How long to wait for something that should happen promptly (a guard, never a measurement)."""
 
 ERROR_HEADER = "Nats-Service-Error"

@@ -14,22 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from contract_wire import ERROR_STATUS, WAIT_S, EventLog, RawAgent, Wire
-from hivebus import Core, HivebusConfig
+from contract_wire import ERROR_STATUS, FAST, WAIT_S, EventLog, RawAgent, Wire
+from hivebus import Core
 from hivebus_hookspecs import ErrorCode, Rejected, hookimpl
-from nats.aio.client import Client
-
-FAST = {"offer_timeout_s": 0.3, "heartbeat_interval_s": 5.0}
 
 
 @pytest.fixture
 def hivebus_settings() -> dict[str, Any]:
     return dict(FAST)
-
-
-@pytest.fixture
-async def wire(hivebus_core: Core, nats_client: Client, hivebus_config: HivebusConfig) -> Wire:
-    return Wire(nats_client, hivebus_config.prefix)
 
 
 @pytest.fixture

@@ -122,29 +122,15 @@ class JetStreamState:
             raise StateUnavailable(f"JetStream did not delete {agent.agent_id!r}") from exc
 
     async def load_agent(self, agent_id: str) -> AgentRecord | None:
-        try:
-            entry = await self._agents.get(agent_id)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        except _TRANSIENT as exc:
-            raise StateUnavailable(f"JetStream did not read {agent_id!r}") from exc
-        if entry.value is None or entry.revision is None:
-            return None
-        return AgentRecord.from_dict(orjson.loads(entry.value), entry.revision)
+        loaded: AgentRecord | None = await _load(self._agents, agent_id, AgentRecord.from_dict)
+        return loaded
 
     async def save_task(self, task: TaskRecord) -> int:
         return await self._save(self._tasks, task.task_id, task)
 
     async def load_task(self, task_id: str) -> TaskRecord | None:
-        try:
-            entry = await self._tasks.get(task_id)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        except _TRANSIENT as exc:
-            raise StateUnavailable(f"JetStream did not read {task_id!r}") from exc
-        if entry.value is None or entry.revision is None:
-            return None
-        return TaskRecord.from_dict(orjson.loads(entry.value), entry.revision)
+        loaded: TaskRecord | None = await _load(self._tasks, task_id, TaskRecord.from_dict)
+        return loaded
 
     async def forget_task(self, task_id: str) -> None:
         try:
@@ -180,6 +166,19 @@ class JetStreamState:
     async def close(self) -> None:
         await cancel_and_wait(self._watchers)
         self._watchers.clear()
+
+
+async def _load(kv: KeyValue, key: str, decode: Decode) -> Any:
+    """The stored record under ``key``, or None when there is none."""
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    except _TRANSIENT as exc:
+        raise StateUnavailable(f"JetStream did not read {key!r}") from exc
+    if entry.value is None or entry.revision is None:
+        return None
+    return decode(orjson.loads(entry.value), entry.revision)
 
 
 async def _follow(watcher: KeyValue.KeyWatcher, decode: Decode, apply: Apply) -> None:

@@ -168,27 +168,22 @@ class Orchestrator:
             return existing
         self._check_can_register(req.agent_id)
         caps = tuple(dict.fromkeys(req.capabilities))
+        applicant = AgentRecord(
+            agent_id=req.agent_id,
+            role=req.role,
+            capabilities=caps,
+            max_tasks=req.max_tasks,
+            metadata=dict(req.metadata),
+            registered_at=self.clock(),
+            instance_id=req.instance_id,
+        )
         if self._hooks.wants("hivebus_agent_register"):
-            probe = AgentRecord(
-                agent_id=req.agent_id,
-                role=req.role,
-                capabilities=caps,
-                max_tasks=req.max_tasks,
-                metadata=dict(req.metadata),
-                registered_at=self.clock(),
-            )
-            await self._hooks.check_agent(probe.view())
+            await self._hooks.check_agent(applicant.view())
         for _ in range(CAS_RETRIES):
             self._check_can_register(req.agent_id)  # the world may have moved while we waited
             previous = self.registry.get(req.agent_id)
-            agent = AgentRecord(
-                agent_id=req.agent_id,
-                role=req.role,
-                capabilities=caps,
-                max_tasks=req.max_tasks,
-                metadata=dict(req.metadata),
+            agent = applicant.evolve(
                 registered_at=self.clock(),
-                instance_id=req.instance_id,
                 revision=previous.revision if previous is not None else 0,
             )
             try:
