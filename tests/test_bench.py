@@ -35,6 +35,7 @@ FIGURES = {
     "plugins",
     "variants",
     "heartbeats",
+    "jetstream",
 }
 RATIOS = {
     "registration_p50_vs_echo_p50",
@@ -42,7 +43,12 @@ RATIOS = {
     "delegation_rate_vs_relay_rate",
     "scale_large_vs_small_p50",
     "plugins_all_vs_none_p50",
+    "jetstream_delegation_p50_vs_memory_p50",
+    "jetstream_delegation_rate_vs_memory_rate",
+    "jetstream_registration_p50_vs_memory_p50",
+    "jetstream_delegation_p50_vs_durable_floor",
 }
+JETSTREAM = {"floor", "startup", "memory", "registration", "delegation", "writes_per_delegation"}
 
 
 def _bench_processes() -> list[str]:
@@ -95,10 +101,18 @@ def test_quick_bench_writes_a_well_formed_report(tmp_path: Path) -> None:
         assert result["success"] is True, result["errors"]
 
     assert set(report["figures"]) >= FIGURES
+    # The same core with its state in JetStream, measured beside the in-memory one: every
+    # delegation of the 256-in-flight phase was assigned (none left queued), or the
+    # scenario would have failed above.
+    jetstream = report["figures"]["jetstream"]
+    assert set(jetstream) >= JETSTREAM
+    assert set(jetstream["delegation"]) >= {"sequential", "concurrent", "cycles"}
+    assert jetstream["delegation"]["concurrent"]["failures"] == 0
     assert set(report["ratios"]) >= RATIOS
     assert all(isinstance(v, float) for v in report["ratios"].values())
     for goal in report["goals"]:
         assert {"goal", "target", "value", "met"} <= set(goal)
+    assert "jetstream_delegation_p50_vs_memory_p50" in {g["source"] for g in report["goals"]}
     assert report["configuration"]["quick"] is True
     assert "thresholds" in report["configuration"]
     assert report["system_info"]["event_loop"] == "asyncio"

@@ -1,15 +1,13 @@
 """The state port on JetStream key-value buckets: durable, and shared by core replicas.
 
 Two buckets, one key per agent and per task, the value the record as JSON, history 1. Every
-write is a compare-and-set on the key's revision (``create`` for a new key, ``update`` with
-``last=revision`` otherwise), so replicas cannot both win a transition. Each replica watches
-both buckets and applies what the others wrote to its cache.
+write is a compare-and-set on the key's revision (the expected last revision, 0 for a new key;
+``kv_cas``), so replicas cannot both win a transition. Each replica follows both buckets
+(``kv_follow``) and applies what the others wrote to its cache.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +18,15 @@ import nats.js.errors
 import orjson
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 
 from .config import HivebusConfig
 from .domain.ports import Conflict, StateUnavailable
 from .domain.registry import AgentRecord
 from .domain.tasks import TaskRecord
-from .owned import cancel_and_wait
+from .kv_cas import CasWriter
+from .kv_follow import BucketFollower, Deliver
 
 __all__ = ["BucketNames", "JetStreamState", "jetstream_available"]
 
@@ -45,6 +45,10 @@ _TRANSIENT = (
 Decode = Callable[[dict[str, Any], int], Any]
 Apply = Callable[[str, Any, int], None]
 """``apply(key, record_or_None_when_deleted, revision)``."""
+Known = Callable[[str], int]
+"""``known(key)``: the revision of ``key`` the caller has already taken in (0: none)."""
+Writing = dict[str, tuple[bytes, Any]]
+"""Writes of this replica awaiting their acknowledgement: key -> (stored bytes, record)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +71,15 @@ async def jetstream_available(nc: Client, timeout: float) -> bool:
 
 
 class JetStreamState:
-    def __init__(self, agents: KeyValue, tasks: KeyValue) -> None:
+    def __init__(
+        self, js: JetStreamContext, agents: KeyValue, tasks: KeyValue, writer: CasWriter
+    ) -> None:
+        self._js = js
         self._agents = agents
         self._tasks = tasks
-        self._watchers: list[asyncio.Task[None]] = []
+        self._writer = writer
+        self._followers: list[BucketFollower] = []
+        self._writing: dict[str, Writing] = {agents._name: {}, tasks._name: {}}
 
     @classmethod
     async def open(cls, nc: Client, config: HivebusConfig) -> JetStreamState:
@@ -92,21 +101,33 @@ class JetStreamState:
                     )
                 )
             buckets.append(bucket)
-        return cls(*buckets)
+        writer = CasWriter(nc, config.request_timeout_s)
+        await writer.start()
+        agents, tasks = buckets
+        return cls(js, agents, tasks, writer)
 
     # --- the port ---------------------------------------------------------------------
 
     async def _save(self, kv: KeyValue, key: str, record: AgentRecord | TaskRecord) -> int:
         data = orjson.dumps(record.to_dict())
+        writing = self._writing[kv._name]
+        mine = writing[key] = (data, record)
         try:
-            if record.revision == 0:
+            try:
+                revision = await self._writer.write(kv._pre + key, data, record.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                if record.revision != 0:
+                    raise
+                # The key may hold a delete marker (a deregistered agent, a forgotten task):
+                # the client's create writes over one, and fails if the key is live.
                 revision = await kv.create(key, data)
-            else:
-                revision = await kv.update(key, data, last=record.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(key) from None
         except _TRANSIENT as exc:
             raise StateUnavailable(f"JetStream did not store {key!r}: {exc!r}") from exc
+        finally:
+            if writing.get(key) is mine:
+                del writing[key]
         record.revision = revision
         return revision
 
@@ -140,32 +161,57 @@ class JetStreamState:
 
     # --- watching -----------------------------------------------------------------------
 
-    async def follow(self, on_agent: Apply, on_task: Apply, timeout: float) -> None:
-        """Deliver every stored record, then keep delivering changes in the background.
+    async def follow(
+        self,
+        on_agent: Apply,
+        on_task: Apply,
+        timeout: float,
+        *,
+        known_agent: Known | None = None,
+        known_task: Known | None = None,
+    ) -> None:
+        """Deliver every stored record, then keep delivering changes as they are stored.
 
         Returns once the current contents of both buckets have been delivered, so the
-        caller's cache is complete before it serves anything.
+        caller's cache is complete before it serves anything. With ``known_*``, a change at
+        a revision the caller already holds (its own writes, echoed back) is not decoded:
+        applying it would change nothing. A change that is this replica's write, arriving
+        before the write's acknowledgement (the usual order), is not decoded either: it is
+        the record being written, at the revision the change carries.
         """
-        pairs: list[tuple[KeyValue, Decode, Apply]] = [
-            (self._agents, AgentRecord.from_dict, on_agent),
-            (self._tasks, TaskRecord.from_dict, on_task),
+        pairs: list[tuple[KeyValue, Decode, Apply, Known | None]] = [
+            (self._agents, AgentRecord.from_dict, on_agent, known_agent),
+            (self._tasks, TaskRecord.from_dict, on_task, known_task),
         ]
-        for kv, decode, apply in pairs:
-            watcher = await kv.watchall()
-            while True:  # the snapshot: entries, then a None marker
-                entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                _deliver(entry, decode, apply)
-            self._watchers.append(
-                asyncio.create_task(
-                    _follow(watcher, decode, apply), name=f"hivebus-watch-{kv._name}"
-                )
-            )
+        for kv, decode, apply, known in pairs:
+            writing = self._writing[kv._name]
+            follower = BucketFollower(self._js, kv, _delivery(decode, apply, known, writing))
+            await follower.start(timeout)
+            self._followers.append(follower)
 
     async def close(self) -> None:
-        await cancel_and_wait(self._watchers)
-        self._watchers.clear()
+        for follower in self._followers:
+            await follower.stop()
+        self._followers.clear()
+        await self._writer.close()
+
+
+def _delivery(decode: Decode, apply: Apply, known: Known | None, writing: Writing) -> Deliver:
+    def deliver(key: str, value: bytes | None, revision: int) -> None:
+        if known is not None and 0 < revision <= known(key):
+            return  # taken in already; the cache would ignore it (it keeps the newest)
+        if value is None:
+            apply(key, None, revision)
+            return
+        mine = writing.get(key)
+        if mine is not None and mine[0] == value:
+            # The bytes this replica is writing: the record itself, as decoding would give.
+            record = mine[1].evolve(revision=revision)
+        else:
+            record = decode(orjson.loads(value), revision)
+        apply(key, record, revision)
+
+    return deliver
 
 
 async def _load(kv: KeyValue, key: str, decode: Decode) -> Any:
@@ -179,24 +225,3 @@ async def _load(kv: KeyValue, key: str, decode: Decode) -> Any:
     if entry.value is None or entry.revision is None:
         return None
     return decode(orjson.loads(entry.value), entry.revision)
-
-
-async def _follow(watcher: KeyValue.KeyWatcher, decode: Decode, apply: Apply) -> None:
-    try:
-        async for entry in watcher:
-            if entry is not None:
-                try:
-                    _deliver(entry, decode, apply)
-                except Exception:
-                    log.exception("state change not applied", extra={"key": entry.key})
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()  # type: ignore[no-untyped-call]
-
-
-def _deliver(entry: KeyValue.Entry, decode: Decode, apply: Apply) -> None:
-    revision = entry.revision or 0
-    if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-        apply(entry.key, None, revision)
-        return
-    apply(entry.key, decode(orjson.loads(entry.value), revision), revision)

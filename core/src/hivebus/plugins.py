@@ -232,13 +232,19 @@ class PluginHost:
                 log.warning("plugin notifications dropped", extra={"hook": hook})
 
     async def _drain(self) -> None:
-        assert self._notifications is not None
+        queue = self._notifications
+        assert queue is not None
         while True:
-            hook, kwargs = await self._notifications.get()
+            woken = queue.empty()
+            hook, kwargs = await queue.get() if woken else queue.get_nowait()
             try:
+                if woken:
+                    # By the request being handled right now: let its reply reach the socket
+                    # first (the connection's flusher is scheduled behind this wake-up).
+                    await asyncio.sleep(0)
                 await self.call_each(hook, **kwargs)
             finally:
-                self._notifications.task_done()
+                queue.task_done()
 
     # --- lifecycle --------------------------------------------------------------------
 

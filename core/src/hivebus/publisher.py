@@ -40,6 +40,8 @@ class EventPublisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            # Woken by the request being handled right now: its reply goes out first.
+            await asyncio.sleep(0)
             await self._flush_pending()
 
     async def _flush_pending(self) -> None:

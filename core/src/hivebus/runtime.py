@@ -70,10 +70,13 @@ class Core:
         )
         if isinstance(state, JetStreamState):
             # The cache is complete before anything is served: resume where the bus was.
+            cache = orchestrator.cache
             await state.follow(
-                orchestrator.cache.on_stored_agent,
-                orchestrator.cache.on_stored_task,
+                cache.on_stored_agent,
+                cache.on_stored_task,
                 self.config.request_timeout_s,
+                known_agent=cache.agent_revision,
+                known_task=cache.task_revision,
             )
         orchestrator.add_health_check(self._connection_health)
         self._orchestrator = orchestrator

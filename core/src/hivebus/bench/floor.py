@@ -4,27 +4,34 @@
 by asking the responder first (client -> relay -> responder: the shape of a delegation, which is
 delegator -> core -> agent), spawning a task per request as the core's service does;
 ``relay-inline`` awaits inline in the subscription callback, which nats-py runs one after
-another; ``client`` times requests. Run as ``python -m hivebus.bench.floor ROLE URL``.
+another; ``client`` times requests, and on a server with JetStream also compare-and-set writes
+to a key-value bucket (``kv``), the durable state's unit of cost. Run as
+``python -m hivebus.bench.floor ROLE URL``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
 
 from . import loadgen, loops
 from .channel import serve
 
-__all__ = ["ECHO", "PROBE", "RELAY", "RELAY_INLINE", "main"]
+__all__ = ["ECHO", "KV_BUCKET", "PROBE", "RELAY", "RELAY_INLINE", "main"]
 
 ECHO = "bench.echo"
 RELAY = "bench.relay"
 RELAY_INLINE = "bench.relay-inline"
+KV_BUCKET = "hivebus_bench_floor"
+"""A bucket configured as the core's state buckets are by default (file storage, history 1)."""
 TIMEOUT_S = 10.0
 
 # About the size of a registration or a delegation body.
@@ -93,7 +100,32 @@ async def _run(role: str, url: str) -> None:
             run = await loadgen.concurrent(lambda i: call(i, subject), cmd["count"], inflight)
             return run.as_dict()
 
-        await serve({"sequential": sequential, "concurrent": concurrent})
+        bucket: KeyValue | None = None
+        keys = itertools.count()
+
+        async def kv(cmd: dict[str, Any]) -> dict[str, Any]:
+            """Compare-and-set writes (each creates a new key: the same request as an
+            update with the expected revision), one at a time or ``inflight`` at a time."""
+            nonlocal bucket
+            if bucket is None:
+                bucket = await nc.jetstream(timeout=TIMEOUT_S).create_key_value(
+                    KeyValueConfig(bucket=KV_BUCKET, history=1, storage=StorageType.FILE)
+                )
+            store = bucket
+
+            async def write(_: int) -> bool:
+                await store.create(f"k{next(keys)}", BODY)
+                return True
+
+            inflight = cmd.get("inflight", 1)
+            for count in (cmd.get("warmup", 0), cmd["count"]):
+                if inflight <= 1:
+                    run = await loadgen.sequential(write, count)
+                else:
+                    run = await loadgen.concurrent(write, count, inflight)
+            return run.as_dict()
+
+        await serve({"sequential": sequential, "concurrent": concurrent, "kv": kv})
     finally:
         await nc.close()
 

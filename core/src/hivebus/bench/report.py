@@ -29,6 +29,7 @@ __all__ = [
     "build_report",
     "combine_reports",
     "derive",
+    "durable_floor",
     "figure",
     "thresholds",
 ]
@@ -154,6 +155,68 @@ RATIOS: dict[str, tuple[str, str]] = {
         "floor_uvloop.relay.sequential.p50",
         "floor.relay.sequential.p50",
     ),
+    # JetStream state against the same figure in memory: what durability costs.
+    "jetstream_delegation_p50_vs_memory_p50": (
+        "jetstream.delegation.sequential.p50",
+        "delegation.sequential.p50",
+    ),
+    "jetstream_delegation_p99_vs_memory_p99": (
+        "jetstream.delegation.sequential.p99",
+        "delegation.sequential.p99",
+    ),
+    "jetstream_delegation_rate_vs_memory_rate": (
+        "jetstream.delegation.concurrent.per_s",
+        "delegation.concurrent.per_s",
+    ),
+    "jetstream_delegation_inflight_p50_vs_memory": (
+        "jetstream.delegation.concurrent.p50",
+        "delegation.concurrent.p50",
+    ),
+    "jetstream_cycles_rate_vs_memory_rate": (
+        "jetstream.delegation.cycles.per_s",
+        "delegation.cycles.per_s",
+    ),
+    "jetstream_delegation_cpu_vs_memory_cpu": (
+        "jetstream.delegation.concurrent.cpu_us_per_call",
+        "delegation.concurrent.cpu_us_per_call",
+    ),
+    "jetstream_cycle_cpu_vs_memory_cpu": (
+        "jetstream.delegation.cycles.cpu_us_per_call",
+        "delegation.cycles.cpu_us_per_call",
+    ),
+    "jetstream_registration_p50_vs_memory_p50": (
+        "jetstream.registration.sequential.p50",
+        "registration.sequential.p50",
+    ),
+    "jetstream_registration_p99_vs_memory_p99": (
+        "jetstream.registration.sequential.p99",
+        "registration.sequential.p99",
+    ),
+    "jetstream_registration_rate_vs_memory_rate": (
+        "jetstream.registration.concurrent.per_s",
+        "registration.concurrent.per_s",
+    ),
+    "jetstream_startup_vs_memory_startup": (
+        "jetstream.startup.core_to_serving_ms",
+        "startup.core_to_serving_ms",
+    ),
+    "jetstream_rss_idle_vs_memory_rss_idle": (
+        "jetstream.memory.core_rss_idle_mib",
+        "memory.core_rss_idle_mib",
+    ),
+    # ... and against its floors: the relay, and one compare-and-set write to a bucket.
+    "jetstream_delegation_p50_vs_relay_p50": (
+        "jetstream.delegation.sequential.p50",
+        "floor.relay.sequential.p50",
+    ),
+    "jetstream_registration_p50_vs_kv_write_p50": (
+        "jetstream.registration.sequential.p50",
+        "jetstream.floor.kv_write.sequential.p50",
+    ),
+    "jetstream_kv_write_p50_vs_echo_p50": (
+        "jetstream.floor.kv_write.sequential.p50",
+        "floor.echo.sequential.p50",
+    ),
 }
 """Each ratio: a figure over its floor (or over its own baseline), read from ``figures``."""
 
@@ -199,6 +262,11 @@ GOALS = (
     Goal("core RSS idle under 45 MiB", "figures.memory.core_rss_idle_mib", 45.0),
     Goal("under 2 KiB per registered agent", "figures.memory.per_agent_kib", 2.0),
     Goal("start to serving under 0.5 s", "figures.startup.core_to_serving_ms", 500.0),
+    Goal(
+        "delegation p50 with JetStream state within 2x of in-memory",
+        "jetstream_delegation_p50_vs_memory_p50",
+        2.0,
+    ),
 )
 
 
@@ -310,9 +378,24 @@ def _loadavg() -> tuple[float, float, float] | None:
         return None
 
 
+def durable_floor(figures: dict[str, Any]) -> float | None:
+    """What a delegation with JetStream state cannot go below, in ms: the two-hop relay plus
+    one compare-and-set write per transition it stores, one after another."""
+    relay = figure(figures, "floor.relay.sequential.p50")
+    write = figure(figures, "jetstream.floor.kv_write.sequential.p50")
+    writes = figure(figures, "jetstream.writes_per_delegation")
+    if relay is None or write is None or writes is None:
+        return None
+    return round(relay + writes * write, 4)
+
+
 def derive(figures: dict[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """The ratios to the floor and the goals, computed from the figures alone."""
     ratios: dict[str, float] = {}
+    floor = durable_floor(figures)
+    js_p50 = figure(figures, "jetstream.delegation.sequential.p50")
+    if floor and js_p50 is not None:
+        ratios["jetstream_delegation_p50_vs_durable_floor"] = round(js_p50 / floor, 3)
     pairs = dict(RATIOS)
     for variant in figures.get("variants", {}):
         if variant.startswith("only_"):

@@ -8,7 +8,11 @@
 6. scale: back down to 100 agents, the same sequential delegations again;
 7. variants of the core, one after another: no plugins, then also logging at WARNING; each
    with the small-population delegations and delegate+complete cycles, so what plugins and
-   per-task log lines cost shows by difference.
+   per-task log lines cost shows by difference;
+8. JetStream: a second nats-server, with JetStream, and a core keeping its state in key-value
+   buckets there (``state=jetstream``, what ``hivebus up`` runs): its floor (one
+   compare-and-set write), start-up, registration, and delegation at ``agents``, each beside
+   the in-memory figure.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ __all__ = ["BenchOptions", "Plan", "Recorder", "run_bench"]
 
 INFLIGHT = 256
 SMALL_POPULATION = 100
+JETSTREAM_WRITES_PER_DELEGATION = 3
+"""Reserve the agent's slot, store the task offered, store it assigned (docs/operations.md)."""
 VARIANT_CONCURRENT = 2_000
 """Delegations with 256 in flight per variant core (each needs an agent of its own)."""
 
@@ -278,7 +284,9 @@ class Bench:
 
     # --- the core -----------------------------------------------------------------------
 
-    def core_env(self, plugins: list[str] | None, log_level: str | None = None) -> dict[str, str]:
+    def core_env(
+        self, plugins: list[str] | None, log_level: str | None = None, state: str | None = None
+    ) -> dict[str, str]:
         p = self.plan
         settings = {
             # Room for the large population and every task of the concurrent phase.
@@ -301,12 +309,21 @@ class Bench:
             settings["HIVEBUS_PLUGINS"] = ",".join(plugins)
         if log_level is not None:
             settings["HIVEBUS_LOG_LEVEL"] = log_level
+        if state is not None:
+            settings["HIVEBUS_STATE"] = state
         return bench_env(**settings)
 
     async def start_core(
-        self, name: str, plugins: list[str] | None, log_level: str | None = None
+        self,
+        name: str,
+        plugins: list[str] | None,
+        log_level: str | None = None,
+        *,
+        url: str | None = None,
+        state: str | None = None,
     ) -> CoreProcess:
-        self.core = await self.fleet.core(name, self.url, self.core_env(plugins, log_level))
+        env = self.core_env(plugins, log_level, state)
+        self.core = await self.fleet.core(name, url or self.url, env)
         return self.core
 
     # --- scenarios ----------------------------------------------------------------------
@@ -336,6 +353,8 @@ class Bench:
             if floor_processes is None or rec.failed:
                 return  # without a floor there is nothing to compare against
             await self.core_scenarios()
+            if not rec.failed:
+                await self.jetstream_scenarios()
             async with rec.scenario("nats_floor_again") as details:
                 last = await self.measure_floor(floor_processes)
                 fig["floor_rounds"].append(last)
@@ -528,6 +547,129 @@ class Bench:
                 "startup_ms"
             ]
             details.update(fig["variants"])
+
+    # --- JetStream ------------------------------------------------------------------------
+
+    async def jetstream_scenarios(self) -> None:
+        """The same core with its state in JetStream buckets, on a server of its own.
+
+        Same plugins, logs, population and samples as the in-memory core, so each figure's
+        ratio to its in-memory twin is what durability costs. Its own agents and delegator
+        (on that server); everything it started is stopped before the floor is measured again.
+        """
+        p = self.plan
+        fig = self.figures
+        js: dict[str, Any] = {"writes_per_delegation": JETSTREAM_WRITES_PER_DELEGATION}
+        server = EmbeddedServer(port=0, data_dir=self.fleet.workdir / "jetstream")
+        started: list[Process] = []
+        try:
+            async with self.rec.scenario("jetstream_state") as details:
+                server.start()
+                url = server.url
+                client = await self.fleet.child(
+                    "floor-client-jetstream", "hivebus.bench.floor", "client", url
+                )
+                started.append(client)
+                kv_seq = await self.measure(
+                    client, {"cmd": "kv", "count": p.floor_sequential, "warmup": p.warmup}
+                )
+                kv_conc = await self.measure(
+                    client,
+                    {
+                        "cmd": "kv",
+                        "count": p.floor_concurrent,
+                        "inflight": p.inflight,
+                        "warmup": p.warmup,
+                    },
+                )
+                js["floor"] = {
+                    "kv_write": {"sequential": _latency(kv_seq), "concurrent": _latency(kv_conc)}
+                }
+                await self.fleet.stop(client)
+                started.remove(client)
+
+                core = await self.start_core("core-jetstream", ALL, url=url, state="jetstream")
+                started.append(core)
+                await asyncio.sleep(0.5)
+                js["startup"] = {"core_to_serving_ms": round(core.started_ms, 1)}
+                js["memory"] = {"core_rss_idle_mib": _mib(core.memory_kib().get("VmRSS"))}
+                workers: list[Child] = []
+                for role in ("agents", "delegator"):
+                    worker = await self.fleet.child(
+                        f"{role}-jetstream", "hivebus.bench.workers", role, url
+                    )
+                    started.append(worker)
+                    workers.append(worker)
+                await self.jetstream_figures(js, core, *workers)
+                details.update(js)
+        finally:
+            for process in reversed(started):
+                with contextlib.suppress(Exception):
+                    await self.fleet.stop(process)
+            server.stop()
+            self.core = None
+            fig["jetstream"] = js
+
+    async def jetstream_figures(
+        self, js: dict[str, Any], core: CoreProcess, agents: Child, delegator: Child
+    ) -> None:
+        """Registration, bulk registration and delegation, as the in-memory core measured."""
+        p = self.plan
+        seq = await self.measure(
+            agents, {"cmd": "register", "first": 0, "count": p.registration_sequential}, core
+        )
+        js["registration"] = {"sequential": _latency(seq)}
+        await asyncio.sleep(0.3)
+        before = core.memory_kib().get("VmRSS", 0)
+        bulk = await self.measure(
+            agents,
+            {
+                "cmd": "register",
+                "first": p.registration_sequential,
+                "count": p.agents - p.registration_sequential,
+                "inflight": p.inflight,
+            },
+            core,
+        )
+        await asyncio.sleep(0.5)
+        after = core.memory_kib().get("VmRSS", 0)
+        js["registration"]["concurrent"] = _latency(bulk)
+        js["registration"]["registered"] = p.registration_sequential + bulk["count"]
+        js["memory"].update(
+            core_rss_after_bulk_mib=_mib(after),
+            per_agent_kib=round((after - before) / bulk["count"], 3) if bulk["count"] else None,
+        )
+        # Kept as measured: a phase that fails leaves the ones before it in the report.
+        delegation: dict[str, Any] = {"agents": p.agents}
+        js["delegation"] = delegation
+        sequential = await self.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
+            core,
+        )
+        delegation["sequential"] = _latency(sequential, "delegate_ms")
+        concurrent = await self.measure(
+            delegator,
+            {
+                "cmd": "delegate",
+                "count": p.delegation_concurrent,
+                "inflight": p.inflight,
+                "complete": False,
+            },
+            core,
+        )
+        delegation["concurrent"] = _latency(concurrent, "delegate_ms")
+        done = await self.measure(
+            delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core
+        )
+        delegation["complete_concurrent"] = _latency(done)
+        cycles = await self.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
+            core,
+        )
+        delegation["cycles"] = _latency(cycles)
+        js["memory"]["core_rss_peak_mib"] = _mib(core.memory_kib().get("VmHWM"))
 
     async def variant(
         self,

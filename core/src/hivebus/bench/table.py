@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import figure
+from .report import durable_floor, figure
 
 __all__ = ["render_table"]
 
@@ -268,6 +268,8 @@ def _rows(report: dict[str, Any]) -> list[Row]:
                     "variants.no_plugins.rss_idle_mib",
                 ),
             ]
+    if "jetstream" in f:
+        rows += _jetstream_rows(f, r, row, large_text)
     if "floor_uvloop" in f:
         rows += [
             row("floor (uvloop): echo p50", "floor_uvloop.echo.sequential.p50", "ms"),
@@ -281,6 +283,128 @@ def _rows(report: dict[str, Any]) -> list[Row]:
             row("floor (uvloop): relay req/s", "floor_uvloop.relay.concurrent.per_s", "/s"),
         ]
     return rows
+
+
+def _jetstream_rows(f: dict[str, Any], r: dict[str, Any], row: Any, large_text: str) -> list[Row]:
+    """The core with JetStream state: its floor column is the same figure in memory."""
+    floor = durable_floor(f)
+    ratio = r.get("jetstream_delegation_p50_vs_durable_floor")
+    return [
+        row(
+            "JetStream floor: one compare-and-set write p50",
+            "jetstream.floor.kv_write.sequential.p50",
+            "ms",
+            "floor.echo.sequential.p50",
+            "jetstream_kv_write_p50_vs_echo_p50",
+        ),
+        row(
+            "JetStream floor: writes/s, 256 in flight",
+            "jetstream.floor.kv_write.concurrent.per_s",
+            "/s",
+        ),
+        row(
+            "JetStream: spawn to serving (vs memory)",
+            "jetstream.startup.core_to_serving_ms",
+            "ms",
+            "startup.core_to_serving_ms",
+            "jetstream_startup_vs_memory_startup",
+        ),
+        row(
+            "JetStream: registration p50 (vs memory)",
+            "jetstream.registration.sequential.p50",
+            "ms",
+            "registration.sequential.p50",
+            "jetstream_registration_p50_vs_memory_p50",
+        ),
+        row(
+            "JetStream: registration p99 (vs memory)",
+            "jetstream.registration.sequential.p99",
+            "ms",
+            "registration.sequential.p99",
+            "jetstream_registration_p99_vs_memory_p99",
+        ),
+        row(
+            "JetStream: registrations/s, 256 in flight",
+            "jetstream.registration.concurrent.per_s",
+            "/s",
+            "registration.concurrent.per_s",
+            "jetstream_registration_rate_vs_memory_rate",
+        ),
+        row(
+            f"JetStream: delegation p50 ({large_text} agents)",
+            "jetstream.delegation.sequential.p50",
+            "ms",
+            "delegation.sequential.p50",
+            "jetstream_delegation_p50_vs_memory_p50",
+        ),
+        (
+            "JetStream: delegation p50 vs relay + writes",
+            _fmt(figure(f, "jetstream.delegation.sequential.p50"), "ms"),
+            _fmt(floor, "ms"),
+            f"{ratio:.2f}x" if ratio is not None else "",
+        ),
+        row(
+            f"JetStream: delegation p99 ({large_text} agents)",
+            "jetstream.delegation.sequential.p99",
+            "ms",
+            "delegation.sequential.p99",
+            "jetstream_delegation_p99_vs_memory_p99",
+        ),
+        row(
+            "JetStream: delegation p50, 256 in flight",
+            "jetstream.delegation.concurrent.p50",
+            "ms",
+            "delegation.concurrent.p50",
+            "jetstream_delegation_inflight_p50_vs_memory",
+        ),
+        row(
+            "JetStream: delegations/s, 256 in flight",
+            "jetstream.delegation.concurrent.per_s",
+            "/s",
+            "delegation.concurrent.per_s",
+            "jetstream_delegation_rate_vs_memory_rate",
+        ),
+        row(
+            "JetStream: core CPU per delegation",
+            "jetstream.delegation.concurrent.cpu_us_per_call",
+            "us",
+            "delegation.concurrent.cpu_us_per_call",
+            "jetstream_delegation_cpu_vs_memory_cpu",
+        ),
+        row(
+            "JetStream: delegate+complete cycles/s",
+            "jetstream.delegation.cycles.per_s",
+            "/s",
+            "delegation.cycles.per_s",
+            "jetstream_cycles_rate_vs_memory_rate",
+        ),
+        row(
+            "JetStream: core CPU per cycle",
+            "jetstream.delegation.cycles.cpu_us_per_call",
+            "us",
+            "delegation.cycles.cpu_us_per_call",
+            "jetstream_cycle_cpu_vs_memory_cpu",
+        ),
+        row(
+            "JetStream: core RSS idle",
+            "jetstream.memory.core_rss_idle_mib",
+            "MiB",
+            "memory.core_rss_idle_mib",
+            "jetstream_rss_idle_vs_memory_rss_idle",
+        ),
+        row(
+            f"JetStream: core RSS, {large_text} agents",
+            "jetstream.memory.core_rss_after_bulk_mib",
+            "MiB",
+            "memory.core_rss_after_bulk_mib",
+        ),
+        row(
+            "JetStream: core RSS peak",
+            "jetstream.memory.core_rss_peak_mib",
+            "MiB",
+            "memory.core_rss_peak_mib",
+        ),
+    ]
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -109,6 +109,16 @@ class StateCache:
         if cached is not None and cached.revision < revision:
             self.remove_agent(agent_id)
 
+    def task_revision(self, task_id: str) -> int:
+        """The cached revision of a task, 0 when not cached: a change at or below it is
+        known here already (most often this replica's own write, coming back)."""
+        task = self.tasks.get(task_id)
+        return task.revision if task is not None else 0
+
+    def agent_revision(self, agent_id: str) -> int:
+        agent = self.registry.get(agent_id)
+        return agent.revision if agent is not None else 0
+
     # --- writing through ----------------------------------------------------------------
 
     async def save_task(self, task: TaskRecord) -> TaskRecord:

@@ -98,6 +98,9 @@ class Orchestrator:
         self.stats = Stats()
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
         self._offering: set[str] = set()  # tasks whose offer this process is awaiting
+        # agent -> slots this process is reserving right now (the write not yet stored): other
+        # coroutines here pass over a slot that is being taken rather than race for it
+        self._claimed: dict[str, int] = {}
         self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
         self._orphans: dict[str, float] = {}  # task -> first seen held by a departed agent
         self._bus_up = True
@@ -397,7 +400,7 @@ class Orchestrator:
                     ErrorCode.INTERNAL_ERROR, "task vanished while queueing"
                 ) from None
             return _reply(refreshed)
-        log.info("task queued", extra={"task_id": queued.task_id})
+        log.debug("task queued", extra={"task_id": queued.task_id})
         self._emit(
             EventName.TASK_QUEUED,
             task_id=queued.task_id,
@@ -423,7 +426,9 @@ class Orchestrator:
             if settled is not None:
                 return settled
         while budget > 0:
-            candidates = self.registry.candidates(task.required, budget, frozenset(tried))
+            candidates = self.registry.candidates(
+                task.required, budget, frozenset(tried), self._claimed
+            )
             if not candidates:
                 return None
             if len(candidates) > 1 and self._hooks.wants("hivebus_select_agent"):
@@ -469,17 +474,36 @@ class Orchestrator:
         return picked + [a for a in candidates if a.agent_id != chosen]
 
     async def _reserve(self, agent_id: str, task_id: str) -> bool:
-        """Take one of the agent's slots for ``task_id`` (stored before the offer is sent)."""
+        """Take one of the agent's slots for ``task_id`` (stored before the offer is sent).
+
+        While the write is in flight the slot counts as claimed here, so a concurrent
+        delegation in this process picks another agent instead of losing the race for it
+        (the compare-and-set still decides between replicas).
+        """
         for _ in range(CAS_RETRIES):
             agent = self.registry.get(agent_id)
             if agent is None or not agent.has_free_slot:
                 return False
+            claimed = self._claimed.get(agent_id, 0)
+            if len(agent.tasks) + claimed >= agent.max_tasks:
+                return False  # the last free slot is being taken by another coroutine here
+            self._claimed[agent_id] = claimed + 1
             try:
                 await self.cache.save_agent(agent.evolve(tasks=agent.tasks | {task_id}))
                 return True
             except Conflict:
-                await self.cache.refresh_agent(agent_id)
+                pass
+            finally:
+                self._unclaim(agent_id)
+            await self.cache.refresh_agent(agent_id)
         return False
+
+    def _unclaim(self, agent_id: str) -> None:
+        left = self._claimed[agent_id] - 1
+        if left:
+            self._claimed[agent_id] = left
+        else:
+            del self._claimed[agent_id]
 
     async def _unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
         """Give the slot back; returns the agent when it now has room for more work."""
@@ -554,7 +578,7 @@ class Orchestrator:
         return None
 
     def _assigned(self, task: TaskRecord) -> TaskRecord:
-        log.info("task assigned", extra={"task_id": task.task_id, "agent_id": task.agent_id})
+        log.debug("task assigned", extra={"task_id": task.task_id, "agent_id": task.agent_id})
         self._emit(
             EventName.TASK_ASSIGNED,
             task_id=task.task_id,
@@ -643,7 +667,10 @@ class Orchestrator:
         task = self.cache.tasks.get(task_id)
         if task is None or task.status is not TaskStatus.QUEUED:
             return
-        for agent in self.registry.candidates(task.required, self.config.offer_candidates):
+        candidates = self.registry.candidates(
+            task.required, self.config.offer_candidates, claimed=self._claimed
+        )
+        for agent in candidates:
             await self._feed(agent.agent_id)
             current = self.cache.tasks.get(task_id)
             if current is None or current.status is not TaskStatus.QUEUED:
@@ -710,7 +737,9 @@ class Orchestrator:
         if since is not None and task.finished_at is not None:
             duration_ms = (task.finished_at - since) * 1000
         self.stats.finished(success, duration_ms)
-        log.info(
+        # A success is on events.> already; a failure is worth a line at INFO too.
+        log.log(
+            logging.DEBUG if success else logging.INFO,
             "task completed" if success else "task failed",
             extra={"task_id": task.task_id, "agent_id": agent_id, "error": task.error},
         )
@@ -764,7 +793,11 @@ class Orchestrator:
             except Conflict:
                 await self.cache.refresh_task(task_id)
                 continue
-            log.info(f"task {status.value}", extra={"task_id": task_id, "agent_id": task.agent_id})
+            log.log(
+                logging.DEBUG if status is TaskStatus.CANCELLED else logging.INFO,
+                f"task {status.value}",
+                extra={"task_id": task_id, "agent_id": task.agent_id},
+            )
             self._emit(event, task_id=task_id, agent_id=task.agent_id)
             if task.agent_id is not None and task.status in _ACTIVE:
                 await self._stop_agent_work(task.agent_id, task_id)

@@ -8,12 +8,13 @@ that order, which yields idle agents, idle longest first, without sorting.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hivebus_hookspecs.models import AgentRole, AgentState, AgentView
+
+from .records import copier
 
 __all__ = ["AgentRecord", "AgentRegistry"]
 
@@ -47,7 +48,10 @@ class AgentRecord:
         return self.state is AgentState.ACTIVE and len(self.tasks) < self.max_tasks
 
     def evolve(self, **changes: Any) -> AgentRecord:
-        return dataclasses.replace(self, **changes)
+        agent = _copy(self, changes)
+        if "capabilities" in changes:
+            agent.capability_set = frozenset(agent.capabilities)
+        return agent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +96,9 @@ class AgentRecord:
             registered_at=self.registered_at,
             last_seen=last_seen if last_seen is not None else self.registered_at,
         )
+
+
+_copy = copier(AgentRecord)
 
 
 class AgentRegistry:
@@ -159,11 +166,17 @@ class AgentRegistry:
                 free.pop(agent.agent_id, None)
 
     def candidates(
-        self, required: frozenset[str], limit: int, exclude: frozenset[str] = frozenset()
+        self,
+        required: frozenset[str],
+        limit: int,
+        exclude: frozenset[str] = frozenset(),
+        claimed: Mapping[str, int] | None = None,
     ) -> list[AgentRecord]:
         """Up to ``limit`` live agents with every capability in ``required`` and a free slot.
 
         Ordered least loaded first (by fraction of slots used), then idle longest.
+        ``claimed``: slots being reserved right now (the write not yet stored), counted as
+        taken, so concurrent delegations spread over the agents instead of racing for one.
         """
         if required:
             smallest: dict[str, None] | None = None
@@ -177,22 +190,27 @@ class AgentRegistry:
         else:
             pool = self._free_any
         idle: list[AgentRecord] = []
-        busy: list[AgentRecord] = []
+        busy: list[tuple[float, AgentRecord]] = []
         for agent_id in pool:
             if agent_id in exclude:
                 continue
             agent = self._agents[agent_id]
             if not required <= agent.capability_set:
                 continue
-            if agent.load == 0:
+            load = len(agent.tasks)
+            if claimed and agent_id in claimed:
+                load += claimed[agent_id]
+                if load >= agent.max_tasks:
+                    continue
+            if load == 0:
                 idle.append(agent)
                 if len(idle) >= limit:
                     return idle
             else:
-                busy.append(agent)
+                busy.append((load / agent.max_tasks, agent))
         # Python's sort is stable, so equal loads keep the idle-longest order of the index.
-        busy.sort(key=lambda a: a.load / a.max_tasks)
-        return (idle + busy)[:limit]
+        busy.sort(key=lambda pair: pair[0])
+        return (idle + [agent for _, agent in busy])[:limit]
 
     def free_agents(self) -> list[AgentRecord]:
         """Live agents with a free slot, idle longest first."""

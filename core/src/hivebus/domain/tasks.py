@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from hivebus_hookspecs.models import TaskPriority, TaskStatus, TaskView
+
+from .records import copier, stored_fields
 
 __all__ = ["TaskRecord"]
 
@@ -47,19 +48,17 @@ class TaskRecord:
         return (-int(self.priority), self.seq)
 
     def evolve(self, **changes: Any) -> TaskRecord:
-        return dataclasses.replace(self, **changes)
+        return _copy(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del data["revision"]
+        data = {name: getattr(self, name) for name in _STORED}
         data["priority"] = int(self.priority)
         data["status"] = self.status.value
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], revision: int) -> TaskRecord:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _KNOWN}
         values["priority"] = TaskPriority(values["priority"])
         values["status"] = TaskStatus(values["status"])
         values["revision"] = revision
@@ -83,3 +82,9 @@ class TaskRecord:
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
         )
+
+
+_copy = copier(TaskRecord)
+_KNOWN = frozenset(stored_fields(TaskRecord))
+_STORED = tuple(name for name in stored_fields(TaskRecord) if name != "revision")
+"""What is stored: every field but the revision (the store's own sequence)."""
