@@ -52,7 +52,10 @@ JETSTREAM = {"floor", "startup", "memory", "registration", "delegation", "writes
 
 
 def _bench_processes() -> list[str]:
-    """Command lines of bench children still alive (there must be none after a run)."""
+    """Command lines of bench children still alive (there must be none after a run).
+
+    Only this environment's: another checkout benchmarking on the same machine is not ours.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -61,7 +64,7 @@ def _bench_processes() -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "hivebus.bench." in cmdline:
+        if "hivebus.bench." in cmdline and cmdline.startswith(sys.executable):
             found.append(cmdline)
     return found
 
