@@ -225,3 +225,12 @@ async def test_deregistering_gives_tasks_back_with_the_attempt_raised(hive, make
     assert task.agent_id == "stayer"
     assert task.attempts == 2
     assert attempts == [2]
+
+
+async def test_concurrent_delegations_spread_over_idle_agents(hive, make_agent):
+    """Simultaneous delegations do not all race for the same idle agent and end up queued."""
+    for i in range(12):
+        await make_agent(f"idle-{i}", ["x"], Gate())
+    replies = await asyncio.gather(*(hive.delegate("t", ["x"]) for _ in range(12)))
+    assert [r.status for r in replies] == [TaskStatus.ASSIGNED] * 12
+    assert len({r.agent_id for r in replies}) == 12
