@@ -17,6 +17,21 @@ from nats.aio.subscription import Subscription
 
 WAIT_S = 5.0
 
+REQUEST_SUBJECTS = [
+    "agent.register",
+    "agent.heartbeat",
+    "agent.deregister",
+    "task.delegate",
+    "task.complete",
+    "task.get",
+    "task.cancel",
+    "orchestrator.status",
+    "orchestrator.agents",
+    "orchestrator.tasks",
+    "orchestrator.plugins",
+]
+"""Every subject the core answers requests on, as the contract names them (no prefix)."""
+
 FAST = {"offer_timeout_s": 0.3, "heartbeat_interval_s": 5.0}
 """Core settings for the contract tests: quick offer timeouts, no liveness noise."""
 """How long to wait for something that should happen promptly (a guard, never a measurement)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import nats.errors
 import pytest
-from contract_wire import FAST, WAIT_S, EventLog, RawAgent, Wire
+from contract_wire import FAST, REQUEST_SUBJECTS, WAIT_S, EventLog, RawAgent, Wire
 from hivebus import Core
 from hivebus_hookspecs import hookimpl
 from nats.aio.client import Client
@@ -486,19 +486,7 @@ class TestLiveness:
 
 # --- NATS micro discovery --------------------------------------------------------------------
 
-ENDPOINTS = {
-    "agent.register",
-    "agent.heartbeat",
-    "agent.deregister",
-    "task.delegate",
-    "task.complete",
-    "task.get",
-    "task.cancel",
-    "orchestrator.status",
-    "orchestrator.agents",
-    "orchestrator.tasks",
-    "orchestrator.plugins",
-}
+ENDPOINTS = set(REQUEST_SUBJECTS)
 
 
 async def _discover(nc: Client, verb: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from contract_wire import ERROR_STATUS, FAST, WAIT_S, EventLog, RawAgent, Wire
+from contract_wire import ERROR_STATUS, FAST, REQUEST_SUBJECTS, WAIT_S, EventLog, RawAgent, Wire
 from hivebus import Core
 from hivebus_hookspecs import ErrorCode, Rejected, hookimpl
 
@@ -48,19 +48,7 @@ def test_every_error_code_has_a_documented_status():
 
 # --- every subject answers bad input ---------------------------------------------------------
 
-SUBJECTS = [
-    "agent.register",
-    "agent.heartbeat",
-    "agent.deregister",
-    "task.delegate",
-    "task.complete",
-    "task.get",
-    "task.cancel",
-    "orchestrator.status",
-    "orchestrator.agents",
-    "orchestrator.tasks",
-    "orchestrator.plugins",
-]
+SUBJECTS = REQUEST_SUBJECTS
 
 BAD_BODIES = [
     pytest.param(b'{"agent_id": "a1", ', "invalid_json", "JSON", id="malformed"),
