@@ -207,7 +207,8 @@ class Orchestrator:
         )
         if self._hooks.wants("hivebus_agent_registered"):
             self._hooks.notify("hivebus_agent_registered", agent=self._view(agent))
-        self._spawn(self._feed(agent.agent_id), name=f"hivebus-feed-{agent.agent_id}")
+        if len(self.queue):
+            self._spawn(self._feed(agent.agent_id), name=f"hivebus-feed-{agent.agent_id}")
         return agent
 
     def _check_can_register(self, agent_id: str) -> None:
