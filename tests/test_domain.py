@@ -82,10 +82,10 @@ def test_a_discarded_task_is_never_served():
     queue.push(task("a", set(), TaskPriority.HIGH, 1))
     queue.push(task("b", set(), TaskPriority.LOW, 2))
     queue.discard("a")
-    first = queue.pop_for(None)
+    first = queue.pop_for(frozenset())
     assert first is not None
     assert first.task_id == "b"
-    assert queue.pop_for(None) is None
+    assert queue.pop_for(frozenset()) is None
 
 
 def test_priority_names_and_legacy_integers_both_parse():

@@ -44,6 +44,7 @@ from .cache import StateCache
 from .ports import (
     Conflict,
     EventPort,
+    HealthCheck,
     HookPort,
     OfferOutcome,
     OfferPort,
@@ -64,8 +65,6 @@ __all__ = ["HealthCheck", "Orchestrator"]
 
 log = logging.getLogger("hivebus.orchestrator")
 
-HealthCheck = Callable[[], tuple[HealthStatus, str] | None]
-"""Returns ``None`` when fine, or a status and a human-readable issue."""
 
 CAS_RETRIES = 5
 _ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
@@ -107,7 +106,6 @@ class Orchestrator:
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._health_checks: list[HealthCheck] = []
-        self.started_at = clock()
         self.started_mono = monotonic()
 
     # --- lifecycle --------------------------------------------------------------------

@@ -7,6 +7,7 @@ event port, the plugin host gives it the hook port, and tests may give it anythi
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
 
     from .registry import AgentRecord
     from .tasks import TaskRecord
+
+
+HealthCheck = Callable[[], "tuple[HealthStatus, str] | None"]
+"""A health probe from outside the domain: ``None`` when fine, else a status and the issue."""
 
 
 class Conflict(Exception):
@@ -28,6 +33,7 @@ class StateUnavailable(Exception):
 __all__ = [
     "Conflict",
     "EventPort",
+    "HealthCheck",
     "HookPort",
     "OfferOutcome",
     "OfferPort",

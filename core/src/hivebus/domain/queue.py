@@ -49,15 +49,12 @@ class PendingQueue:
         del self._groups[required]
         return None
 
-    def pop_for(self, capabilities: frozenset[str] | None = None) -> TaskRecord | None:
-        """Remove and return the best waiting task an agent with ``capabilities`` can serve.
-
-        ``None`` means any task: the best one overall.
-        """
+    def pop_for(self, capabilities: frozenset[str]) -> TaskRecord | None:
+        """Remove and return the best waiting task an agent with ``capabilities`` can serve."""
         best: _Entry | None = None
         best_group: frozenset[str] = frozenset()
         for required in list(self._groups):
-            if capabilities is not None and not required <= capabilities:
+            if not required <= capabilities:
                 continue
             head = self._head(required)
             if head is not None and (best is None or head < best):

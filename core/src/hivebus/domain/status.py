@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hivebus_hookspecs.models import AgentState, HealthStatus
+
+from .ports import HealthCheck
 
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator
 
 __all__ = ["assess", "build_status", "rss_mb"]
-
-Check = Callable[[], tuple[HealthStatus, str] | None]
 
 
 def rss_mb() -> float:
@@ -28,7 +27,7 @@ def rss_mb() -> float:
 
 
 def assess(
-    orch: Orchestrator, plugins: dict[str, HealthStatus], checks: list[Check]
+    orch: Orchestrator, plugins: dict[str, HealthStatus], checks: list[HealthCheck]
 ) -> tuple[HealthStatus, list[str]]:
     """The overall health and the human-readable reasons it is not ``healthy``."""
     config = orch.config
