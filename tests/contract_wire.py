@@ -53,6 +53,7 @@ ERROR_STATUS = {
     "over_capacity": "503",
     "max_agents_reached": "503",
     "unavailable": "503",
+    "reply_too_large": "507",
     "internal_error": "500",
 }
 """Every error code and the numeric code its reply carries in ``Nats-Service-Error-Code``."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from hivebus_hookspecs.models import (
+    AgentsRequest,
     AgentView,
     DelegateReply,
     DelegateRequest,
@@ -34,6 +35,8 @@ from .subjects import Subjects
 __all__ = ["HiveClient"]
 
 _FINAL_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.expired")
+_WAIT_POLL_S = 2.0
+"""With ``wait``, the task is read back at least this often, events or not."""
 
 
 class HiveClient:
@@ -128,14 +131,16 @@ class HiveClient:
             raw = await self._call(self.subjects.delegate, request)
             return DelegateReply.model_validate(raw)
         assert self.nc is not None
-        # Listen before delegating so a fast agent's completion cannot be missed.
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Listen before delegating so a fast agent's completion cannot be missed. An event is
+        # only a hint to look: the answer is the task read back from the core, and only a
+        # final one (an event can be forged, or come from a replica a moment ahead).
+        hint = asyncio.Event()
         receipt: dict[str, str] = {}
 
         async def on_event(msg: Msg) -> None:
-            event = orjson.loads(msg.data)
-            if event.get("task_id") == receipt.get("task_id") and not done.done():
-                done.set_result(None)
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                if orjson.loads(msg.data).get("task_id") == receipt.get("task_id"):
+                    hint.set()
 
         subs = [
             await self.nc.subscribe(self.subjects.event(name), cb=on_event)
@@ -145,11 +150,16 @@ class HiveClient:
             raw = await self._call(self.subjects.delegate, request)
             reply = DelegateReply.model_validate(raw)
             receipt["task_id"] = reply.task_id
-            task = await self.get(reply.task_id)
-            if not task.status.is_final:
-                await asyncio.wait_for(asyncio.shield(done), wait_timeout)
-                task = await self.get(reply.task_id)
-            return task
+            async with asyncio.timeout(wait_timeout):
+                while True:
+                    task = await self.get(reply.task_id)
+                    if task.status.is_final:
+                        return task
+                    # Woken by an event naming the task, or after a while regardless, in
+                    # case the event was lost.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(hint.wait(), _WAIT_POLL_S)
+                    hint.clear()
         finally:
             for sub in subs:
                 with contextlib.suppress(Exception):
@@ -167,12 +177,28 @@ class HiveClient:
         return await self._call(self.subjects.status, EmptyRequest())
 
     async def agents(self) -> list[AgentView]:
-        raw = await self._call(self.subjects.agents, EmptyRequest())
-        return [AgentView.model_validate(a) for a in raw["agents"]]
+        """Every agent the core knows, page after page."""
+        agents: list[AgentView] = []
+        cursor: str | None = None
+        while True:
+            raw = await self._call(self.subjects.agents, AgentsRequest(cursor=cursor, limit=1000))
+            agents += [AgentView.model_validate(a) for a in raw["agents"]]
+            cursor = raw.get("next_cursor")
+            if cursor is None:
+                return agents
 
     async def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
-        raw = await self._call(self.subjects.tasks, TasksRequest(status=status, limit=limit))
-        return [TaskView.model_validate(t) for t in raw["tasks"]]
+        """Up to ``limit`` tasks, live ones first, newest first (as many pages as needed)."""
+        tasks: list[TaskView] = []
+        cursor: str | None = None
+        while len(tasks) < limit:
+            request = TasksRequest(status=status, limit=limit - len(tasks), cursor=cursor)
+            raw = await self._call(self.subjects.tasks, request)
+            tasks += [TaskView.model_validate(t) for t in raw["tasks"]]
+            cursor = raw.get("next_cursor")
+            if cursor is None:
+                break
+        return tasks
 
     async def plugins(self) -> list[PluginInfo]:
         raw = await self._call(self.subjects.plugins, EmptyRequest())

@@ -86,6 +86,31 @@ class HivebusConfig(BaseSettings):
     max_agents: int = Field(default=100, ge=1)
     max_concurrent_tasks: int = Field(default=1000, ge=1)
     max_payload_bytes: int = Field(default=512 * 1024, ge=1024)
+    """The largest request body the core reads; larger is ``payload_too_large`` unread."""
+    max_inflight_requests: int = Field(default=1024, ge=1)
+    """Requests this core handles at once; beyond, ``unavailable`` at once, unread."""
+    max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Bytes of the request bodies this core handles at once; beyond, ``unavailable``."""
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=0)
+    """The largest ``metadata`` object (as JSON) an agent or a task may carry."""
+    max_live_task_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Budget of the tasks queued or running, by weight (their records' JSON bytes plus 64 per
+    JSON value): past it, ``task.delegate`` answers ``over_capacity``. It bounds the memory
+    that clients can make the core hold, whatever the shape of their payloads."""
+    task_retention_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Budget of the finished tasks kept for ``task.get``, by weight (oldest forgotten first)."""
+    max_tasks_per_agent: int = Field(default=100, ge=1, le=10_000)
+    """The largest ``max_tasks`` an agent may register with."""
+    default_execution_timeout_s: float | None = Field(default=3600.0, gt=0)
+    """The execution timeout of a task delegated without one (``None``: no default)."""
+    agent_retention_s: float = Field(default=3600.0, ge=0)
+    """How long the record of an agent gone offline is kept (visible in views) before it is
+    deleted; the oldest go first when more than ``max_agents`` offline records pile up."""
+    refusal_backoff_s: float = Field(default=1.0, gt=0)
+    """A waiting task that agents refused (or let time out) is not offered again for this
+    long, doubling with each refusal up to ``refusal_backoff_max_s``: other waiting tasks are
+    offered meanwhile."""
+    refusal_backoff_max_s: float = Field(default=30.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     offline_after_missed: int = Field(default=3, ge=1)
     offer_timeout_s: float = Field(default=1.0, gt=0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -14,11 +16,27 @@ from nats.aio.client import Client
 
 from .config import DEFAULT_NATS_URL, HivebusConfig
 
-__all__ = ["connect", "connect_options"]
+__all__ = ["connect", "connect_options", "redact"]
 
 log = logging.getLogger("hivebus.connection")
 
 Callback = Callable[[], Awaitable[None]]
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of any URL in it masked: ``nats://***@host:4222``."""
+    return _USERINFO.sub("***@", text)
+
+
+def _public_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def connect_options(config: HivebusConfig, name: str) -> dict[str, Any]:
@@ -58,12 +76,25 @@ async def connect(
     *,
     on_reconnect: Callback | None = None,
     on_disconnect: Callback | None = None,
+    on_closed: Callback | None = None,
     reconnect: bool = True,
 ) -> Client:
-    """Connect with the configured options; connection events are logged, never raised."""
+    """Connect with the configured options; connection events are logged, never raised.
+
+    ``on_closed`` is called when the connection is closed for good (also by our own close:
+    the caller tells the two apart). Closed without our asking (the server refused something
+    and hung up, reconnects ran out), a process that keeps running is alive but deaf.
+    """
+    last_error: list[str] = []
 
     async def error_cb(exc: Exception) -> None:
-        log.warning("nats error", extra={"error": repr(exc)})
+        message = redact(str(exc) or type(exc).__name__)
+        last_error[:] = [message]
+        log.warning("nats error", extra={"error": message})
+
+    async def closed_cb() -> None:
+        if on_closed is not None:
+            await on_closed()
 
     async def disconnected_cb() -> None:
         if client is not None and (client.is_closed or client.is_draining):
@@ -91,8 +122,10 @@ async def connect(
                 error_cb=error_cb,
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,
+                closed_cb=closed_cb,
             )
-            return client
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        where = ", ".join(options["servers"])
-        raise ConnectionError(f"cannot connect to NATS at {where}: {exc!r}") from exc
+        where = ", ".join(_public_url(url) for url in options["servers"])
+        reason = last_error[0] if last_error else redact(str(exc) or type(exc).__name__)
+        raise ConnectionError(f"cannot connect to NATS at {where}: {reason}") from None
+    return client

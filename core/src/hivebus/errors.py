@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hivebus_hookspecs.models import ErrorBody, ErrorCode, ErrorReply
 
-__all__ = ["HivebusError", "RemoteError", "status_code"]
+__all__ = ["MAX_MESSAGE_CHARS", "HivebusError", "RemoteError", "status_code"]
 
 # The numeric code that goes into the micro ``Nats-Service-Error-Code`` header.
 _STATUS = {
@@ -21,6 +21,7 @@ _STATUS = {
     ErrorCode.OVER_CAPACITY: 503,
     ErrorCode.MAX_AGENTS_REACHED: 503,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.REPLY_TOO_LARGE: 507,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -29,10 +30,17 @@ def status_code(code: ErrorCode) -> int:
     return _STATUS[code]
 
 
+MAX_MESSAGE_CHARS = 1024
+"""An error message travels twice (body and ``Nats-Service-Error`` header): it stays short
+whatever the request held, so an error reply always fits in a NATS message."""
+
+
 class HivebusError(Exception):
     """A failure the caller should see as ``{"ok": false, "error": {code, message}}``."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message

@@ -16,6 +16,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 import orjson
+from hivebus_hookspecs.models import ErrorCode
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
@@ -25,6 +26,7 @@ from .config import HivebusConfig
 from .domain.ports import Conflict, StateUnavailable
 from .domain.registry import AgentRecord
 from .domain.tasks import TaskRecord
+from .errors import HivebusError
 from .kv_cas import CasWriter
 from .kv_follow import BucketFollower, Deliver
 
@@ -49,6 +51,35 @@ Known = Callable[[str], int]
 """``known(key)``: the revision of ``key`` the caller has already taken in (0: none)."""
 Writing = dict[str, tuple[bytes, Any]]
 """Writes of this replica awaiting their acknowledgement: key -> (stored bytes, record)."""
+_WRONG_LAST = frozenset({10071, 10164})
+"""JetStream's "wrong last sequence" error codes: a lost compare-and-set."""
+
+
+class Unreadable:
+    """Counts stored values that are not records: each is logged and skipped, never fatal.
+
+    A value written by hand or by another program under a state bucket must not stop every
+    later start (it once did: ``orjson.JSONDecodeError``, exit 1).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def decode(self, decode: Decode, bucket: str, key: str, value: bytes, revision: int) -> Any:
+        try:
+            return decode(orjson.loads(value), revision)
+        except Exception as exc:
+            self.count += 1
+            log.error(
+                "unreadable record skipped",
+                extra={
+                    "bucket": bucket,
+                    "key": key[:128],
+                    "revision": revision,
+                    "error": repr(exc)[:200],
+                },
+            )
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +111,7 @@ class JetStreamState:
         self._writer = writer
         self._followers: list[BucketFollower] = []
         self._writing: dict[str, Writing] = {agents._name: {}, tasks._name: {}}
+        self.unreadable = Unreadable()
 
     @classmethod
     async def open(cls, nc: Client, config: HivebusConfig) -> JetStreamState:
@@ -123,6 +155,11 @@ class JetStreamState:
                 revision = await kv.create(key, data)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(key) from None
+        except nats.errors.MaxPayloadError:
+            raise HivebusError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"the record of {key!r} ({len(data)} bytes) does not fit in a NATS message",
+            ) from None
         except _TRANSIENT as exc:
             raise StateUnavailable(f"JetStream did not store {key!r}: {exc!r}") from exc
         finally:
@@ -139,18 +176,25 @@ class JetStreamState:
             await self._agents.delete(agent.agent_id, last=agent.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(agent.agent_id) from None
+        except nats.js.errors.APIError as exc:
+            # nats-py's delete reports a lost compare-and-set as a bad request (10071)
+            if exc.err_code in _WRONG_LAST:
+                raise Conflict(agent.agent_id) from None
+            if isinstance(exc, _TRANSIENT):
+                raise StateUnavailable(f"JetStream did not delete {agent.agent_id!r}") from exc
+            raise
         except _TRANSIENT as exc:
             raise StateUnavailable(f"JetStream did not delete {agent.agent_id!r}") from exc
 
     async def load_agent(self, agent_id: str) -> AgentRecord | None:
-        loaded: AgentRecord | None = await _load(self._agents, agent_id, AgentRecord.from_dict)
+        loaded: AgentRecord | None = await self._load(self._agents, agent_id, AgentRecord.from_dict)
         return loaded
 
     async def save_task(self, task: TaskRecord) -> int:
         return await self._save(self._tasks, task.task_id, task)
 
     async def load_task(self, task_id: str) -> TaskRecord | None:
-        loaded: TaskRecord | None = await _load(self._tasks, task_id, TaskRecord.from_dict)
+        loaded: TaskRecord | None = await self._load(self._tasks, task_id, TaskRecord.from_dict)
         return loaded
 
     async def forget_task(self, task_id: str) -> None:
@@ -158,6 +202,18 @@ class JetStreamState:
             await self._tasks.purge(task_id)
         except Exception as exc:  # retention is best effort; the next finish tries again
             log.warning("finished task not purged", extra={"task_id": task_id, "error": repr(exc)})
+
+    async def _load(self, kv: KeyValue, key: str, decode: Decode) -> Any:
+        """The stored record under ``key``, or None when there is none (or it is unreadable)."""
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not read {key!r}") from exc
+        if entry.value is None or entry.revision is None:
+            return None
+        return self.unreadable.decode(decode, kv._name, key, entry.value, entry.revision)
 
     # --- watching -----------------------------------------------------------------------
 
@@ -185,7 +241,8 @@ class JetStreamState:
         ]
         for kv, decode, apply, known in pairs:
             writing = self._writing[kv._name]
-            follower = BucketFollower(self._js, kv, _delivery(decode, apply, known, writing))
+            deliver = _delivery(decode, apply, known, writing, self.unreadable, kv._name)
+            follower = BucketFollower(self._js, kv, deliver)
             await follower.start(timeout)
             self._followers.append(follower)
 
@@ -196,7 +253,14 @@ class JetStreamState:
         await self._writer.close()
 
 
-def _delivery(decode: Decode, apply: Apply, known: Known | None, writing: Writing) -> Deliver:
+def _delivery(
+    decode: Decode,
+    apply: Apply,
+    known: Known | None,
+    writing: Writing,
+    unreadable: Unreadable,
+    bucket: str,
+) -> Deliver:
     def deliver(key: str, value: bytes | None, revision: int) -> None:
         if known is not None and 0 < revision <= known(key):
             return  # taken in already; the cache would ignore it (it keeps the newest)
@@ -208,20 +272,9 @@ def _delivery(decode: Decode, apply: Apply, known: Known | None, writing: Writin
             # The bytes this replica is writing: the record itself, as decoding would give.
             record = mine[1].evolve(revision=revision)
         else:
-            record = decode(orjson.loads(value), revision)
+            record = unreadable.decode(decode, bucket, key, value, revision)
+            if record is None:
+                return
         apply(key, record, revision)
 
     return deliver
-
-
-async def _load(kv: KeyValue, key: str, decode: Decode) -> Any:
-    """The stored record under ``key``, or None when there is none."""
-    try:
-        entry = await kv.get(key)
-    except nats.js.errors.KeyNotFoundError:
-        return None
-    except _TRANSIENT as exc:
-        raise StateUnavailable(f"JetStream did not read {key!r}") from exc
-    if entry.value is None or entry.revision is None:
-        return None
-    return decode(orjson.loads(entry.value), entry.revision)

@@ -32,6 +32,8 @@ _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = frozenset({10071, 10164})
 """JetStream's "wrong last sequence" error codes (as nats-py's ``KeyValue`` reads them)."""
 _NO_RESPONDERS = "503"
+_HEADROOM = 256
+"""Bytes for the reply subject and the compare-and-set header on top of subject and data."""
 
 
 class CasWriter:
@@ -63,6 +65,10 @@ class CasWriter:
 
         Raises ``KeyWrongLastSequenceError`` when the key is at another revision.
         """
+        if len(data) + len(subject) + _HEADROOM > self._nc.max_payload:
+            # The server would close the connection for it (headers count too), taking
+            # the core off the bus: refuse here instead.
+            raise nats.errors.MaxPayloadError
         token = str(next(self._tokens))
         waiter: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[token] = waiter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from types import TracebackType
@@ -10,7 +11,7 @@ from hivebus_hookspecs.models import HealthStatus
 from nats.aio.client import Client
 
 from .config import HivebusConfig
-from .connection import connect
+from .connection import connect, redact
 from .domain import Orchestrator
 from .domain.memory_state import MemoryState
 from .jetstream_state import JetStreamState, jetstream_available
@@ -40,6 +41,10 @@ class Core:
         self._state: JetStreamState | None = None
         self.state_kind = "none"
         self.ready_in_s: float | None = None
+        self.lost = asyncio.Event()
+        """Set when the NATS connection closed for good without ``stop()``: the owner should
+        exit non-zero so a supervisor restarts the core (see ``hivebus up``)."""
+        self._stopping = False
 
     @property
     def orchestrator(self) -> Orchestrator:
@@ -55,6 +60,7 @@ class Core:
                 f"hivebus-core-{self.config.orchestrator_id}",
                 on_disconnect=self._bus_lost,
                 on_reconnect=self._bus_restored,
+                on_closed=self._connection_closed,
             )
             self._owns_connection = True
         self.nc = nc
@@ -67,6 +73,7 @@ class Core:
             self._events,
             self.plugins,
             state,
+            max_message_bytes=nc.max_payload,
         )
         if isinstance(state, JetStreamState):
             # The cache is complete before anything is served: resume where the bus was.
@@ -79,6 +86,7 @@ class Core:
                 known_task=cache.task_revision,
             )
         orchestrator.add_health_check(self._connection_health)
+        orchestrator.add_health_check(self._state_health)
         self._orchestrator = orchestrator
         self._events.start()
         await self.plugins.start(orchestrator)
@@ -90,7 +98,7 @@ class Core:
             "hivebus core serving",
             extra={
                 "orchestrator_id": self.config.orchestrator_id,
-                "nats": nc.connected_url.geturl() if nc.connected_url else None,
+                "nats": redact(nc.connected_url.geturl()) if nc.connected_url else None,
                 "plugins": ",".join(self.plugins.names()) or "-",
                 "state": self.state_kind,
                 "ready_ms": round(self.ready_in_s * 1000, 1),
@@ -128,14 +136,35 @@ class Core:
         if self._orchestrator is not None:
             self._orchestrator.bus_restored()
 
+    async def _connection_closed(self) -> None:
+        if self._stopping:
+            return
+        log.critical(
+            "the NATS connection is closed for good; the core cannot serve",
+            extra={"orchestrator_id": self.config.orchestrator_id},
+        )
+        if self._orchestrator is not None:
+            self._orchestrator.bus_lost()
+        self.lost.set()
+
     def _connection_health(self) -> tuple[HealthStatus, str] | None:
         if self.nc is not None and not self.nc.is_connected:
             return HealthStatus.UNHEALTHY, "disconnected from NATS"
         return None
 
+    def _state_health(self) -> tuple[HealthStatus, str] | None:
+        unreadable = self._state.unreadable.count if self._state is not None else 0
+        if unreadable:
+            return (
+                HealthStatus.DEGRADED,
+                f"{unreadable} unreadable records in the state buckets were skipped (see log)",
+            )
+        return None
+
     async def stop(self) -> None:
         """Finish in-flight replies, stop background work, shut plugins down, disconnect."""
         grace = self.config.shutdown_grace_s
+        self._stopping = True
         if self._service is not None:
             await self._service.stop(grace)
             self._service = None
@@ -149,7 +178,9 @@ class Core:
             await self._state.close()
             self._state = None
         if self.nc is not None:
-            if self._owns_connection:
+            if self.nc.is_closed:
+                pass  # lost for good: nothing to drain
+            elif self._owns_connection:
                 await self.nc.drain()
             else:
                 await self.nc.flush()

@@ -18,6 +18,8 @@ from typing import Any
 
 from hivebus_hookspecs.models import (
     AgentsReply,
+    AgentsRequest,
+    AgentView,
     CompleteRequest,
     DelegateRequest,
     DeregisterRequest,
@@ -44,6 +46,7 @@ from .domain import Orchestrator
 from .domain.ports import StateUnavailable
 from .errors import HivebusError, status_code
 from .owned import cancel_and_wait
+from .paging import page
 from .plugins import PluginHost
 from .subjects import Subjects
 
@@ -72,6 +75,7 @@ class CoreService:
         self._limit = orchestrator.config.max_payload_bytes
         self._service: Service | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight_bytes = 0
 
     def _routes(self) -> dict[str, tuple[str, Op]]:
         s = self._subjects
@@ -110,25 +114,51 @@ class CoreService:
     async def stop(self, grace_s: float) -> None:
         """Stop taking requests, then let in-flight ones answer (up to ``grace_s``)."""
         if self._service is not None:
-            await self._service.stop()
+            if not self._nc.is_closed:  # a closed connection took the subscriptions along
+                await self._service.stop()
             self._service = None
         if self._inflight:
             _, late = await asyncio.wait(self._inflight, timeout=grace_s)
             await cancel_and_wait(late)
 
     def _dispatcher(self, op: Op) -> Callable[[Request], Awaitable[None]]:
+        config = self._orch.config
+
         async def dispatch(request: Request) -> None:
+            size = len(request.data)
+            if (
+                len(self._inflight) >= config.max_inflight_requests
+                or self._inflight_bytes + size > config.max_inflight_bytes
+            ):
+                # Shed load before reading: a flood must not pile up tasks and bodies without
+                # bound. The answer costs nothing to make, and a retry is safe.
+                busy = f"the core is busy with {len(self._inflight)} requests; try again"
+                await _respond_error(request, HivebusError(ErrorCode.UNAVAILABLE, busy))
+                return
+            self._inflight_bytes += size
             task = asyncio.create_task(self._serve(request, op))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(lambda done: self._done(done, size))
 
         return dispatch
+
+    def _done(self, task: asyncio.Task[None], size: int) -> None:
+        self._inflight.discard(task)
+        self._inflight_bytes -= size
 
     async def _serve(self, request: Request, op: Op) -> None:
         try:
             # Encoding is inside the try: a reply that cannot be encoded (say, a plugin's
             # status contribution that is not JSON) must still be answered, as internal_error.
             payload = encode(await op(request.data))
+            if len(payload) > self._nc.max_payload:
+                # Sent, it would make the server close this connection: the core would be
+                # alive but deaf. Answer what can be answered instead.
+                raise HivebusError(
+                    ErrorCode.REPLY_TOO_LARGE,
+                    f"the reply would be {len(payload)} bytes and NATS carries at most "
+                    f"{self._nc.max_payload}; ask for less (limit, cursor)",
+                )
         except HivebusError as exc:
             await _respond_error(request, exc)
             return
@@ -185,16 +215,36 @@ class CoreService:
         return {"ok": True, **(await self._orch.status())}
 
     async def _agents(self, data: bytes) -> AgentsReply:
-        decode(data, EmptyRequest, self._limit)
-        return AgentsReply(agents=self._orch.agents())
+        req = decode(data, AgentsRequest, self._limit)
+        views = self._orch.agents(after=req.cursor)
+        agents, cursor = page(views, req.limit, self._nc.max_payload, _agent_cursor)
+        return AgentsReply(agents=agents, next_cursor=cursor)
 
     async def _tasks(self, data: bytes) -> TasksReply:
         req = decode(data, TasksRequest, self._limit)
-        return TasksReply(tasks=self._orch.tasks(req.status, req.limit))
+        skip = _offset(req.cursor)
+        views = self._orch.tasks(req.status, skip)
+        tasks, cursor = page(
+            views, req.limit, self._nc.max_payload, lambda _, taken: f"o{skip + taken}"
+        )
+        return TasksReply(tasks=tasks, next_cursor=cursor)
 
     async def _plugins_list(self, data: bytes) -> PluginsReply:
         decode(data, EmptyRequest, self._limit)
         return PluginsReply(plugins=await self._plugins.describe())
+
+
+def _agent_cursor(last: AgentView, taken: int) -> str:
+    return last.agent_id
+
+
+def _offset(cursor: str | None) -> int:
+    """Task pages are positions in the listing: ``o<offset>``."""
+    if cursor is None:
+        return 0
+    if cursor.startswith("o") and cursor[1:].isdigit() and len(cursor) < 12:
+        return int(cursor[1:])
+    raise HivebusError(ErrorCode.INVALID_REQUEST, "cursor: not a cursor this listing gave")
 
 
 async def _respond(request: Request, payload: bytes) -> None:

@@ -23,12 +23,14 @@ from pydantic import (
 
 __all__ = [
     "AGENT_ID_PATTERN",
+    "MAX_JSON_DEPTH",
     "TASK_ID_PATTERN",
     "AgentId",
     "AgentRole",
     "AgentState",
     "AgentView",
     "AgentsReply",
+    "AgentsRequest",
     "Capability",
     "CompleteRequest",
     "DelegateReply",
@@ -66,6 +68,9 @@ AGENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 """Task ids are dot-separated tokens: safe as a JetStream key and as a subject suffix."""
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a request body may have (the body is level 1)."""
 
 
 class _Wire(BaseModel):
@@ -177,6 +182,7 @@ class ErrorCode(enum.StrEnum):
     MAX_AGENTS_REACHED = "max_agents_reached"
     REJECTED_BY_PLUGIN = "rejected_by_plugin"
     UNAVAILABLE = "unavailable"
+    REPLY_TOO_LARGE = "reply_too_large"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -190,7 +196,15 @@ Metadata = dict[str, JsonValue]
 
 
 class EmptyRequest(_Wire):
-    """``orchestrator.status|agents|plugins`` take an empty object."""
+    """``orchestrator.status|plugins`` take an empty object."""
+
+
+class AgentsRequest(_Wire):
+    """``orchestrator.agents``: agents by id, a page at a time."""
+
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=256)
+    """The ``next_cursor`` of the previous page; opaque."""
 
 
 class RegisterRequest(_Wire):
@@ -248,6 +262,8 @@ class TasksRequest(_Wire):
 
     status: TaskStatus | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=256)
+    """The ``next_cursor`` of the previous page; opaque."""
 
 
 # --- core -> agent offer --------------------------------------------------------------------
@@ -343,10 +359,14 @@ class TaskReply(OkReply):
 
 class TasksReply(OkReply):
     tasks: list[TaskView]
+    next_cursor: str | None = None
+    """Set when more tasks follow: pass it as ``cursor`` for the next page."""
 
 
 class AgentsReply(OkReply):
     agents: list[AgentView]
+    next_cursor: str | None = None
+    """Set when more agents follow: pass it as ``cursor`` for the next page."""
 
 
 class PluginsReply(OkReply):

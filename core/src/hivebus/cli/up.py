@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from pathlib import Path
 
 from ..config import HivebusConfig
+from ..connection import redact
 from ..logs import configure_logging
 from ..runtime import Core
 from ..server import EmbeddedServer, port_open
@@ -58,11 +61,26 @@ async def up(args: argparse.Namespace) -> int:
         await core.start()
         plugins = ", ".join(core.plugins.names()) or "none"
         print(
-            f"hivebus: core {config.orchestrator_id} serving on {config.nats_url} "
+            f"hivebus: core {config.orchestrator_id} serving on {redact(config.nats_url or '')} "
             f"(plugins: {plugins}); Ctrl-C to stop",
             flush=True,
         )
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        lost = asyncio.create_task(core.lost.wait())
+        await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        lost.cancel()
+        if core.lost.is_set():
+            # Alive but deaf helps nobody: exit, so a supervisor restarts the core (state in
+            # JetStream is where it was).
+            print(
+                "hivebus: the NATS connection closed for good; exiting so that a supervisor "
+                "can restart the core",
+                file=sys.stderr,
+                flush=True,
+            )
+            await core.stop()
+            return 3
         print("hivebus: stopping", flush=True)
         await core.stop()
     finally:

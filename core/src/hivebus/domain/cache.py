@@ -28,16 +28,27 @@ class StateCache:
         retention: int,
         monotonic: Callable[[], float],
         on_forget: Callable[[str], None],
+        retention_weight: int | None = None,
     ) -> None:
         self._state = state
         self._retention = retention
+        self._retention_weight = retention_weight
         self._monotonic = monotonic
         self._on_forget = on_forget
         self.registry = AgentRegistry()
         self.queue = PendingQueue()
         self.tasks: dict[str, TaskRecord] = {}
         self.live: set[str] = set()
-        self.finished: OrderedDict[str, None] = OrderedDict()
+        self.finished: OrderedDict[str, int] = OrderedDict()  # task id -> its weight
+        self.finished_weight = 0
+        self.live_weight = 0
+        self._live_weights: dict[str, int] = {}
+        # Delegations and registrations on their way to the store, counted against the
+        # limits until their record is taken in: a limit checked, then awaited, must still
+        # hold when a thousand requests arrive at once.
+        self.admitting: dict[str, int] = {}  # task id -> weight
+        self.admitting_weight = 0
+        self.registering: set[str] = set()
         self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self.context: dict[str, float] = {}  # agent id -> reported context window usage
 
@@ -48,26 +59,57 @@ class StateCache:
         old = self.tasks.get(task.task_id)
         if old is not None and old.revision >= task.revision:
             return
-        self.tasks[task.task_id] = task
+        task_id = task.task_id
+        self.tasks[task_id] = task
         if task.status is TaskStatus.QUEUED:
             self.queue.push(task)
         else:
-            self.queue.discard(task.task_id)
+            self.queue.discard(task_id)
         if not task.status.is_final:
-            self.live.add(task.task_id)
+            self.live.add(task_id)
+            if task_id not in self._live_weights:
+                self._live_weights[task_id] = task.weight
+                self.live_weight += task.weight
+                self.end_admission(task_id)
             return
-        self.live.discard(task.task_id)
-        self.finished[task.task_id] = None
-        while len(self.finished) > self._retention:
-            old_id, _ = self.finished.popitem(last=False)
+        self.live.discard(task_id)
+        self.live_weight -= self._live_weights.pop(task_id, 0)
+        self.finished_weight += task.weight - self.finished.get(task_id, 0)
+        self.finished[task_id] = task.weight
+        weight_limit = self._retention_weight
+        while self.finished and (
+            len(self.finished) > self._retention
+            or (weight_limit is not None and self.finished_weight > weight_limit)
+        ):
+            old_id, weight = self.finished.popitem(last=False)
+            self.finished_weight -= weight
             self.tasks.pop(old_id, None)
             self._on_forget(old_id)
+
+    def admit(self, task_id: str, weight: int) -> None:
+        """Count a task being delegated against the limits until it is stored."""
+        if task_id not in self.admitting:
+            self.admitting[task_id] = weight
+            self.admitting_weight += weight
+
+    def end_admission(self, task_id: str) -> None:
+        self.admitting_weight -= self.admitting.pop(task_id, 0)
+
+    @property
+    def live_count(self) -> int:
+        """Tasks queued or running, and those on their way to the store."""
+        return len(self.live) + len(self.admitting)
+
+    @property
+    def committed_weight(self) -> int:
+        return self.live_weight + self.admitting_weight
 
     def forget_task(self, task_id: str) -> None:
         """Drop a task (it is gone from the store)."""
         self.tasks.pop(task_id, None)
         self.live.discard(task_id)
-        self.finished.pop(task_id, None)
+        self.live_weight -= self._live_weights.pop(task_id, 0)
+        self.finished_weight -= self.finished.pop(task_id, 0)
         self.queue.discard(task_id)
 
     def apply_agent(self, agent: AgentRecord) -> None:
@@ -77,6 +119,7 @@ class StateCache:
         self.registry.add(agent)
         if agent.state is not AgentState.ACTIVE:
             return
+        self.registering.discard(agent.agent_id)
         renewed = (
             old is None
             or old.state is not AgentState.ACTIVE

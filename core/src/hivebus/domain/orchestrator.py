@@ -15,9 +15,10 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from hivebus_hookspecs.models import (
     AgentState,
     AgentView,
@@ -69,6 +70,12 @@ log = logging.getLogger("hivebus.orchestrator")
 CAS_RETRIES = 5
 _ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
 
+RECORD_HEADROOM = 4096
+"""Bytes of a NATS message a stored record leaves to the subject and the JetStream headers."""
+FAILURE_ROOM = 4 * 8192 + 256
+"""Room a delegated task's record keeps for a failure report (an error of up to 8,192
+characters), so a task that was accepted can always be finished, if only as failed."""
+
 
 class Orchestrator:
     """The domain core. Wire-agnostic: it speaks to the world only through its ports."""
@@ -83,8 +90,11 @@ class Orchestrator:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        max_message_bytes: int = 1024 * 1024,
     ) -> None:
         self.config = config
+        self.max_record_bytes = max_message_bytes - RECORD_HEADROOM
+        """Every record must fit in one NATS message, as stored and as a view or an offer."""
         self._offers = offers
         self._events = events
         self._hooks = hooks
@@ -92,7 +102,11 @@ class Orchestrator:
         self.clock = clock
         self.monotonic = monotonic
         self.cache = StateCache(
-            state, config.task_retention, monotonic, on_forget=self._forget_stored
+            state,
+            config.task_retention,
+            monotonic,
+            on_forget=self._forget_stored,
+            retention_weight=config.task_retention_bytes,
         )
         self.stats = Stats()
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
@@ -102,6 +116,8 @@ class Orchestrator:
         self._claimed: dict[str, int] = {}
         self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
         self._orphans: dict[str, float] = {}  # task -> first seen held by a departed agent
+        # task -> (offers refused or unanswered in a row, monotonic time it may be offered again)
+        self._refusals: dict[str, tuple[int, float]] = {}
         self._bus_up = True
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -168,6 +184,13 @@ class Orchestrator:
             self.cache.seen[req.agent_id] = self.monotonic()  # the same run, saying hello again
             return existing
         self._check_can_register(req.agent_id)
+        if req.max_tasks > self.config.max_tasks_per_agent:
+            raise HivebusError(
+                ErrorCode.INVALID_REQUEST,
+                f"max_tasks: {req.max_tasks} is more than this core's "
+                f"max_tasks_per_agent={self.config.max_tasks_per_agent}",
+            )
+        self._check_metadata(req.metadata)
         caps = tuple(dict.fromkeys(req.capabilities))
         applicant = AgentRecord(
             agent_id=req.agent_id,
@@ -178,22 +201,11 @@ class Orchestrator:
             registered_at=self.clock(),
             instance_id=req.instance_id,
         )
-        if self._hooks.wants("hivebus_agent_register"):
-            await self._hooks.check_agent(applicant.view())
-        for _ in range(CAS_RETRIES):
-            self._check_can_register(req.agent_id)  # the world may have moved while we waited
-            previous = self.registry.get(req.agent_id)
-            agent = applicant.evolve(
-                registered_at=self.clock(),
-                revision=previous.revision if previous is not None else 0,
-            )
-            try:
-                await self.cache.save_agent(agent)
-                break
-            except Conflict:
-                await self.cache.refresh_agent(req.agent_id)
-        else:
-            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {req.agent_id!r} is contended")
+        self.cache.registering.add(req.agent_id)
+        try:
+            agent = await self._store_registration(applicant)
+        finally:
+            self.cache.registering.discard(req.agent_id)
         self.cache.seen[agent.agent_id] = self.monotonic()
         log.info("agent registered", extra={"agent_id": agent.agent_id, "role": agent.role.value})
         self._emit(
@@ -209,11 +221,39 @@ class Orchestrator:
             self._spawn(self._feed(agent.agent_id), name=f"hivebus-feed-{agent.agent_id}")
         return agent
 
+    async def _store_registration(self, applicant: AgentRecord) -> AgentRecord:
+        if self._hooks.wants("hivebus_agent_register"):
+            await self._hooks.check_agent(applicant.view())
+        agent_id = applicant.agent_id
+        for _ in range(CAS_RETRIES):
+            self._check_can_register(agent_id)  # the world may have moved while we waited
+            previous = self.registry.get(agent_id)
+            agent = applicant.evolve(
+                registered_at=self.clock(),
+                revision=previous.revision if previous is not None else 0,
+            )
+            try:
+                return await self.cache.save_agent(agent)
+            except Conflict:
+                await self.cache.refresh_agent(agent_id)
+        raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is contended")
+
+    def _check_metadata(self, metadata: dict[str, Any]) -> None:
+        size = len(orjson.dumps(metadata))
+        if size > self.config.max_metadata_bytes:
+            raise HivebusError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"metadata is {size} bytes as JSON; the limit is "
+                f"max_metadata_bytes={self.config.max_metadata_bytes}",
+            )
+
     def _check_can_register(self, agent_id: str) -> None:
         existing = self.registry.get(agent_id)
         if existing is not None and existing.state is AgentState.ACTIVE:
             raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is already registered")
-        if self.registry.count_active() >= self.config.max_agents:
+        # Registrations of other agents on their way to the store count as well.
+        arriving = len(self.cache.registering) - (agent_id in self.cache.registering)
+        if self.registry.count_active() + arriving >= self.config.max_agents:
             raise HivebusError(
                 ErrorCode.MAX_AGENTS_REACHED,
                 f"the orchestrator already has max_agents={self.config.max_agents} agents",
@@ -247,7 +287,9 @@ class Orchestrator:
             except Conflict:
                 await self.cache.refresh_agent(req.agent_id)
         else:
-            raise HivebusError(ErrorCode.INTERNAL_ERROR, f"agent {req.agent_id!r} is contended")
+            raise HivebusError(
+                ErrorCode.UNAVAILABLE, f"agent {req.agent_id!r} is busy changing; try again"
+            )
         self.cache.remove_agent(agent.agent_id)
         requeued = await self._take_back(agent, reason=f"agent {agent.agent_id} deregistered")
         if agent.state is AgentState.ACTIVE:
@@ -268,7 +310,9 @@ class Orchestrator:
         if agent is None or agent.state is not AgentState.ACTIVE:
             return []
         try:
-            await self.cache.save_agent(agent.evolve(state=AgentState.OFFLINE, tasks=frozenset()))
+            await self.cache.save_agent(
+                agent.evolve(state=AgentState.OFFLINE, tasks=frozenset(), offline_at=self.clock())
+            )
         except Conflict:
             await self.cache.refresh_agent(agent_id)
             return []
@@ -330,19 +374,15 @@ class Orchestrator:
 
     async def delegate(self, req: DelegateRequest, task_id: str) -> DelegateReply:
         """Create the task, offer it to capable agents, queue it if nobody accepts."""
+        pending = self._delegating.get(task_id)
+        if pending is not None:  # the same id, still being placed (stored or not yet)
+            return await asyncio.shield(pending)
         existing = self.cache.tasks.get(task_id)
         if existing is not None:
-            pending = self._delegating.get(task_id)
-            if pending is not None:
-                return await asyncio.shield(pending)
             return _reply(existing)
-        if len(self.cache.live) >= self.config.max_concurrent_tasks:
-            raise HivebusError(
-                ErrorCode.OVER_CAPACITY,
-                f"max_concurrent_tasks={self.config.max_concurrent_tasks} tasks are active "
-                "or queued",
-            )
+        self._check_capacity(0)  # before any work: a flood is refused cheaply
         now = self.clock()
+        execution_timeout_s = req.execution_timeout_s or self.config.default_execution_timeout_s
         task = TaskRecord(
             task_id=task_id,
             task_type=req.task_type,
@@ -353,7 +393,7 @@ class Orchestrator:
             created_at=now,
             seq=time.time_ns(),
             queue_deadline=now + req.queue_timeout_s if req.queue_timeout_s else None,
-            execution_timeout_s=req.execution_timeout_s,
+            execution_timeout_s=execution_timeout_s,
         )
         future: asyncio.Future[DelegateReply] = asyncio.get_running_loop().create_future()
         self._delegating[task_id] = future
@@ -366,12 +406,14 @@ class Orchestrator:
             raise
         finally:
             self._delegating.pop(task_id, None)
+            self.cache.end_admission(task_id)
         future.set_result(reply)
         return reply
 
     async def _schedule(self, task: TaskRecord, queue: bool) -> DelegateReply:
         if self._hooks.wants("hivebus_task_delegate"):
             task = _amended(task, await self._hooks.amend_task(task.view()))
+        self._admit(task)
         self.stats.delegated(self.clock())
         placed = await self._place(task)
         if placed is not None:
@@ -407,6 +449,35 @@ class Orchestrator:
             priority=queued.priority.name.lower(),
         )
         return _reply(queued)
+
+    def _check_capacity(self, weight: int) -> None:
+        if self.cache.live_count >= self.config.max_concurrent_tasks:
+            raise HivebusError(
+                ErrorCode.OVER_CAPACITY,
+                f"max_concurrent_tasks={self.config.max_concurrent_tasks} tasks are active "
+                "or queued",
+            )
+        budget = self.config.max_live_task_bytes
+        if weight and self.cache.committed_weight + weight > budget:
+            raise HivebusError(
+                ErrorCode.OVER_CAPACITY,
+                f"the tasks active or queued weigh {self.cache.committed_weight} bytes; this one "
+                f"({weight} bytes) would pass max_live_task_bytes={budget}",
+            )
+
+    def _admit(self, task: TaskRecord) -> None:
+        """Refuse, before anything is stored, a task that could not be stored or finished."""
+        self._check_metadata(task.metadata)
+        limit = self.max_record_bytes - FAILURE_ROOM
+        if task.size > limit:
+            raise HivebusError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"the task's record would be {task.size} bytes (payload, metadata and "
+                f"capabilities); at most {limit} fit in a NATS message with room for its "
+                "outcome: pass large payloads by reference",
+            )
+        self._check_capacity(task.weight)
+        self.cache.admit(task.task_id, task.weight)
 
     async def _place(self, task: TaskRecord, first: str | None = None) -> TaskRecord | None:
         """Offer ``task`` to up to ``offer_candidates`` agents until one accepts.
@@ -563,6 +634,7 @@ class Orchestrator:
         done, task = await self._accept(task_id, agent_id, outcome)
         if done:
             return task
+        self._note_refusal(task_id)
         if outcome.result is not OfferResult.NO_RESPONDERS:
             log.info(
                 "offer not accepted",
@@ -576,7 +648,26 @@ class Orchestrator:
         await self._unreserve(agent_id, task_id)
         return None
 
+    def _note_refusal(self, task_id: str) -> None:
+        """An offer of ``task_id`` was not accepted: it waits before it is offered again.
+
+        Without this, a task every agent refuses would be taken from the head of the queue
+        and offered again at every pass, and the tasks behind it would never be offered.
+        """
+        count = self._refusals.get(task_id, (0, 0.0))[0] + 1
+        delay = min(
+            self.config.refusal_backoff_s * 2 ** min(count - 1, 16),
+            self.config.refusal_backoff_max_s,
+        )
+        self._refusals[task_id] = (count, self.monotonic() + delay)
+
+    def _ready(self, task_id: str) -> bool:
+        """May ``task_id`` be offered now (it is not backing off after a refusal)?"""
+        refused = self._refusals.get(task_id)
+        return refused is None or self.monotonic() >= refused[1]
+
     def _assigned(self, task: TaskRecord) -> TaskRecord:
+        self._refusals.pop(task.task_id, None)
         log.debug("task assigned", extra={"task_id": task.task_id, "agent_id": task.agent_id})
         self._emit(
             EventName.TASK_ASSIGNED,
@@ -600,7 +691,7 @@ class Orchestrator:
             agent = self.registry.get(agent_id)
             if agent is None or not agent.has_free_slot:
                 return
-            task = self.queue.pop_for(agent.capability_set)
+            task = self.queue.pop_for(agent.capability_set, self._ready if self._refusals else None)
             if task is None:
                 return
             offered = False
@@ -641,6 +732,10 @@ class Orchestrator:
             return
         if await self._place(task, first=agent_id) is None:
             await self._requeue_unplaced(task_id)
+            # The agent that refused may have room for the next task in line (this one now
+            # waits out its back-off): offer it now rather than at the next pass.
+            if len(self.queue):
+                self._spawn(self._feed(agent_id), name=f"hivebus-feed-{agent_id}")
 
     async def _requeue_unplaced(self, task_id: str) -> None:
         """Nobody accepted a task from the queue: it goes back in line, keeping its place."""
@@ -713,6 +808,13 @@ class Orchestrator:
                 error=None if req.success else (req.error or "failed"),
                 finished_at=now,
             )
+            if finished.size > self.max_record_bytes:
+                raise HivebusError(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"with this result the task's record would be {finished.size} bytes; at "
+                    f"most {self.max_record_bytes} fit in a NATS message: report a smaller "
+                    "result (or a reference to it), or a failure",
+                )
             try:
                 await self.cache.save_task(finished)
             except Conflict:
@@ -820,7 +922,14 @@ class Orchestrator:
         Each step stands alone: while the store fails over, one failing step must not keep
         the others from running.
         """
-        for step in (self.reap, self._expire_and_recover, self._release_phantoms, self.sweep):
+        steps = (
+            self.reap,
+            self._expire_and_recover,
+            self._release_phantoms,
+            self.sweep,
+            self.prune_offline,
+        )
+        for step in steps:
             try:
                 await step()
             except StateUnavailable as exc:
@@ -855,6 +964,30 @@ class Orchestrator:
             await self.mark_offline(agent_id)
         return gone
 
+    async def prune_offline(self) -> list[str]:
+        """Delete the records of agents offline longer than ``agent_retention_s``, and the
+        oldest ones past ``max_agents`` of them, so silent agents cannot pile up forever."""
+        offline = sorted(
+            (a for a in self.registry if a.state is AgentState.OFFLINE),
+            key=lambda a: a.offline_at or a.registered_at,
+        )
+        excess = len(offline) - self.config.max_agents
+        cutoff = self.clock() - self.config.agent_retention_s
+        pruned = []
+        for index, agent in enumerate(offline):
+            if index >= excess and (agent.offline_at or agent.registered_at) > cutoff:
+                break
+            try:
+                await self._state.delete_agent(agent)
+            except Conflict:
+                await self.cache.refresh_agent(agent.agent_id)
+                continue
+            self.cache.remove_agent(agent.agent_id)
+            pruned.append(agent.agent_id)
+        if pruned:
+            log.info("offline agents forgotten", extra={"count": len(pruned)})
+        return pruned
+
     async def _expire_and_recover(self) -> None:
         """Deadlines, and tasks a crash left with nobody to finish them.
 
@@ -868,6 +1001,8 @@ class Orchestrator:
                 log.info("task check postponed", extra={"task_id": task_id, "error": str(exc)})
         for task_id in [t for t in self._orphans if t not in self.cache.live]:
             del self._orphans[task_id]
+        for task_id in [t for t in self._refusals if t not in self.cache.live]:
+            del self._refusals[task_id]
 
     async def _check_live_task(self, task_id: str) -> None:
         task = self.cache.tasks.get(task_id)
@@ -1009,13 +1144,18 @@ class Orchestrator:
 
     # --- views ------------------------------------------------------------------------
 
-    def agents(self) -> list[AgentView]:
-        return [self._view(agent) for agent in self.registry]
+    def agents(self, after: str | None = None) -> Iterator[AgentView]:
+        """Agents in order of their ids, from the first one after ``after``."""
+        ids = sorted(a.agent_id for a in self.registry if after is None or a.agent_id > after)
+        for agent_id in ids:
+            agent = self.registry.get(agent_id)
+            if agent is not None:
+                yield self._view(agent)
 
-    def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
-        """Newest first; live tasks are listed before finished ones."""
+    def tasks(self, status: TaskStatus | None = None, skip: int = 0) -> Iterator[TaskView]:
+        """Newest first; live tasks are listed before finished ones. ``skip`` the first ones."""
         chosen = (t for t in self.cache.newest_first() if status is None or t.status is status)
-        return [t.view() for t in itertools.islice(chosen, limit)]
+        return (t.view() for t in itertools.islice(chosen, skip, None))
 
     @property
     def live_count(self) -> int:

@@ -9,7 +9,7 @@ not the number of waiting tasks.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .tasks import TaskRecord
 
@@ -49,19 +49,42 @@ class PendingQueue:
         del self._groups[required]
         return None
 
-    def pop_for(self, capabilities: frozenset[str]) -> TaskRecord | None:
-        """Remove and return the best waiting task an agent with ``capabilities`` can serve."""
+    def _ready_head(self, required: frozenset[str], ready: Callable[[str], bool]) -> _Entry | None:
+        """The best entry of a group whose task is ``ready``; the ones passed over stay."""
+        passed: list[_Entry] = []
+        head = self._head(required)
+        while head is not None and not ready(head[2]):
+            passed.append(heapq.heappop(self._groups[required]))
+            head = self._head(required) if self._groups.get(required) else None
+        if passed:
+            heap = self._groups.setdefault(required, [])
+            for entry in passed:
+                heapq.heappush(heap, entry)
+        return head
+
+    def pop_for(
+        self, capabilities: frozenset[str], ready: Callable[[str], bool] | None = None
+    ) -> TaskRecord | None:
+        """Remove and return the best waiting task an agent with ``capabilities`` can serve.
+
+        ``ready(task_id)``: whether a task may be offered now; tasks that may not (backing off
+        after a refusal) keep their place and do not hold up the ones behind them.
+        """
         best: _Entry | None = None
         best_group: frozenset[str] = frozenset()
         for required in list(self._groups):
             if not required <= capabilities:
                 continue
-            head = self._head(required)
+            head = self._head(required) if ready is None else self._ready_head(required, ready)
             if head is not None and (best is None or head < best):
                 best, best_group = head, required
         if best is None:
             return None
-        heapq.heappop(self._groups[best_group])
+        heap = self._groups[best_group]
+        if heap[0] == best:
+            heapq.heappop(heap)
+        # else tasks passed over sort before it: its entry goes stale and is dropped when it
+        # reaches the head, as a discarded task's is
         return self._queued.pop(best[2])
 
     def __iter__(self) -> Iterator[TaskRecord]:

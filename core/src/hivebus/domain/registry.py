@@ -33,6 +33,7 @@ class AgentRecord:
     tasks: frozenset[str] = frozenset()
     """Tasks offered to or held by the agent: an offer in flight occupies a slot."""
     instance_id: str | None = None
+    offline_at: float | None = None
     revision: int = 0
     capability_set: frozenset[str] = field(init=False, repr=False)
 
@@ -64,6 +65,7 @@ class AgentRecord:
             "state": self.state.value,
             "tasks": sorted(self.tasks),
             "instance_id": self.instance_id,
+            "offline_at": self.offline_at,
         }
 
     @classmethod
@@ -78,6 +80,7 @@ class AgentRecord:
             state=AgentState(data["state"]),
             tasks=frozenset(data.get("tasks") or ()),
             instance_id=data.get("instance_id"),
+            offline_at=data.get("offline_at"),
             revision=revision,
         )
 
@@ -216,5 +219,15 @@ class AgentRegistry:
         """Live agents with a free slot, idle longest first."""
         return [self._agents[agent_id] for agent_id in self._free_any]
 
-    def capability_counts(self) -> dict[str, int]:
-        return {cap: len(holders) for cap, holders in sorted(self._holders.items())}
+    @property
+    def capability_total(self) -> int:
+        """How many distinct capabilities live agents hold."""
+        return len(self._holders)
+
+    def capability_counts(self, limit: int | None = None) -> dict[str, int]:
+        """Live agents per capability, by name; with ``limit``, only the most held ones."""
+        counts = {cap: len(holders) for cap, holders in self._holders.items()}
+        if limit is not None and len(counts) > limit:
+            kept = sorted(counts, key=lambda cap: (-counts[cap], cap))[:limit]
+            counts = {cap: counts[cap] for cap in kept}
+        return dict(sorted(counts.items()))

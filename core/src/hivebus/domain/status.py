@@ -13,7 +13,11 @@ from .ports import HealthCheck
 if TYPE_CHECKING:
     from .orchestrator import Orchestrator
 
-__all__ = ["assess", "build_status", "rss_mb"]
+__all__ = ["STATUS_CAPABILITIES", "assess", "build_status", "rss_mb"]
+
+STATUS_CAPABILITIES = 100
+"""The status lists the most held capabilities, this many at most: 40 agents with 256 long
+capabilities each once made the status too large to send."""
 
 
 def rss_mb() -> float:
@@ -89,7 +93,8 @@ def build_status(
             "delegations_per_second": round(orch.stats.delegations_per_second(now, uptime), 3),
             "memory_mb": round(rss_mb(), 3),
         },
-        "capabilities_index": orch.registry.capability_counts(),
+        "capabilities_index": orch.registry.capability_counts(STATUS_CAPABILITIES),
+        "capabilities_total": orch.registry.capability_total,
         "plugins": {name: h.value for name, h in plugins.items()},
         "timestamp": now,
     }

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from hivebus_hookspecs.models import TaskPriority, TaskStatus, TaskView
 
 from .records import copier, stored_fields
 
-__all__ = ["TaskRecord"]
+__all__ = ["VALUE_WEIGHT", "TaskRecord", "json_values"]
+
+VALUE_WEIGHT = 64
+"""Bytes a record's weight adds per JSON value (and object key) in its payload, metadata and
+result: parsed, ``[{},{},...]`` takes 24 times its JSON bytes, a long string about once. The
+weight, not the JSON length, is what the memory budgets count."""
+
+
+def json_values(value: Any) -> int:
+    """How many values (object keys included) a parsed JSON value holds, itself included."""
+    count = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            count += len(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 @dataclass(slots=True, eq=False)
@@ -38,6 +59,25 @@ class TaskRecord:
     execution_timeout_s: float | None = None
     revision: int = 0
     """The store's revision this record was read at or written as; 0 before it is stored."""
+    _size: int = field(default=-1, init=False, repr=False)
+    _weight: int = field(default=-1, init=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """The record's stored size in bytes (its JSON), computed once per content."""
+        if self._size < 0:
+            self._size = len(orjson.dumps(self.to_dict()))
+        return self._size
+
+    @property
+    def weight(self) -> int:
+        """What holding the record in memory costs, as the budgets count it: its JSON size
+        plus ``VALUE_WEIGHT`` for every value of its payload, metadata and result."""
+        if self._weight < 0:
+            values = json_values(self.payload) + json_values(self.metadata)
+            values += json_values(self.result)
+            self._weight = self.size + VALUE_WEIGHT * values
+        return self._weight
 
     @property
     def required(self) -> frozenset[str]:
@@ -48,7 +88,10 @@ class TaskRecord:
         return (-int(self.priority), self.seq)
 
     def evolve(self, **changes: Any) -> TaskRecord:
-        return _copy(self, changes)
+        task = _copy(self, changes)
+        if not _SIZE_KEEPING.issuperset(changes):
+            task._size = task._weight = -1
+        return task
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _STORED}
@@ -85,6 +128,10 @@ class TaskRecord:
 
 
 _copy = copier(TaskRecord)
+_SIZE_KEEPING = frozenset(
+    {"status", "agent_id", "attempts", "offered_at", "assigned_at", "revision"}
+)
+"""Changes that leave the record's size as it was, give or take a few bytes of numbers."""
 _KNOWN = frozenset(stored_fields(TaskRecord))
 _STORED = tuple(name for name in stored_fields(TaskRecord) if name != "revision")
 """What is stored: every field but the revision (the store's own sequence)."""
