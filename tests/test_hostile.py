@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -15,9 +16,11 @@ from hivebus import Core, HiveClient
 from hivebus.config import HivebusConfig
 from hivebus.connection import connect
 from hivebus.jetstream_state import BucketNames
+from hivebus.server import EmbeddedServer
 from hivebus_hookspecs.models import MAX_JSON_DEPTH, DelegateReply, TaskStatus
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from processes import run, spawn
 
 MIB = 1024 * 1024
 
@@ -491,3 +494,54 @@ async def test_no_reply_larger_than_a_nats_message_is_ever_sent(nats_server, sta
         wire = Wire(nc)
         await wire.fail("orchestrator.status", code="reply_too_large")
         await wire.ok("orchestrator.agents")
+
+
+SECRET = "s3cret-Pw-1"
+
+
+@pytest.fixture
+def guarded_server(tmp_path) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(
+        port=0, data_dir=tmp_path / "guarded", extra_args=("--user", "hive", "--pass", SECRET)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_credentials_never_appear_in_output_or_errors(guarded_server: EmbeddedServer, tmp_path):
+    good = f"nats://hive:{SECRET}@127.0.0.1:{guarded_server.port}"
+    up = spawn("up", "--nats", good, "-p", "no:performance", cwd=tmp_path)
+    try:
+        up.wait_for("serving on")
+        status = run("status", "--nats", good, "--json")
+        assert status.returncode == 0, status.stderr
+    finally:
+        assert up.stop() == 0
+    output = "\n".join(up.lines)
+    assert "nats://***@127.0.0.1" in output
+    assert SECRET not in output
+    wrong = f"nats://hive:{SECRET}x@127.0.0.1:{guarded_server.port}"
+    refused = run("status", "--nats", wrong)
+    assert refused.returncode == 2
+    assert SECRET not in refused.stderr + refused.stdout
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert "authorization" in lines[0].lower(), lines[0]
+
+
+def test_up_exits_non_zero_when_nats_is_gone_for_good(tmp_path):
+    server = EmbeddedServer(port=0, data_dir=tmp_path / "nats")
+    server.start()
+    up = spawn(
+        "up", "--nats", server.url, "-p", "no:performance", cwd=tmp_path,
+        HIVEBUS_MAX_RECONNECT_ATTEMPTS="2", HIVEBUS_RECONNECT_WAIT_S="0.2",
+    )  # fmt: skip
+    try:
+        up.wait_for("serving on")
+        server.stop()
+        up.wait_for("closed for good", timeout=30)
+        assert up.popen.wait(timeout=30) == 3
+    finally:
+        up.stop()
+        server.stop()

@@ -5,6 +5,7 @@ out, and afterwards the core serves and stays within its memory budget."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import string
@@ -47,6 +48,16 @@ _FIELDS = {
     "orchestrator.tasks": ["status", "limit", "cursor"],
     "orchestrator.plugins": [],
 }
+
+
+@functools.cache
+def _deep(depth: int) -> bytes:
+    return b'{"payload": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@functools.cache
+def _many_fields(count: int) -> bytes:
+    return json.dumps({str(i): 0 for i in range(count)}).encode()
 
 
 class Corpus:
@@ -112,11 +123,9 @@ class Corpus:
                 ]
             )
         if kind < 82:  # deep
-            depth = r.choice([10, 63, 64, 65, 200, 3000])
-            return b'{"payload": ' + b"[" * depth + b"]" * depth + b"}"
+            return _deep(r.choice([10, 63, 64, 65, 200, 3000]))
         if kind < 88:  # many unknown fields
-            count = r.choice([100, 5000, 25_500])
-            return json.dumps({str(i): 0 for i in range(count)}).encode()
+            return _many_fields(r.choice([100, 5000, 25_500]))
         if kind < 93:  # large: under and over max_payload_bytes
             size = r.choice([100_000, 400_000, 524_000, 530_000, 1_000_000])
             big = r.choice(["payload", "result", "metadata"])
@@ -217,6 +226,7 @@ async def _run_against_a_core_process(nats_server, tmp_path: Path, count: int) -
             await nc.close()
         assert core.popen.poll() is None, "\n".join(core.lines)
         rss = _rss_mib(core.popen.pid)
+        print(f"{count} hostile requests: {dict(outcomes)}; core resident memory {rss:.0f} MiB")
         assert rss < MEMORY_CEILING_MIB, f"the core holds {rss:.0f} MiB after the storm"
     finally:
         assert core.stop() == 0, "\n".join(core.lines[-30:])
@@ -230,3 +240,54 @@ async def test_a_few_thousand_hostile_requests_all_get_structured_answers(nats_s
 @pytest.mark.timeout(900)
 async def test_a_hundred_thousand_hostile_requests_leave_the_core_serving(nats_server, tmp_path):
     await _run_against_a_core_process(nats_server, tmp_path, 100_000)
+
+
+def _shapeless(size: int) -> list[dict[str, Any]]:
+    """The JSON shape that costs most memory per byte once parsed: ``[{},{},...]``."""
+    return [{} for _ in range(size // 3)]
+
+
+@pytest.mark.slow
+async def test_filling_every_budget_keeps_the_core_under_its_memory_ceiling(nats_server, tmp_path):
+    core = spawn("up", "--nats", nats_server.url, "-p", "no:performance", cwd=tmp_path)
+    try:
+        await core.until("serving on")
+        nc = await connect(HivebusConfig.load(nats_url=nats_server.url), "filler")
+        wire = Wire(nc)
+        try:
+            result = _shapeless(400_000)
+
+            async def on_offer(msg: Any) -> None:
+                offer = json.loads(msg.data)
+                await msg.respond(b'{"accept": true}')
+                body = {"task_id": offer["task_id"], "agent_id": "filler", "result": result}
+                await nc.request("task.complete", json.dumps(body).encode(), timeout=30)
+
+            await nc.subscribe("agent.filler.assign", cb=on_offer)
+            await wire.ok("agent.register", {"agent_id": "filler", "capabilities": ["fill"]})
+            payload = _shapeless(100_000)
+            for i in range(200):  # finished tasks: past task_retention_bytes, the oldest go
+                await wire.ok(
+                    "task.delegate",
+                    {"task_id": f"done-{i}", "required_capabilities": ["fill"], "payload": payload},
+                )
+            big = _shapeless(500_000)
+            for i in range(1000):  # live tasks until the budget says no
+                reply = await wire.request(
+                    "task.delegate",
+                    {"task_id": f"live-{i}", "required_capabilities": ["nobody"], "payload": big},
+                )
+                if not reply.body["ok"]:
+                    assert reply.body["error"]["code"] == "over_capacity"
+                    assert "max_live_task_bytes" in reply.body["error"]["message"]
+                    break
+            else:
+                pytest.fail("the live-task budget never refused a delegation")
+            await wire.still_serving()
+        finally:
+            await nc.close()
+        rss = _rss_mib(core.popen.pid)
+        print(f"every budget full: core resident memory {rss:.0f} MiB")
+        assert rss < MEMORY_CEILING_MIB
+    finally:
+        assert core.stop() == 0, "\n".join(core.lines[-30:])

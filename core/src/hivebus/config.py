@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -62,8 +62,9 @@ class HivebusConfig(BaseSettings):
 
     # --- NATS connection (production options) ---
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: SecretStr | None = None
+    """Shown as ``**********`` in every repr, log and validation error."""
+    token: SecretStr | None = None
     nkeys_seed: Path | None = None
     creds_file: Path | None = None
     tls_ca_file: Path | None = None

@@ -52,9 +52,9 @@ def connect_options(config: HivebusConfig, name: str) -> dict[str, Any]:
     if config.user is not None:
         options["user"] = config.user
     if config.password is not None:
-        options["password"] = config.password
+        options["password"] = config.password.get_secret_value()
     if config.token is not None:
-        options["token"] = config.token
+        options["token"] = config.token.get_secret_value()
     if config.creds_file is not None:
         options["user_credentials"] = str(config.creds_file)
     if config.nkeys_seed is not None:
@@ -90,7 +90,9 @@ async def connect(
     async def error_cb(exc: Exception) -> None:
         message = redact(str(exc) or type(exc).__name__)
         last_error[:] = [message]
-        log.warning("nats error", extra={"error": message})
+        # While connecting the first time, a failure is reported once, by the exception.
+        level = logging.DEBUG if client is None else logging.WARNING
+        log.log(level, "nats error", extra={"error": message})
 
     async def closed_cb() -> None:
         if on_closed is not None:
