@@ -18,6 +18,6 @@ for i in $(seq 1 "$runs"); do
   uv run hivebus bench "${args[@]}" --output "$out/run-$i.json" | tee "$out/run-$i.txt"
 done
 echo "== medians of $runs runs" >&2
-uv run python -m hivebus.bench.combine "$out"/run-*.json --output "$out/median.json" \
+uv run python -m hivebus_bench.combine "$out"/run-*.json --output "$out/median.json" \
   | tee "$out/median.txt"
 echo "reports in $out" >&2

@@ -64,7 +64,7 @@ def _bench_processes() -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "hivebus.bench." in cmdline and cmdline.startswith(sys.executable):
+        if "hivebus_bench." in cmdline and cmdline.startswith(sys.executable):
             found.append(cmdline)
     return found
 

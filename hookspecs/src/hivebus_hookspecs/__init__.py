@@ -1,6 +1,7 @@
 """What hivebus plugin authors depend on: hook specs, the ``hookimpl`` marker, wire models."""
 
-from . import hookspecs, models
+from . import commands, hookspecs, models
+from .commands import COMMANDS_GROUP, RegisterCommand
 from .hookspecs import PROJECT, hookimpl, hookspec
 from .models import (
     AgentRole,
@@ -16,6 +17,7 @@ from .models import (
 )
 
 __all__ = [
+    "COMMANDS_GROUP",
     "PROJECT",
     "AgentRole",
     "AgentState",
@@ -24,10 +26,12 @@ __all__ = [
     "Event",
     "EventName",
     "HealthStatus",
+    "RegisterCommand",
     "Rejected",
     "TaskPriority",
     "TaskStatus",
     "TaskView",
+    "commands",
     "hookimpl",
     "hookspec",
     "hookspecs",

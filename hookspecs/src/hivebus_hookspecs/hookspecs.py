@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .commands import RegisterCommand
     from .models import AgentView, Event, TaskView
 
 PROJECT = "hivebus"
@@ -122,4 +123,16 @@ def hivebus_health() -> str | None:
     Return a ``HealthStatus`` value (``healthy``, ``degraded``, ``unhealthy``, ``critical``) or
     ``None`` for healthy. The plugin's reported health is the worse of this answer and what
     the host observed (failures and timeouts of its hooks).
+    """
+
+
+@hookspec
+def hivebus_register_commands(register: RegisterCommand) -> None:
+    """Called by the ``hivebus`` command line, not the core, when it builds its parser.
+
+    Only for plugins found through the ``hivebus.commands`` entry-point group. Call
+    ``register(name, help=..., run=..., configure=...)`` once per command to add
+    ``hivebus NAME``: ``configure(parser)`` adds its arguments, ``run(args)`` returns the exit
+    status or an awaitable of it. Called synchronously (not awaited), so keep it cheap and
+    import heavy modules inside ``run``. A name already taken is refused. Return value ignored.
     """

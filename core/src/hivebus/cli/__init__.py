@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint
 
 from pydantic import ValidationError
 
 from ..errors import RemoteError
+from .extensions import add_commands, load_commands
 
 __all__ = ["main"]
 
@@ -28,7 +30,10 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    command_entry_points: Iterable[EntryPoint] | None = None,
+) -> argparse.ArgumentParser:
+    """The whole command line; ``command_entry_points`` stands in for the installed ones."""
     parser = argparse.ArgumentParser(
         prog="hivebus", description="An agent orchestrator that lives on NATS."
     )
@@ -91,14 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--max-tasks", type=int, default=1)
     agent.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
 
-    bench = commands.add_parser(
-        "bench", help="measure the core over a real nats-server, beside the bare NATS floor"
-    )
-    bench.add_argument("--output", metavar="FILE", default=None, help="write the JSON report")
-    bench.add_argument(
-        "--agents", type=int, default=None, help="the large population (10,000; --quick 1,000)"
-    )
-    bench.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
+    # Commands other distributions add (hivebus-bench adds `bench`): see extensions.py.
+    add_commands(commands.add_parser, load_commands(set(commands.choices), command_entry_points))
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from hivebus_hookspecs.models import TaskStatus, TaskView
 from ..client import HiveClient
 from ..config import HivebusConfig
 from ..connection import connect
+from .extensions import DEST, Command
 from .shutdown import stop_requested
 from .tables import clock, event_line, table
 
@@ -27,16 +29,16 @@ def _print_json(value: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    extension: Command | None = getattr(args, DEST, None)
+    if extension is not None:
+        result = extension.run(args)
+        return await result if inspect.isawaitable(result) else result
     if args.command == "up":
         from .up import up
 
         return await up(args)
     if args.command == "tap":
         return await tap(args)
-    if args.command == "bench":
-        from ..bench.command import bench
-
-        return await bench(args)
     if args.command == "agent":
         from .exec_agent import run_agent
 

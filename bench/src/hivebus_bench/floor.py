@@ -6,7 +6,7 @@ delegator -> core -> agent), spawning a task per request as the core's service d
 ``relay-inline`` awaits inline in the subscription callback, which nats-py runs one after
 another; ``client`` times requests, and on a server with JetStream also compare-and-set writes
 to a key-value bucket (``kv``), the durable state's unit of cost. Run as
-``python -m hivebus.bench.floor ROLE URL``.
+``python -m hivebus_bench.floor ROLE URL``.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ async def _run(role: str, url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hivebus.bench.floor")
+    parser = argparse.ArgumentParser(prog="python -m hivebus_bench.floor")
     parser.add_argument("role", choices=["responder", "relay", "relay-inline", "client"])
     parser.add_argument("url")
     parser.add_argument("--loop", choices=loops.LOOPS, default="asyncio")

@@ -4,7 +4,7 @@
 wildcard subscription on ``agent.*.assign`` (thousands of agents cost one subscription);
 ``delegator`` delegates tasks and completes them on the assigned agent's behalf, so an agent
 is free again when the next delegation needs it. Both time their own requests. Run as
-``python -m hivebus.bench.workers ROLE URL``; the runner drives them through ``channel``.
+``python -m hivebus_bench.workers ROLE URL``; the runner drives them through ``channel``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import nats
 import orjson
+from hivebus.subjects import Subjects
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from ..subjects import Subjects
 from . import loadgen, loops
 from .channel import serve
 
@@ -190,7 +190,7 @@ async def _run(role: str, url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hivebus.bench.workers")
+    parser = argparse.ArgumentParser(prog="python -m hivebus_bench.workers")
     parser.add_argument("role", choices=["agents", "delegator"])
     parser.add_argument("url")
     parser.add_argument("--loop", choices=loops.LOOPS, default="asyncio")

@@ -1,4 +1,4 @@
-"""Medians of several bench reports: ``python -m hivebus.bench.combine A.json B.json ...``.
+"""Medians of several bench reports: ``python -m hivebus_bench.combine A.json B.json ...``.
 
 Prints the table of the median figures and, with ``--output``, writes the combined report.
 On a shared machine one run is noisy; ``benchmarks/run.sh`` runs several and combines them.
@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hivebus.bench.combine")
+    parser = argparse.ArgumentParser(prog="python -m hivebus_bench.combine")
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)

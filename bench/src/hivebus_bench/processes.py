@@ -33,7 +33,7 @@ __all__ = [
     "memory_kib",
 ]
 
-_CORE_MAIN = "import sys; from hivebus.cli import main; sys.exit(main())  # hivebus.bench core"
+_CORE_MAIN = "import sys; from hivebus.cli import main; sys.exit(main())  # hivebus_bench core"
 """Exactly what the ``hivebus`` console script runs (the comment marks it in ``ps``)."""
 
 _PR_SET_PDEATHSIG = 1

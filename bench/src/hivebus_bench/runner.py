@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hivebus.config import HivebusConfig
+from hivebus.plugins import ENTRY_POINT_GROUP
+from hivebus.server import EmbeddedServer
 
-from ..config import HivebusConfig
-from ..plugins import ENTRY_POINT_GROUP
-from ..server import EmbeddedServer
 from . import floor, loops
 from .processes import BenchError, Child, CoreProcess, Fleet, Process, bench_env
 from .stats import median, median_tree, summarize
@@ -211,7 +211,7 @@ class Bench:
     async def floor_processes(self, loop: str) -> dict[str, Child]:
         """The responder, the relays and the client; they stay up for the whole run."""
         args = ("--loop", loop)
-        module = "hivebus.bench.floor"
+        module = "hivebus_bench.floor"
         return {
             role: await self.fleet.child(f"floor-{role}-{loop}", module, role, self.url, *args)
             for role in ("responder", "relay", "relay-inline", "client")
@@ -399,9 +399,9 @@ class Bench:
             return  # each scenario builds on the one before
 
         async with rec.scenario("agent_registration") as details:
-            agents = await self.fleet.child("agents", "hivebus.bench.workers", "agents", self.url)
+            agents = await self.fleet.child("agents", "hivebus_bench.workers", "agents", self.url)
             delegator = await self.fleet.child(
-                "delegator", "hivebus.bench.workers", "delegator", self.url
+                "delegator", "hivebus_bench.workers", "delegator", self.url
             )
             # One at a time: the first 100 (the legacy default population), then the rest.
             first = await self.measure(
@@ -567,7 +567,7 @@ class Bench:
                 server.start()
                 url = server.url
                 client = await self.fleet.child(
-                    "floor-client-jetstream", "hivebus.bench.floor", "client", url
+                    "floor-client-jetstream", "hivebus_bench.floor", "client", url
                 )
                 started.append(client)
                 kv_seq = await self.measure(
@@ -596,7 +596,7 @@ class Bench:
                 workers: list[Child] = []
                 for role in ("agents", "delegator"):
                     worker = await self.fleet.child(
-                        f"{role}-jetstream", "hivebus.bench.workers", role, url
+                        f"{role}-jetstream", "hivebus_bench.workers", role, url
                     )
                     started.append(worker)
                     workers.append(worker)

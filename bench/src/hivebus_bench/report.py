@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..server import find_nats_server
+from hivebus.server import find_nats_server
+
 from . import loops
 from .runner import Plan, Recorder
 from .stats import median_tree
@@ -54,7 +55,7 @@ def thresholds() -> tuple[dict[str, float], str]:
         except Exception:  # not there (yet), or not the shape we expect: use our copy
             continue
         return values, f"{module_name}.OrchestratorConfig"
-    return dict(LEGACY_THRESHOLDS), "hivebus.bench.report.LEGACY_THRESHOLDS"
+    return dict(LEGACY_THRESHOLDS), "hivebus_bench.report.LEGACY_THRESHOLDS"
 
 
 # --- reading figures --------------------------------------------------------------------
