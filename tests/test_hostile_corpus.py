@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eventually
 from contract_wire import REQUEST_SUBJECTS, Wire
 from hivebus import HivebusConfig
 from hivebus.connection import connect
@@ -255,23 +256,33 @@ async def test_filling_every_budget_keeps_the_core_under_its_memory_ceiling(nats
         nc = await connect(HivebusConfig.load(nats_url=nats_server.url), "filler")
         wire = Wire(nc)
         try:
-            result = _shapeless(400_000)
+            result = _shapeless(390_000)
 
             async def on_offer(msg: Any) -> None:
                 offer = json.loads(msg.data)
                 await msg.respond(b'{"accept": true}')
                 body = {"task_id": offer["task_id"], "agent_id": "filler", "result": result}
-                await nc.request("task.complete", json.dumps(body).encode(), timeout=30)
+                reply = await nc.request("task.complete", json.dumps(body).encode(), timeout=30)
+                assert json.loads(reply.data)["ok"], reply.data
 
             await nc.subscribe("agent.filler.assign", cb=on_offer)
             await wire.ok("agent.register", {"agent_id": "filler", "capabilities": ["fill"]})
             payload = _shapeless(100_000)
-            for i in range(200):  # finished tasks: past task_retention_bytes, the oldest go
+            for i in range(30):  # finished tasks: past task_retention_bytes, the oldest go
+                task_id = f"done-{i}"
                 await wire.ok(
                     "task.delegate",
-                    {"task_id": f"done-{i}", "required_capabilities": ["fill"], "payload": payload},
+                    {"task_id": task_id, "required_capabilities": ["fill"], "payload": payload},
                 )
-            big = _shapeless(500_000)
+
+                async def finished(task_id: str = task_id) -> bool:
+                    task = (await wire.ok("task.get", {"task_id": task_id}))["task"]
+                    return bool(task["status"] == "completed")
+
+                await eventually(finished, timeout=30)
+            retained = (await wire.ok("orchestrator.tasks", {"status": "completed"}))["tasks"]
+            assert 0 < len(retained) < 30  # the oldest were forgotten to keep the budget
+            big = _shapeless(380_000)  # about 500 KB as the test client writes it
             for i in range(1000):  # live tasks until the budget says no
                 reply = await wire.request(
                     "task.delegate",
