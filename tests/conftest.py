@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -91,10 +92,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = [f"{len(survivors)} process(es) started by the tests outlived the run:"]
     lines += [f"  pid {pid}: {cmd}" for pid, cmd in sorted(survivors.items())]
     for pid in survivors:  # ours, by pid: leave the machine clean after reporting them
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     if reporter is not None:
         reporter.write_line("")
         for line in lines:

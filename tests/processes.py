@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import signal
@@ -64,10 +65,8 @@ class Proc:
 
         Only for processes spawned with ``new_session=True`` (the group is theirs alone).
         """
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait()
 
     def stop(self, timeout: float = 10) -> int:

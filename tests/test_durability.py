@@ -82,7 +82,9 @@ async def test_delegating_the_same_id_on_two_replicas_creates_one_task(
 
     async def record(msg: Any) -> None:
         body = orjson.loads(msg.data)
-        {"task.assigned": assigned, "task.completed": completed}[body["event"]][body["task_id"]] += 1
+        {"task.assigned": assigned, "task.completed": completed}[body["event"]][
+            body["task_id"]
+        ] += 1
 
     await nats_client.subscribe("events.task.assigned", cb=record)
     await nats_client.subscribe("events.task.completed", cb=record)
