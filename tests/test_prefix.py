@@ -23,8 +23,7 @@ from processes import run, spawn
 
 def bus_config(server: EmbeddedServer, prefix: str, **extra: Any) -> HivebusConfig:
     return HivebusConfig.load(
-        **{**TEST_DEFAULTS, "nats_url": server.url, "state": "jetstream", "prefix": prefix}
-        | extra
+        **{**TEST_DEFAULTS, "nats_url": server.url, "state": "jetstream", "prefix": prefix} | extra
     )
 
 
