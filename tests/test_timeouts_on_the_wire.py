@@ -82,12 +82,14 @@ async def test_leaving_agents_requeue_then_exhaust_the_attempts_and_say_so_in_or
     await first.start()
     await wire.ok("task.delegate", {"task_id": "hot-potato", "required_capabilities": ["x"]})
     await first.next_offer()
+    await events.wait_for("task.assigned", agent_id="first")  # its acceptance is recorded
     second = RawAgent(wire, "second", ["x"])
     await second.start()
 
     await wire.ok("agent.deregister", {"agent_id": "first"})  # attempt 1 of 2 used
     offer = await second.next_offer()
     assert offer["attempt"] == 2
+    await events.wait_for("task.assigned", agent_id="second")
     await wire.ok("agent.deregister", {"agent_id": "second"})  # attempt 2 of 2 used
     await events.wait_for("agent.deregistered", agent_id="second")
 
