@@ -113,11 +113,13 @@ class NoPlugins:
 class World:
     """An orchestrator on fake ports, plus what it said and asked."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(
+        self, state: MemoryState | None = None, hooks: Any = None, **settings: Any
+    ) -> None:
         self.clock = Clock()
         self.offers = FakeOffers()
         self.events = FakeEvents()
-        self.state = MemoryState()
+        self.state = state or MemoryState()
         self.beating: set[str] = set()
         config = HivebusConfig.load(
             heartbeat_interval_s=HEARTBEAT_S,
@@ -130,7 +132,7 @@ class World:
             config,
             self.offers,
             self.events,
-            NoPlugins(),
+            hooks or NoPlugins(),
             self.state,
             clock=self.clock,
             monotonic=self.clock,
