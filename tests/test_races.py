@@ -249,9 +249,9 @@ class SlowState(MemoryState):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="product bug: duplicates of a delegation that arrive before its first write is "
-    "stored are each counted in tasks.delegations_total (and each tries to place the task); "
-    "subjects.md says duplicates are not counted",
+    reason="product bug: two or more delegations of one task id arriving before the first is "
+    "stored all answer 'queued' and none is offered, though a capable agent is free (it waits "
+    "for the next sweep); each is also counted in tasks.delegations_total",
 )
 async def test_duplicates_arriving_together_count_as_one_delegation():
     world = World(state=SlowState())
