@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -58,6 +60,15 @@ class Proc:
     def signal(self, sig: int) -> None:
         self.popen.send_signal(sig)
 
+    def kill_group(self) -> None:
+        """SIGKILL the process and everything it started, as a crashed container would die.
+
+        Only for processes spawned with ``new_session=True`` (the group is theirs alone).
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
     def stop(self, timeout: float = 10) -> int:
         if self.popen.poll() is None:
             self.popen.terminate()
@@ -69,7 +80,8 @@ class Proc:
         return self.popen.returncode
 
 
-def spawn(*args: str, cwd: Path | None = None, **env: str) -> Proc:
+def spawn(*args: str, cwd: Path | None = None, new_session: bool = False, **env: str) -> Proc:
+    """Start ``hivebus ARGS``; ``new_session``: in a process group of its own (``kill_group``)."""
     popen = subprocess.Popen(
         [*HIVEBUS, *args],
         cwd=cwd,
@@ -77,6 +89,7 @@ def spawn(*args: str, cwd: Path | None = None, **env: str) -> Proc:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
     return Proc(popen)
 

@@ -120,3 +120,16 @@ def test_quick_bench_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert "thresholds" in report["configuration"]
     assert report["system_info"]["event_loop"] == "asyncio"
     assert _bench_processes() == []
+
+    # Several runs combine into their medians: two copies of one run give that run's figures.
+    combined_path = tmp_path / "combined.json"
+    combine = [sys.executable, "-m", "hivebus.bench.combine", str(output), str(output)]
+    merged = subprocess.run(
+        [*combine, "--output", str(combined_path)],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr[-4000:]
+    combined = json.loads(combined_path.read_text())
+    assert combined["figures"] == report["figures"]
+    assert combined["ratios"] == report["ratios"]
+    assert combined["system_info"]["runs"] == 2

@@ -150,10 +150,79 @@ def test_every_event_is_in_subjects_md(event: EventName):
     assert re.search(rf"\b{re.escape(event.value)}\b", text)
 
 
+# Where subjects.md documents each model of the wire contract: the heading of its section.
+MODEL_SECTIONS = {
+    "AgentView": "### Agent view",
+    "AgentsReply": "### orchestrator.agents",
+    "CompleteRequest": "### task.complete",
+    "DelegateReply": "### task.delegate",
+    "DelegateRequest": "### task.delegate",
+    "DeregisterReply": "### agent.deregister",
+    "DeregisterRequest": "### agent.deregister",
+    "EmptyRequest": "## Conventions",
+    "ErrorBody": "## Conventions",
+    "ErrorReply": "## Conventions",
+    "Event": "## Events",
+    "HeartbeatRequest": "### agent.heartbeat",
+    "Offer": "### `agent.<agent_id>.assign`",
+    "OfferReply": "### `agent.<agent_id>.assign`",
+    "OkReply": "## Conventions",
+    "PluginInfo": "### orchestrator.plugins",
+    "PluginsReply": "### orchestrator.plugins",
+    "RegisterReply": "### agent.register",
+    "RegisterRequest": "### agent.register",
+    "TaskReply": "### task.get",
+    "TaskRequest": "### task.get",
+    "TaskView": "### Task view",
+    "TasksReply": "### orchestrator.tasks",
+    "TasksRequest": "### orchestrator.tasks",
+}
+
+# A reply's one wrapping field is described in its section's prose, not in a field table.
+WRAPPERS = {
+    ("AgentsReply", "agents"),
+    ("ErrorReply", "error"),
+    ("PluginsReply", "plugins"),
+    ("TaskReply", "task"),
+    ("TasksReply", "tasks"),
+}
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of the same or a higher level."""
+    lines = text.splitlines()
+    if heading not in lines:
+        pytest.fail(f"subjects.md has no heading {heading!r}")
+    level = heading.split()[0]
+    body: list[str] = []
+    for line in lines[lines.index(heading) + 1 :]:
+        marker = line.split(" ", 1)[0]
+        if line.startswith("#") and set(marker) == {"#"} and len(marker) <= len(level):
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
+def test_every_wire_model_has_a_section_in_subjects_md():
+    models_found = sorted({model for model, _ in WIRE_FIELDS} | set(MODEL_SECTIONS))
+    unmapped = [m for m in models_found if m not in MODEL_SECTIONS]
+    assert unmapped == [], f"teach test_docs.py where subjects.md documents {unmapped}"
+
+
 @pytest.mark.parametrize(("model", "field"), WIRE_FIELDS)
-def test_every_wire_field_is_in_subjects_md(model: str, field: str):
-    assert f"`{field}`" in SUBJECTS_MD.read_text(), (
-        f"{model}.{field} is not documented in subjects.md"
+def test_every_wire_field_is_in_its_own_section_of_subjects_md(model: str, field: str):
+    text = SUBJECTS_MD.read_text()
+    if field == "ok":  # the envelope of every reply, described once
+        section = _section(text, "## Conventions")
+        assert '{"ok": true' in section, "subjects.md's conventions lost the reply envelope"
+        return
+    heading = MODEL_SECTIONS[model]
+    section = _section(text, heading)
+    if (model, field) in WRAPPERS:
+        assert f"`{field}`" in section, f"{model}.{field} is not described under {heading}"
+        return
+    assert _table_row(section, field) is not None, (
+        f"{model}.{field} has no row in the table under {heading} in subjects.md"
     )
 
 

@@ -47,14 +47,45 @@ def test_candidates_prefer_the_least_loaded_fraction():
     assert [a.agent_id for a in registry.candidates(frozenset({"x"}), 5)] == ["third", "half"]
 
 
-def test_the_rarest_capability_bounds_the_search_at_ten_thousand_agents():
+class CountingRecords(dict[str, AgentRecord]):
+    """The registry's record table, counting every record the search looks at."""
+
+    looked_at = 0
+
+    def __getitem__(self, agent_id: str) -> AgentRecord:
+        self.looked_at += 1
+        return super().__getitem__(agent_id)
+
+
+def counting_registry() -> tuple[AgentRegistry, CountingRecords]:
     registry = AgentRegistry()
+    records = CountingRecords()
+    registry._agents = records  # a spy on the one table every lookup goes through
+    return registry, records
+
+
+def test_the_rarest_capability_bounds_the_search_at_ten_thousand_agents():
+    registry, records = counting_registry()
     for i in range(10_000):
         registry.add(agent(f"a{i}", {"common"}))
     registry.add(agent("special", {"common", "rare"}))
+
     picked = registry.candidates(frozenset({"common", "rare"}), 3)
+
     assert [a.agent_id for a in picked] == ["special"]
+    assert records.looked_at == 1  # only the holders of "rare", not the 10,001 of "common"
     assert registry.capability_counts() == {"common": 10_001, "rare": 1}
+
+
+def test_a_search_stops_once_it_has_enough_idle_agents():
+    registry, records = counting_registry()
+    for i in range(10_000):
+        registry.add(agent(f"a{i}", {"common"}))
+
+    picked = registry.candidates(frozenset({"common"}), 3)
+
+    assert [a.agent_id for a in picked] == ["a0", "a1", "a2"]
+    assert records.looked_at == 3
 
 
 def test_offline_agents_leave_the_index():

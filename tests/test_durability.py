@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 from conftest import eventually
 from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, TaskStatus
@@ -70,10 +71,24 @@ async def _done(hive: HiveClient, task_id: str) -> bool:
     return (await hive.get(task_id)).status is TaskStatus.COMPLETED
 
 
-async def test_delegating_the_same_id_on_two_replicas_creates_one_task(nats_server, make_agent):
+async def test_delegating_the_same_id_on_two_replicas_creates_one_task(
+    nats_server, make_agent, nats_client
+):
     cores = [Core(js_config(nats_server)) for _ in range(2)]
     for core in cores:
         await core.start()
+    assigned: Counter[str] = Counter()
+    completed: Counter[str] = Counter()
+
+    async def record(msg: Any) -> None:
+        body = orjson.loads(msg.data)
+        {"task.assigned": assigned, "task.completed": completed}[body["event"]][
+            body["task_id"]
+        ] += 1
+
+    await nats_client.subscribe("events.task.assigned", cb=record)
+    await nats_client.subscribe("events.task.completed", cb=record)
+    await nats_client.flush()
     try:
         worker = Recorder("solo")
         await make_agent("solo", ["x"], worker)
@@ -82,7 +97,15 @@ async def test_delegating_the_same_id_on_two_replicas_creates_one_task(nats_serv
             *(c.delegate("t", ["x"], task_id="once") for c in clients for _ in range(5))
         )
         assert {r.task_id for r in replies} == {"once"}
-        await eventually(lambda: worker.ran == ["once"])
+        await eventually(lambda: completed["once"] == 1)
+        # A second run would come after the first: put one more task through the same agent
+        # (it holds one at a time) and only then count what "once" went through.
+        await clients[0].delegate("t", ["x"], task_id="after")
+        await eventually(lambda: completed["after"] == 1)
+        assert worker.ran == ["once", "after"]
+        assert assigned == {"once": 1, "after": 1}
+        assert completed == {"once": 1, "after": 1}
+        assert (await clients[1].get("once")).attempts == 1
     finally:
         for core in cores:
             await core.stop()

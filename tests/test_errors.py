@@ -399,12 +399,15 @@ class UnencodableStatus:
 async def test_a_reply_that_cannot_be_built_is_still_answered(wire: Wire, hivebus_core: Core):
     hivebus_core.plugins.register(UnencodableStatus(), "unencodable")
 
-    reply = await wire.request("orchestrator.status")
+    status = await wire.ok("orchestrator.status")
 
-    # Either the host isolates the contribution or the request fails as internal_error;
-    # never silence.
-    if reply.body["ok"] is not True:
-        await wire.fail("orchestrator.status", code="internal_error")
+    # The host isolates the contribution: the request succeeds without it, and the plugin that
+    # produced it is marked degraded, with the reason.
+    assert "unencodable" not in status.get("extensions", {})
+    [plugin] = [p for p in (await wire.ok("orchestrator.plugins"))["plugins"]]
+    assert (plugin["name"], plugin["health"], plugin["failures"]) == ("unencodable", "degraded", 1)
+    assert plugin["last_error"].startswith("hivebus_status: ")
+    assert (await wire.ok("orchestrator.status"))["plugins"] == {"unencodable": "degraded"}
     hivebus_core.plugins.unregister("unencodable")
     await wire.still_serving()
 

@@ -27,19 +27,24 @@ async def _status(hive: HiveClient, task_id: str) -> TaskStatus:
 
 async def test_a_killed_agent_goes_offline_and_its_task_moves_on(hive, make_agent, hivebus_core):
     url = hivebus_core.config.nats_url
-    doomed = spawn("agent", "--nats", url, "--id", "doomed", "--cap", "x", "--", *SLEEPER)
-    await doomed.until("ready")
-    reply = await hive.delegate("t", ["x"], task_id="orphan")
-    assert reply.agent_id == "doomed"
-    attempts: list[int] = []
+    # Its own process group, so the kill takes the command it is running too (as a crashed
+    # container's would): the test leaves no `sleep 600` behind.
+    doomed = spawn(
+        "agent", "--nats", url, "--id", "doomed", "--cap", "x", "--", *SLEEPER, new_session=True
+    )
+    try:
+        await doomed.until("ready")
+        reply = await hive.delegate("t", ["x"], task_id="orphan")
+        assert reply.agent_id == "doomed"
+        attempts: list[int] = []
 
-    async def survivor(task: Offer) -> Any:
-        attempts.append(task.attempt)
-        return "rescued"
+        async def survivor(task: Offer) -> Any:
+            attempts.append(task.attempt)
+            return "rescued"
 
-    await make_agent("survivor", ["x"], survivor)
-    doomed.popen.kill()  # SIGKILL: no deregistration, no goodbye
-    doomed.popen.wait()
+        await make_agent("survivor", ["x"], survivor)
+    finally:
+        doomed.kill_group()  # SIGKILL: no deregistration, no goodbye
 
     async def offline() -> bool:
         return any(a.agent_id == "doomed" and a.state == "offline" for a in await hive.agents())

@@ -153,4 +153,11 @@ async def make_agent(hivebus_config: HivebusConfig) -> AsyncIterator[AgentFactor
         return agent
 
     yield make
-    await asyncio.gather(*(agent.stop(grace_s=1.0) for agent in agents), return_exceptions=True)
+    # Every agent is stopped, and then whatever went wrong stopping any of them fails the test:
+    # a shutdown error is a bug to see, not noise to hide.
+    outcomes = await asyncio.gather(
+        *(agent.stop(grace_s=1.0) for agent in agents), return_exceptions=True
+    )
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if errors:
+        raise BaseExceptionGroup("stopping the test agents failed", errors)

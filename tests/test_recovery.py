@@ -1,0 +1,135 @@
+"""What the periodic pass repairs after a crash, driven step by step through fake ports.
+
+The crash left behind (a stored offer whose sender died, a task held by an agent that left
+before it was given back, a slot reserved for an offer never stored) is set up exactly, and
+each repair is seen happening at the moment the rules say, not by chance.
+"""
+
+from __future__ import annotations
+
+from fake_ports import (
+    ORPHAN_GRACE_S,
+    STALE_OFFER_S,
+    World,
+    agent_record,
+    task_record,
+    world,
+)
+from hivebus.domain.ports import OfferResult
+from hivebus_hookspecs.models import AgentState, TaskStatus
+
+__all__ = ["world"]  # the fixture
+
+
+# --- an offer whose sender died --------------------------------------------------------------
+
+
+async def test_a_stale_offer_is_offered_again_to_the_same_agent(world: World):
+    now = world.clock.now
+    world.beating.add("a")
+    await world.stored_by_a_crashed_core(
+        agent_record("a", {"t"}, AgentState.ACTIVE, now),
+        task_record("t", TaskStatus.OFFERED, "a", now, offered_at=now),
+    )
+
+    await world.tick_after(STALE_OFFER_S - 0.1)  # somebody may still be waiting for the answer
+    assert world.offers.asked() == []
+    assert world.task("t").status is TaskStatus.OFFERED
+
+    await world.tick_after(0.2)  # now nobody is: the same agent is asked again
+    assert world.offers.asked() == [("a", "t", 1)]
+    task = world.task("t")
+    assert (task.status, task.agent_id, task.attempts) == (TaskStatus.ASSIGNED, "a", 1)
+    assert world.events.named("task.assigned") == [
+        {"event": "task.assigned", "timestamp": world.clock.now, "agent_id": "a",
+         "task_id": "t", "attempt": 1}
+    ]  # fmt: skip
+    assert world.agent("a").tasks == {"t"}
+
+
+async def test_a_stale_offer_the_agent_refuses_goes_back_in_line(world: World):
+    now = world.clock.now
+    world.beating.add("a")
+    await world.stored_by_a_crashed_core(
+        agent_record("a", {"t"}, AgentState.ACTIVE, now),
+        task_record("t", TaskStatus.OFFERED, "a", now, offered_at=now),
+    )
+    world.offers.answers["a"] = OfferResult.REFUSED
+
+    await world.tick_after(STALE_OFFER_S + 0.1)
+
+    assert world.offers.asked() == [("a", "t", 1)]
+    task = world.task("t")
+    assert (task.status, task.agent_id, task.offered_at) == (TaskStatus.QUEUED, None, None)
+    assert world.agent("a").tasks == frozenset()
+    assert world.events.named("task.assigned") == []
+
+
+async def test_a_silent_agent_keeps_a_stale_offer_standing_for_the_next_round(world: World):
+    now = world.clock.now
+    world.beating.add("a")
+    await world.stored_by_a_crashed_core(
+        agent_record("a", {"t"}, AgentState.ACTIVE, now),
+        task_record("t", TaskStatus.OFFERED, "a", now, offered_at=now),
+    )
+    world.offers.answers["a"] = OfferResult.TIMEOUT
+
+    await world.tick_after(STALE_OFFER_S + 0.1)
+
+    assert world.offers.asked() == [("a", "t", 1)]
+    task = world.task("t")
+    assert (task.status, task.agent_id) == (TaskStatus.OFFERED, "a")
+    assert task.offered_at == world.clock.now  # claimed afresh: the next round is one window on
+    assert world.agent("a").tasks == {"t"}
+
+
+# --- a task whose agent left before it was given back ------------------------------------------
+
+
+async def test_an_orphaned_task_is_requeued_after_a_grace_and_taken_by_a_live_agent(
+    world: World,
+):
+    now = world.clock.now
+    await world.stored_by_a_crashed_core(
+        agent_record("gone", set(), AgentState.OFFLINE, now),
+        task_record("t", TaskStatus.ASSIGNED, "gone", now, attempts=1, assigned_at=now),
+    )
+    await world.register("alive", ["x"])
+    world.beating.add("alive")
+
+    await world.tick_after(0)  # first seen held by a departed agent
+    await world.tick_after(ORPHAN_GRACE_S - 0.1)  # maybe another replica is a moment ahead
+    assert world.task("t").status is TaskStatus.ASSIGNED
+    assert world.events.named("task.requeued") == []
+
+    await world.tick_after(0.2)
+    [requeued] = world.events.named("task.requeued")
+    assert (requeued["agent_id"], requeued["reason"], requeued["attempts"]) == (
+        "gone",
+        "agent gone is gone",
+        1,
+    )
+    assert world.offers.asked() == [("alive", "t", 2)]
+    task = world.task("t")
+    assert (task.status, task.agent_id, task.attempts) == (TaskStatus.ASSIGNED, "alive", 2)
+
+
+async def test_a_slot_reserved_for_a_task_that_never_became_its_own_is_released(world: World):
+    now = world.clock.now
+    # The crash came between reserving the agent's slot and storing the task as offered.
+    world.beating.add("a")
+    await world.stored_by_a_crashed_core(
+        agent_record("a", {"t"}, AgentState.ACTIVE, now),
+        task_record("t", TaskStatus.QUEUED, None, now),
+    )
+
+    await world.tick_after(0)  # first seen
+    await world.tick_after(ORPHAN_GRACE_S - 0.1)  # maybe the offer is being stored right now
+    assert world.agent("a").tasks == {"t"}
+    assert world.offers.asked() == []
+
+    await world.tick_after(0.2)  # seen twice, a grace apart: released, and the agent fed
+    assert world.offers.asked() == [("a", "t", 1)]
+    task = world.task("t")
+    assert (task.status, task.agent_id) == (TaskStatus.ASSIGNED, "a")
+    assert world.agent("a").tasks == {"t"}
