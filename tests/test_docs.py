@@ -154,6 +154,7 @@ def test_every_event_is_in_subjects_md(event: EventName):
 MODEL_SECTIONS = {
     "AgentView": "### Agent view",
     "AgentsReply": "### orchestrator.agents",
+    "AgentsRequest": "### orchestrator.agents",
     "CompleteRequest": "### task.complete",
     "DelegateReply": "### task.delegate",
     "DelegateRequest": "### task.delegate",

@@ -247,12 +247,6 @@ class SlowState(MemoryState):
         return await super().save_agent(agent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: two or more delegations of one task id arriving before the first is "
-    "stored all answer 'queued' and none is offered, though a capable agent is free (it waits "
-    "for the next sweep); each is also counted in tasks.delegations_total",
-)
 async def test_duplicates_arriving_together_count_as_one_delegation():
     world = World(state=SlowState())
     try:

@@ -357,7 +357,7 @@ class Orchestrator:
                 await self.cache.refresh_task(task_id)
                 continue
             if give_up:
-                self._finished_task(saved, agent_id, None)
+                self._finished_task(saved, None, None)  # held by nobody any more
             else:
                 self._emit(
                     EventName.TASK_REQUEUED,
