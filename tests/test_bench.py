@@ -123,7 +123,7 @@ def test_quick_bench_writes_a_well_formed_report(tmp_path: Path) -> None:
 
     # Several runs combine into their medians: two copies of one run give that run's figures.
     combined_path = tmp_path / "combined.json"
-    combine = [sys.executable, "-m", "hivebus.bench.combine", str(output), str(output)]
+    combine = [sys.executable, "-m", "hivebus_bench.combine", str(output), str(output)]
     merged = subprocess.run(
         [*combine, "--output", str(combined_path)],
         capture_output=True, text=True, timeout=60, env=env, check=False,

@@ -4,6 +4,7 @@ in the buckets, so they hold across a core restart and across replicas sharing t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from conftest import eventually
@@ -96,6 +97,38 @@ async def test_the_limits_hold_across_two_replicas(nats_server: EmbeddedServer, 
         for _ in range(6):
             await wire.fail("agent.register", {"agent_id": "a3"}, code="max_agents_reached")
             await wire.fail("task.delegate", {"task_id": "q3"}, code="over_capacity")
+    finally:
+        for core in cores:
+            await core.stop()
+
+
+async def test_a_burst_of_registrations_on_two_replicas_never_passes_max_agents(
+    nats_server: EmbeddedServer, nats_client: Any
+):
+    """Both replicas answer (a queue group); neither has seen the other's writes when it
+    checks. The seats, counted by JetStream, admit exactly max_agents."""
+    wire = Wire(nats_client)
+    config = js_config(nats_server, max_agents=10)
+    cores = [Core(config), Core(config)]
+    for core in cores:
+        await core.start()
+    try:
+        replies = await asyncio.gather(
+            *(wire.request("agent.register", {"agent_id": f"burst-{i}"}) for i in range(80))
+        )
+        codes = [r.body.get("error", {}).get("code", "ok") for r in replies]
+        assert codes.count("ok") == 10, codes
+        assert set(codes) == {"ok", "max_agents_reached"}
+
+        async def both_see_ten() -> bool:
+            return all(core.orchestrator.registry.count_active() == 10 for core in cores)
+
+        await eventually(both_see_ten)
+        # a seat given back is a seat another agent can take, on either replica
+        registered = [f"burst-{i}" for i, code in enumerate(codes) if code == "ok"]
+        await wire.ok("agent.deregister", {"agent_id": registered[0]})
+        await wire.ok("agent.register", {"agent_id": "late"})
+        await wire.fail("agent.register", {"agent_id": "later"}, code="max_agents_reached")
     finally:
         for core in cores:
             await core.stop()

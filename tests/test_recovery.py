@@ -7,7 +7,9 @@ each repair is seen happening at the moment the rules say, not by chance.
 
 from __future__ import annotations
 
+import pytest
 from fake_ports import (
+    HEARTBEAT_S,
     ORPHAN_GRACE_S,
     STALE_OFFER_S,
     World,
@@ -15,8 +17,10 @@ from fake_ports import (
     task_record,
     world,
 )
+from hivebus.domain.memory_state import MemoryState
 from hivebus.domain.ports import OfferResult
-from hivebus_hookspecs.models import AgentState, TaskStatus
+from hivebus.errors import HivebusError
+from hivebus_hookspecs.models import AgentState, ErrorCode, TaskStatus
 
 __all__ = ["world"]  # the fixture
 
@@ -133,3 +137,21 @@ async def test_a_slot_reserved_for_a_task_that_never_became_its_own_is_released(
     task = world.task("t")
     assert (task.status, task.agent_id) == (TaskStatus.ASSIGNED, "a")
     assert world.agent("a").tasks == {"t"}
+
+
+async def test_a_seat_left_behind_by_a_crash_is_given_back_after_a_grace():
+    """A core that died between taking an agent's seat and storing the registration leaves a
+    seat nobody holds; the periodic pass gives it back, so max_agents is not eaten away."""
+    w = World(state=MemoryState(max_seats=1), max_agents=1)
+    try:
+        assert await w.state.claim_seat("ghost")  # the crash: seat taken, no agent stored
+        with pytest.raises(HivebusError) as refused:
+            await w.register("real", ["x"])
+        assert refused.value.code is ErrorCode.MAX_AGENTS_REACHED
+        for _ in range(3):
+            await w.tick_after(HEARTBEAT_S * 2)
+        assert await w.state.seat_holders() == set()
+        await w.register("real", ["x"])
+        assert await w.state.seat_holders() == {"real"}
+    finally:
+        await w.orch.stop()

@@ -27,6 +27,7 @@ from .domain.ports import Conflict, StateUnavailable
 from .domain.registry import AgentRecord
 from .domain.tasks import TaskRecord
 from .errors import HivebusError
+from .jetstream_seats import AgentSeats
 from .kv_cas import CasWriter
 from .kv_follow import BucketFollower, Deliver
 
@@ -86,11 +87,12 @@ class Unreadable:
 class BucketNames:
     agents: str
     tasks: str
+    seats: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> BucketNames:
         stem = prefix.replace(".", "_") if prefix else "hivebus"
-        return cls(agents=f"{stem}_agents", tasks=f"{stem}_tasks")
+        return cls(agents=f"{stem}_agents", tasks=f"{stem}_tasks", seats=f"{stem}_seats")
 
 
 async def jetstream_available(nc: Client, timeout: float) -> bool:
@@ -103,9 +105,15 @@ async def jetstream_available(nc: Client, timeout: float) -> bool:
 
 class JetStreamState:
     def __init__(
-        self, js: JetStreamContext, agents: KeyValue, tasks: KeyValue, writer: CasWriter
+        self,
+        js: JetStreamContext,
+        agents: KeyValue,
+        tasks: KeyValue,
+        writer: CasWriter,
+        seats: AgentSeats,
     ) -> None:
         self._js = js
+        self._seats = seats
         self._agents = agents
         self._tasks = tasks
         self._writer = writer
@@ -133,10 +141,13 @@ class JetStreamState:
                     )
                 )
             buckets.append(bucket)
+        seats = await AgentSeats.open(
+            js, names.seats, config.max_agents, config.kv_replicas, storage
+        )
         writer = CasWriter(nc, config.request_timeout_s)
         await writer.start()
         agents, tasks = buckets
-        return cls(js, agents, tasks, writer)
+        return cls(js, agents, tasks, writer, seats)
 
     # --- the port ---------------------------------------------------------------------
 
@@ -202,6 +213,15 @@ class JetStreamState:
             await self._tasks.purge(task_id)
         except Exception as exc:  # retention is best effort; the next finish tries again
             log.warning("finished task not purged", extra={"task_id": task_id, "error": repr(exc)})
+
+    async def claim_seat(self, agent_id: str) -> bool:
+        return await self._seats.claim(agent_id)
+
+    async def release_seat(self, agent_id: str) -> None:
+        await self._seats.release(agent_id)
+
+    async def seat_holders(self) -> set[str]:
+        return await self._seats.holders()
 
     async def _load(self, kv: KeyValue, key: str, decode: Decode) -> Any:
         """The stored record under ``key``, or None when there is none (or it is unreadable)."""

@@ -117,7 +117,7 @@ class Core:
                 )
         if wanted == "memory":
             self.state_kind = "memory"
-            return MemoryState()
+            return MemoryState(max_seats=self.config.max_agents)
         try:
             self._state = await JetStreamState.open(nc, self.config)
         except Exception as exc:

@@ -14,10 +14,12 @@ __all__ = ["MemoryState"]
 
 
 class MemoryState:
-    def __init__(self) -> None:
+    def __init__(self, max_seats: int | None = None) -> None:
         self._agents: dict[str, AgentRecord] = {}
         self._tasks: dict[str, TaskRecord] = {}
         self._sequence = 0
+        self._seats: set[str] = set()
+        self._max_seats = max_seats
 
     def _next(self) -> int:
         self._sequence += 1
@@ -53,3 +55,16 @@ class MemoryState:
 
     async def forget_task(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)
+
+    async def claim_seat(self, agent_id: str) -> bool:
+        if agent_id not in self._seats:
+            if self._max_seats is not None and len(self._seats) >= self._max_seats:
+                return False
+            self._seats.add(agent_id)
+        return True
+
+    async def release_seat(self, agent_id: str) -> None:
+        self._seats.discard(agent_id)
+
+    async def seat_holders(self) -> set[str]:
+        return set(self._seats)

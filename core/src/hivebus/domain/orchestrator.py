@@ -118,6 +118,8 @@ class Orchestrator:
         self._orphans: dict[str, float] = {}  # task -> first seen held by a departed agent
         # task -> (offers refused or unanswered in a row, monotonic time it may be offered again)
         self._refusals: dict[str, tuple[int, float]] = {}
+        self._stray_seats: dict[str, float] = {}  # agent -> first seen seated but not active
+        self._seats_checked = monotonic()
         self._bus_up = True
         self._background: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -225,18 +227,39 @@ class Orchestrator:
         if self._hooks.wants("hivebus_agent_register"):
             await self._hooks.check_agent(applicant.view())
         agent_id = applicant.agent_id
-        for _ in range(CAS_RETRIES):
-            self._check_can_register(agent_id)  # the world may have moved while we waited
-            previous = self.registry.get(agent_id)
-            agent = applicant.evolve(
-                registered_at=self.clock(),
-                revision=previous.revision if previous is not None else 0,
-            )
-            try:
-                return await self.cache.save_agent(agent)
-            except Conflict:
-                await self.cache.refresh_agent(agent_id)
-        raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is contended")
+        if not await self._state.claim_seat(agent_id):
+            raise self._max_agents_reached()
+        try:
+            for _ in range(CAS_RETRIES):
+                self._check_not_active(agent_id)  # the world may have moved while we waited
+                previous = self.registry.get(agent_id)
+                agent = applicant.evolve(
+                    registered_at=self.clock(),
+                    revision=previous.revision if previous is not None else 0,
+                )
+                try:
+                    return await self.cache.save_agent(agent)
+                except Conflict:
+                    await self.cache.refresh_agent(agent_id)
+            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is contended")
+        except BaseException:
+            if not self._is_active(agent_id):  # else the seat is the active registration's
+                await self._state.release_seat(agent_id)
+            raise
+
+    def _is_active(self, agent_id: str) -> bool:
+        agent = self.registry.get(agent_id)
+        return agent is not None and agent.state is AgentState.ACTIVE
+
+    def _check_not_active(self, agent_id: str) -> None:
+        if self._is_active(agent_id):
+            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is already registered")
+
+    def _max_agents_reached(self) -> HivebusError:
+        return HivebusError(
+            ErrorCode.MAX_AGENTS_REACHED,
+            f"the orchestrator already has max_agents={self.config.max_agents} agents",
+        )
 
     def _check_metadata(self, metadata: dict[str, Any]) -> None:
         size = len(orjson.dumps(metadata))
@@ -248,16 +271,12 @@ class Orchestrator:
             )
 
     def _check_can_register(self, agent_id: str) -> None:
-        existing = self.registry.get(agent_id)
-        if existing is not None and existing.state is AgentState.ACTIVE:
-            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is already registered")
+        """Refuse early what this replica knows would fail; the seat decides for the bus."""
+        self._check_not_active(agent_id)
         # Registrations of other agents on their way to the store count as well.
         arriving = len(self.cache.registering) - (agent_id in self.cache.registering)
         if self.registry.count_active() + arriving >= self.config.max_agents:
-            raise HivebusError(
-                ErrorCode.MAX_AGENTS_REACHED,
-                f"the orchestrator already has max_agents={self.config.max_agents} agents",
-            )
+            raise self._max_agents_reached()
 
     def heartbeat(self, req: HeartbeatRequest) -> None:
         agent = self._live_agent(req.agent_id)
@@ -291,6 +310,8 @@ class Orchestrator:
                 ErrorCode.UNAVAILABLE, f"agent {req.agent_id!r} is busy changing; try again"
             )
         self.cache.remove_agent(agent.agent_id)
+        if agent.state is AgentState.ACTIVE:
+            await self._state.release_seat(agent.agent_id)
         requeued = await self._take_back(agent, reason=f"agent {agent.agent_id} deregistered")
         if agent.state is AgentState.ACTIVE:
             log.info("agent deregistered", extra={"agent_id": agent.agent_id})
@@ -316,6 +337,7 @@ class Orchestrator:
         except Conflict:
             await self.cache.refresh_agent(agent_id)
             return []
+        await self._state.release_seat(agent_id)
         requeued = await self._take_back(agent, reason=f"agent {agent_id} went offline")
         log.warning("agent offline", extra={"agent_id": agent_id, "requeued": requeued})
         self._emit(EventName.AGENT_OFFLINE, agent_id=agent_id, requeued=requeued)
@@ -928,6 +950,7 @@ class Orchestrator:
             self._release_phantoms,
             self.sweep,
             self.prune_offline,
+            self._release_stray_seats,
         )
         for step in steps:
             try:
@@ -987,6 +1010,25 @@ class Orchestrator:
         if pruned:
             log.info("offline agents forgotten", extra={"count": len(pruned)})
         return pruned
+
+    async def _release_stray_seats(self) -> None:
+        """Give back seats no active agent holds: a crash between taking a seat and storing
+        the registration (or between going offline and giving the seat back) leaves one."""
+        grace = self.config.heartbeat_interval_s * 2
+        now = self.monotonic()
+        if now - self._seats_checked < grace:
+            return
+        self._seats_checked = now
+        stray = {
+            agent_id: self._stray_seats.get(agent_id, now)
+            for agent_id in await self._state.seat_holders()
+            if not self._is_active(agent_id) and agent_id not in self.cache.registering
+        }
+        for agent_id, since in stray.items():
+            if now - since >= grace:
+                log.warning("releasing a stray seat", extra={"agent_id": agent_id})
+                await self._state.release_seat(agent_id)
+        self._stray_seats = {a: t for a, t in stray.items() if now - t < grace}
 
     async def _expire_and_recover(self) -> None:
         """Deadlines, and tasks a crash left with nobody to finish them.

@@ -125,3 +125,20 @@ class StatePort(Protocol):
     async def forget_task(self, task_id: str) -> None:
         """Drop a finished task past retention (best effort, no revision check)."""
         ...
+
+    async def claim_seat(self, agent_id: str) -> bool:
+        """Take one of the ``max_agents`` seats shared by every replica for ``agent_id``.
+
+        ``True`` when the agent holds a seat now (it may have held it already); ``False``
+        when every seat is taken. The store enforces the count, so replicas admitting at the
+        same instant cannot pass it together.
+        """
+        ...
+
+    async def release_seat(self, agent_id: str) -> None:
+        """Give the agent's seat back (nothing when it holds none)."""
+        ...
+
+    async def seat_holders(self) -> set[str]:
+        """The agents holding a seat (to find seats a crash left behind)."""
+        ...
