@@ -13,9 +13,9 @@ import pytest
 from conftest import eventually
 from contract_wire import ERROR_HEADER, WAIT_S, RawAgent, Wire
 from hivebus import Core, HiveClient
+from hivebus.adapters.jetstream import BucketNames
 from hivebus.config import HivebusConfig
 from hivebus.connection import connect
-from hivebus.jetstream_state import BucketNames
 from hivebus.server import EmbeddedServer
 from hivebus_hookspecs.models import MAX_JSON_DEPTH, DelegateReply, TaskStatus
 from nats.aio.client import Client

@@ -18,12 +18,11 @@ from hivebus_hookspecs.models import (
     TaskView,
 )
 
-from .agent import Agent, TaskHandler
-from .client import HiveClient
 from .config import HivebusConfig, OrchestratorMode
 from .domain import Orchestrator
 from .errors import HivebusError, RemoteError
 from .runtime import Core
+from .sdk import Agent, HiveClient, TaskHandler
 from .server import EmbeddedServer
 from .universal import (
     AgentOrchestrator,

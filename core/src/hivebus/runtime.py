@@ -10,15 +10,15 @@ from types import TracebackType
 from hivebus_hookspecs.models import HealthStatus
 from nats.aio.client import Client
 
+from .adapters.events import EventPublisher
+from .adapters.jetstream import JetStreamState, jetstream_available
+from .adapters.offers import NatsOffers
+from .adapters.service import CoreService
 from .config import HivebusConfig
 from .connection import connect, redact
 from .domain import Orchestrator
 from .domain.memory_state import MemoryState
-from .jetstream_state import JetStreamState, jetstream_available
-from .offers import NatsOffers
 from .plugins import PluginHost
-from .publisher import EventPublisher
-from .service import CoreService
 from .subjects import Subjects
 
 __all__ = ["Core"]

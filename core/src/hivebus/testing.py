@@ -20,11 +20,10 @@ import pytest
 from hivebus_hookspecs.models import Offer
 from nats.aio.client import Client
 
-from .agent import Agent
-from .client import HiveClient
 from .config import HivebusConfig
 from .connection import connect
 from .runtime import Core
+from .sdk import Agent, HiveClient
 from .server import EmbeddedServer, start_cluster
 
 __all__ = [

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from hivebus_hookspecs.models import TaskStatus, TaskView
 
-from ..client import HiveClient
 from ..config import HivebusConfig
 from ..connection import connect
+from ..sdk import HiveClient
 from .extensions import DEST, Command
 from .shutdown import stop_requested
 from .tables import clock, event_line, table

@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from hivebus_hookspecs.models import Offer
 
-from ..agent import Agent
 from ..config import HivebusConfig
 from ..logs import configure_logging
+from ..sdk import Agent
 from .shutdown import stop_requested
 
 __all__ = ["CommandFailed", "run_agent"]

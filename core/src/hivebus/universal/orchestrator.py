@@ -36,8 +36,8 @@ from pydantic import ValidationError
 from ..config import HivebusConfig
 from ..connection import connect
 from ..errors import RemoteError
-from ..rpc import call
 from ..runtime import Core
+from ..sdk.request import call
 from ..subjects import Subjects
 from .config import OrchestratorConfig
 from .enums import plain

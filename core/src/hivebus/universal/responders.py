@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from ..codec import encode
 from ..errors import RemoteError
-from ..rpc import call
+from ..sdk.request import call
 from ..subjects import Subjects
 
 __all__ = ["Claim", "LegacyAgents", "LegacyResponder"]

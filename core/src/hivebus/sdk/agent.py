@@ -31,13 +31,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
-from .codec import encode
-from .config import HivebusConfig
-from .connection import connect
-from .errors import RemoteError
-from .owned import cancel_and_wait
-from .rpc import call
-from .subjects import Subjects
+from ..codec import encode
+from ..config import HivebusConfig
+from ..connection import connect
+from ..errors import RemoteError
+from ..owned import cancel_and_wait
+from ..subjects import Subjects
+from .request import call
 
 __all__ = ["Agent", "TaskHandler"]
 

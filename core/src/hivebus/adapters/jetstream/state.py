@@ -22,14 +22,14 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from .config import HivebusConfig
-from .domain.ports import Conflict, StateUnavailable
-from .domain.registry import AgentRecord
-from .domain.tasks import TaskRecord
-from .errors import HivebusError
-from .jetstream_seats import AgentSeats
-from .kv_cas import CasWriter
-from .kv_follow import BucketFollower, Deliver
+from ...config import HivebusConfig
+from ...domain.ports import Conflict, StateUnavailable
+from ...domain.registry import AgentRecord
+from ...domain.tasks import TaskRecord
+from ...errors import HivebusError
+from .cas import CasWriter
+from .follow import BucketFollower, Deliver
+from .seats import AgentSeats
 
 __all__ = ["BucketNames", "JetStreamState", "jetstream_available"]
 

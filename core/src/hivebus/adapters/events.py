@@ -9,9 +9,9 @@ from collections import deque
 from hivebus_hookspecs.models import Event
 from nats.aio.client import Client
 
-from .codec import encode
-from .owned import cancel_and_wait
-from .subjects import Subjects
+from ..codec import encode
+from ..owned import cancel_and_wait
+from ..subjects import Subjects
 
 __all__ = ["EventPublisher"]
 

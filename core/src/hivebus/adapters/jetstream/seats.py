@@ -17,7 +17,7 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from .domain.ports import StateUnavailable
+from ...domain.ports import StateUnavailable
 
 __all__ = ["AgentSeats"]
 

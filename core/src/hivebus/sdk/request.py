@@ -10,8 +10,8 @@ from hivebus_hookspecs.models import ErrorCode
 from nats.aio.client import Client
 from pydantic import BaseModel
 
-from .codec import encode
-from .errors import RemoteError
+from ..codec import encode
+from ..errors import RemoteError
 
 __all__ = ["call"]
 

@@ -10,9 +10,9 @@ from hivebus_hookspecs.models import Offer, OfferReply
 from nats.aio.client import Client
 from pydantic import ValidationError
 
-from .codec import encode
-from .domain.ports import OfferOutcome, OfferResult
-from .subjects import Subjects
+from ..codec import encode
+from ..domain.ports import OfferOutcome, OfferResult
+from ..subjects import Subjects
 
 __all__ = ["NatsOffers"]
 

@@ -26,11 +26,11 @@ from hivebus_hookspecs.models import (
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .config import HivebusConfig
-from .connection import connect
-from .errors import RemoteError
-from .rpc import call
-from .subjects import Subjects
+from ..config import HivebusConfig
+from ..connection import connect
+from ..errors import RemoteError
+from ..subjects import Subjects
+from .request import call
 
 __all__ = ["HiveClient"]
 

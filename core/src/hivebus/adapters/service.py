@@ -41,14 +41,14 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic import BaseModel
 
-from .codec import decode, encode
-from .domain import Orchestrator
-from .domain.ports import StateUnavailable
-from .errors import HivebusError, status_code
-from .owned import cancel_and_wait
+from ..codec import decode, encode
+from ..domain import Orchestrator
+from ..domain.ports import StateUnavailable
+from ..errors import HivebusError, status_code
+from ..owned import cancel_and_wait
+from ..plugins import PluginHost
+from ..subjects import Subjects
 from .paging import page
-from .plugins import PluginHost
-from .subjects import Subjects
 
 __all__ = ["SERVICE_NAME", "CoreService"]
 

@@ -1,0 +1,10 @@
+"""The client side of the wire contract: agents (``Agent``) and delegators (``HiveClient``).
+
+One implementation of the agent-side protocol, used by the SDK's ``Agent`` and by the legacy
+facade; ``request.call`` is the one request/reply helper of every client.
+"""
+
+from .agent import Agent, TaskHandler
+from .client import HiveClient
+
+__all__ = ["Agent", "HiveClient", "TaskHandler"]
