@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS_MD = ROOT / "subjects.md"
+README_MD = ROOT / "README.md"
 HOOKS_MD = ROOT / "docs" / "hooks.md"
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
 OPERATIONS_MD = ROOT / "docs" / "operations.md"
@@ -240,3 +241,15 @@ def test_every_state_and_scheduling_field_is_in_operations_md(field: str):
         f"HivebusConfig.{field} is a state, scheduling or health setting "
         "but docs/operations.md does not mention it"
     )
+
+
+def test_the_readme_tree_has_one_line_per_folder_of_the_core_package():
+    package = ROOT / "core" / "src" / "hivebus"
+    folders = sorted(
+        str(path.relative_to(package)) + "/"
+        for path in package.rglob("*")
+        if path.is_dir() and (path / "__init__.py").is_file()
+    )
+    tree = README_MD.read_text().split("core/src/hivebus/\n", 1)[1].split("```", 1)[0]
+    listed = [line.split()[0] for line in tree.splitlines() if line.strip()]
+    assert sorted(listed) == folders, "README's tree of core/src/hivebus differs from the folders"
