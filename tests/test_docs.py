@@ -157,6 +157,7 @@ MODEL_SECTIONS = {
     "AgentsReply": "### orchestrator.agents",
     "AgentsRequest": "### orchestrator.agents",
     "CompleteRequest": "### task.complete",
+    "ControlMessage": "### `agent.<agent_id>.control`",
     "DelegateReply": "### task.delegate",
     "DelegateRequest": "### task.delegate",
     "DeregisterReply": "### agent.deregister",

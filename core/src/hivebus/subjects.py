@@ -36,6 +36,9 @@ class Subjects:
     def withdraw(self, agent_id: str) -> str:
         return self._(f"agent.{agent_id}.cancel")
 
+    def control(self, agent_id: str) -> str:
+        return self._(f"agent.{agent_id}.control")
+
     @property
     def delegate(self) -> str:
         return self._("task.delegate")

@@ -33,6 +33,8 @@ __all__ = [
     "AgentsRequest",
     "Capability",
     "CompleteRequest",
+    "ControlAction",
+    "ControlMessage",
     "DelegateReply",
     "DelegateRequest",
     "DeregisterReply",
@@ -279,6 +281,24 @@ class Offer(_Out):
     payload: JsonValue = None
     metadata: Metadata = Field(default_factory=dict)
     attempt: int = 1
+
+
+class ControlAction(enum.StrEnum):
+    SLEEP = "sleep"
+    """Accept no new offers until ``wake``; tasks running go on."""
+    WAKE = "wake"
+    """Accept offers again."""
+    DRAIN = "drain"
+    """Accept no new offers, finish what is running, then deregister."""
+
+
+class ControlMessage(_Out):
+    """What the core sends on ``agent.<agent_id>.control`` (no reply expected)."""
+
+    action: ControlAction
+    reason: str | None = None
+    source: str | None = None
+    """Who asked: ``core``, or the name of the plugin that asked through the core."""
 
 
 class OfferReply(BaseModel):

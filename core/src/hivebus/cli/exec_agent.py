@@ -76,5 +76,11 @@ async def run_agent(args: argparse.Namespace, config: HivebusConfig) -> int:
             "Ctrl-C to stop",
             flush=True,
         )
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        drained = asyncio.create_task(agent.drained.wait())
+        await asyncio.wait([stopped, drained], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        drained.cancel()
+        if agent.drained.is_set():
+            print(f"hivebus: agent {agent.agent_id} drained and left the bus", flush=True)
     return 0

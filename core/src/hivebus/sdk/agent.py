@@ -19,25 +19,22 @@ import orjson
 from hivebus_hookspecs.models import (
     AgentRole,
     CompleteRequest,
-    DeregisterRequest,
+    ControlAction,
+    ControlMessage,
     ErrorCode,
-    HeartbeatRequest,
     Offer,
     OfferReply,
     RegisterRequest,
 )
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from pydantic import ValidationError
 
-from ..codec import encode
 from ..config import HivebusConfig
 from ..connection import connect
 from ..errors import RemoteError
 from ..owned import cancel_and_wait
 from ..subjects import Subjects
 from .request import call
+from .session import AgentSession
 
 __all__ = ["Agent", "TaskHandler"]
 
@@ -80,15 +77,20 @@ class Agent:
         self.subjects = Subjects(self.config.prefix)
         self.nc = nc
         self._owns_connection = nc is None
-        self._subs: list[Subscription] = []
+        self.session: AgentSession | None = None
         self._running: dict[str, asyncio.Task[None]] = {}  # what occupies a slot
         self._workers: set[asyncio.Task[None]] = set()  # handlers and their reports
         # Results of recent tasks: a re-offer of one (a core recovering after a crash) is
         # answered with the result again, never by running the task twice.
         self._done: OrderedDict[str, CompleteRequest] = OrderedDict()
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._heartbeat_interval = self.config.heartbeat_interval_s
+        self._drainer: asyncio.Task[None] | None = None
         self._accepting = False
+        self._draining = False
+        self.sleeping = False
+        """Set by a ``sleep`` control message: offers are refused until ``wake``."""
+        self.drained = asyncio.Event()
+        """Set once a ``drain`` control message has been carried out: the agent left."""
         self.completed = 0
         self.failed = 0
 
@@ -105,104 +107,87 @@ class Agent:
             self.nc = await connect(
                 self.config, f"hivebus-agent-{self.agent_id}", on_reconnect=self._on_reconnect
             )
-        # Subscribe first: the core may offer queued work the moment registration succeeds.
-        self._subs = [
-            await self.nc.subscribe(self.subjects.assign(self.agent_id), cb=self._on_offer),
-            await self.nc.subscribe(self.subjects.withdraw(self.agent_id), cb=self._on_cancel),
-        ]
-        await self.nc.flush()
+        self.session = AgentSession(
+            self.nc,
+            self.subjects,
+            self.registration,
+            self._decide,
+            request_timeout_s=self.config.request_timeout_s,
+            on_cancel=self._on_cancel,
+            on_control=self._on_control,
+        )
         self._accepting = True
-        await self._register_first()
+        window = self.config.heartbeat_interval_s * (self.config.offline_after_missed + 2)
+        retry_every = min(self.config.heartbeat_interval_s / 2, 1.0)
+        await self.session.open(patience_s=window, retry_every_s=retry_every)
         self._heartbeat_task = asyncio.create_task(
             self._heartbeat_forever(), name=f"hivebus-heartbeat-{self.agent_id}"
         )
 
-    async def _register_first(self) -> None:
-        """Register; if a previous run of this agent is still on the books, outwait it.
-
-        A restarted agent reuses its id, but its last run only leaves once the core misses
-        its heartbeats (and gives its tasks to others): until then the id is taken.
-        """
-        loop = asyncio.get_running_loop()
-        window = self.config.heartbeat_interval_s * (self.config.offline_after_missed + 2)
-        give_up_at = loop.time() + window
-        while True:
-            try:
-                await self._register()
-                return
-            except RemoteError as exc:
-                if exc.code is not ErrorCode.AGENT_EXISTS or loop.time() > give_up_at:
-                    raise
-            log.info(
-                "agent id still held by an earlier run; waiting", extra={"agent_id": self.agent_id}
-            )
-            await asyncio.sleep(min(self.config.heartbeat_interval_s / 2, 1.0))
-
-    async def _register(self) -> None:
-        assert self.nc is not None
-        reply = await call(
-            self.nc, self.subjects.register, self.registration, self.config.request_timeout_s
-        )
-        self._heartbeat_interval = float(reply["heartbeat_interval_s"])
-        log.info("agent registered", extra={"agent_id": self.agent_id})
-
     async def _on_reconnect(self) -> None:
         # The core may have declared us offline while we were away: say hello again.
-        with contextlib.suppress(Exception):
-            await self._register()
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await self.session.register()
 
     async def _heartbeat_forever(self) -> None:
-        assert self.nc is not None
-        while self._accepting:
-            await asyncio.sleep(self._heartbeat_interval)
-            beat = HeartbeatRequest(agent_id=self.agent_id, active_tasks=len(self._running))
+        assert self.session is not None
+        while self._accepting or self._draining:
+            await asyncio.sleep(self.session.heartbeat_interval_s)
             try:
-                await call(self.nc, self.subjects.heartbeat, beat, self.config.request_timeout_s)
-            except RemoteError as exc:
-                if exc.code is ErrorCode.UNKNOWN_AGENT:
-                    log.warning("core forgot this agent; registering again")
-                    with contextlib.suppress(Exception):
-                        await self._register()
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning("heartbeat not answered", extra={"error": str(exc)})
+                await self.session.beat(len(self._running))
             except Exception:
                 log.exception("heartbeat failed")
 
-    async def _on_offer(self, msg: Msg) -> None:
-        try:
-            offer = Offer.model_validate_json(msg.data)
-        except ValidationError:
-            await msg.respond(encode(OfferReply(accept=False, reason="malformed offer")))
-            return
+    def _decide(self, offer: Offer) -> OfferReply:
         if offer.task_id in self._running:
-            await msg.respond(encode(OfferReply(accept=True)))  # a re-offer of what we hold
-            return
+            return OfferReply(accept=True)  # a re-offer of what we hold
         done = self._done.get(offer.task_id)
         if done is not None:
-            await msg.respond(encode(OfferReply(accept=True)))
             self._track(asyncio.create_task(self._report(done)))
-            return
-        if not self._accepting or len(self._running) >= self.registration.max_tasks:
-            await msg.respond(encode(OfferReply(accept=False, reason="busy")))
-            return
+            return OfferReply(accept=True)
+        if not self._accepting:
+            return OfferReply(accept=False, reason="draining" if self._draining else "stopping")
+        if self.sleeping:
+            return OfferReply(accept=False, reason="sleeping")
+        if len(self._running) >= self.registration.max_tasks:
+            return OfferReply(accept=False, reason="busy")
         worker = asyncio.create_task(self._work(offer), name=f"hivebus-task-{offer.task_id}")
         self._running[offer.task_id] = worker
         self._track(worker)
-        await msg.respond(encode(OfferReply(accept=True)))
+        return OfferReply(accept=True)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
 
-    async def _on_cancel(self, msg: Msg) -> None:
-        try:
-            task_id = orjson.loads(msg.data)["task_id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return
+    def _on_cancel(self, task_id: str) -> None:
         running = self._running.pop(task_id, None)  # the slot is free from this moment
         if running is not None:
             log.info("task cancelled by the core", extra={"task_id": task_id})
             running.cancel()
+
+    def _on_control(self, control: ControlMessage) -> None:
+        if control.action is ControlAction.SLEEP:
+            self.sleeping = True
+        elif control.action is ControlAction.WAKE:
+            self.sleeping = False
+        elif control.action is ControlAction.DRAIN and self._accepting:
+            self._accepting = False
+            self._draining = True
+            self._drainer = asyncio.create_task(
+                self._drain(), name=f"hivebus-drain-{self.agent_id}"
+            )
+
+    async def _drain(self) -> None:
+        """Finish what runs, then leave the bus; ``drained`` is set when the agent is gone."""
+        if self._workers:
+            await asyncio.wait(list(self._workers))
+        self._draining = False
+        if self.session is not None:
+            await self.session.close()
+        log.info("agent drained", extra={"agent_id": self.agent_id})
+        self.drained.set()
 
     async def _work(self, offer: Offer) -> None:
         try:
@@ -271,24 +256,14 @@ class Agent:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking offers, let running tasks finish (up to ``grace_s``), deregister."""
         self._accepting = False
-        if self._heartbeat_task is not None:
-            await cancel_and_wait([self._heartbeat_task])
-            self._heartbeat_task = None
+        self._draining = False
+        await cancel_and_wait([self._heartbeat_task, self._drainer])
+        self._heartbeat_task = self._drainer = None
         if self._workers:
             _, late = await asyncio.wait(list(self._workers), timeout=grace_s)
             await cancel_and_wait(late)
-        if self.nc is not None and self.nc.is_connected:
-            with contextlib.suppress(Exception):
-                await call(
-                    self.nc,
-                    self.subjects.deregister,
-                    DeregisterRequest(agent_id=self.agent_id),
-                    self.config.request_timeout_s,
-                )
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs = []
+        if self.session is not None:
+            await self.session.close()
         if self.nc is not None and self._owns_connection:
             with contextlib.suppress(Exception):
                 await self.nc.close()

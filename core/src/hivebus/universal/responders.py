@@ -10,26 +10,14 @@ because nobody would ever do them. One loop heartbeats every legacy agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
-from hivebus_hookspecs.models import (
-    DeregisterRequest,
-    ErrorCode,
-    HeartbeatRequest,
-    Offer,
-    OfferReply,
-    RegisterRequest,
-)
+from hivebus_hookspecs.models import ErrorCode, Offer, OfferReply, RegisterRequest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from pydantic import ValidationError
 
-from ..codec import encode
 from ..errors import RemoteError
-from ..sdk.request import call
+from ..sdk.session import AgentSession
 from ..subjects import Subjects
 
 __all__ = ["Claim", "LegacyAgents", "LegacyResponder"]
@@ -45,19 +33,25 @@ _FOREIGN = "a legacy agent takes only tasks delegated through its own orchestrat
 
 
 class LegacyResponder:
+    """Decides a legacy agent's offers; its ``session`` speaks the protocol."""
+
     def __init__(self, registration: RegisterRequest, claim: Claim) -> None:
         self.registration = registration
         self.held: set[str] = set()
         """Tasks accepted and not yet completed through the facade."""
-        self.accepting = False
-        self.sub: Subscription | None = None
+        self.session: AgentSession | None = None
         self._claim = claim
 
     @property
     def agent_id(self) -> str:
         return self.registration.agent_id
 
-    def decide(self, task_id: str) -> OfferReply:
+    @property
+    def accepting(self) -> bool:
+        return self.session is not None and self.session.registered
+
+    def decide(self, offer: Offer) -> OfferReply:
+        task_id = offer.task_id
         if task_id in self.held:
             return OfferReply(accept=True)  # a re-offer of what it holds
         if not self.accepting:
@@ -69,13 +63,14 @@ class LegacyResponder:
         self.held.add(task_id)
         return OfferReply(accept=True)
 
-    async def on_offer(self, msg: Msg) -> None:
-        try:
-            offer = Offer.model_validate_json(msg.data)
-        except ValidationError:
-            await msg.respond(encode(OfferReply(accept=False, reason="malformed offer")))
-            return
-        await msg.respond(encode(self.decide(offer.task_id)))
+    def forgotten(self) -> None:
+        # The core declared the agent offline (this process stalled for three heartbeats) and
+        # gave its tasks to others: what it held is no longer its own.
+        log.warning(
+            "core forgot a legacy agent",
+            extra={"agent_id": self.agent_id, "dropped_tasks": sorted(self.held)},
+        )
+        self.held.clear()
 
 
 class LegacyAgents:
@@ -98,36 +93,26 @@ class LegacyAgents:
         if agent_id in self.responders:
             raise RemoteError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is already registered")
         responder = LegacyResponder(registration, self._claim)
-        self.responders[agent_id] = responder
-        # The SUB goes out before the registration on the same connection, and NATS keeps a
-        # connection's order, so no offer can precede the subscription: no flush needed.
-        responder.sub = await self._nc.subscribe(
-            self._subjects.assign(agent_id), cb=responder.on_offer
+        responder.session = AgentSession(
+            self._nc,
+            self._subjects,
+            registration,
+            responder.decide,
+            request_timeout_s=self._timeout_s,
+            on_forgotten=responder.forgotten,
         )
+        self.responders[agent_id] = responder
         try:
-            reply = await call(self._nc, self._subjects.register, registration, self._timeout_s)
+            await responder.session.open()
         except BaseException:
-            await self._forget(agent_id)
+            self.responders.pop(agent_id, None)
             raise
-        self.heartbeat_interval_s = float(reply["heartbeat_interval_s"])
-        responder.accepting = True
-
-    async def _forget(self, agent_id: str) -> None:
-        responder = self.responders.pop(agent_id, None)
-        if responder is not None and responder.sub is not None:
-            responder.accepting = False
-            with contextlib.suppress(Exception):
-                await responder.sub.unsubscribe()
+        self.heartbeat_interval_s = responder.session.heartbeat_interval_s
 
     async def deregister(self, agent_id: str) -> None:
-        await self._forget(agent_id)
-        with contextlib.suppress(Exception):
-            await call(
-                self._nc,
-                self._subjects.deregister,
-                DeregisterRequest(agent_id=agent_id),
-                self._timeout_s,
-            )
+        responder = self.responders.pop(agent_id, None)
+        if responder is not None and responder.session is not None:
+            await responder.session.close()
 
     async def close(self) -> None:
         """Deregister every legacy agent (so none lingers until it is declared offline)."""
@@ -136,6 +121,7 @@ class LegacyAgents:
     # --- liveness ---------------------------------------------------------------------
 
     async def heartbeat_forever(self) -> None:
+        """One loop for every legacy agent of the facade, a bounded number in flight."""
         limit = asyncio.Semaphore(HEARTBEATS_IN_FLIGHT)
         while True:
             await asyncio.sleep(self.heartbeat_interval_s)
@@ -143,26 +129,6 @@ class LegacyAgents:
             await asyncio.gather(*(self._beat(r, limit) for r in beating))
 
     async def _beat(self, responder: LegacyResponder, limit: asyncio.Semaphore) -> None:
-        beat = HeartbeatRequest(agent_id=responder.agent_id, active_tasks=len(responder.held))
+        assert responder.session is not None
         async with limit:
-            try:
-                await call(self._nc, self._subjects.heartbeat, beat, self._timeout_s)
-            except RemoteError as exc:
-                if exc.code is ErrorCode.UNKNOWN_AGENT:
-                    await self._register_again(responder)
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning(
-                    "heartbeat not answered",
-                    extra={"agent_id": responder.agent_id, "error": str(exc)},
-                )
-
-    async def _register_again(self, responder: LegacyResponder) -> None:
-        # The core declared the agent offline (this process stalled for three heartbeats) and
-        # gave its tasks to others: what it held is no longer its own.
-        log.warning(
-            "core forgot a legacy agent; registering again",
-            extra={"agent_id": responder.agent_id, "dropped_tasks": sorted(responder.held)},
-        )
-        responder.held.clear()
-        with contextlib.suppress(Exception):
-            await call(self._nc, self._subjects.register, responder.registration, self._timeout_s)
+            await responder.session.beat(len(responder.held))
