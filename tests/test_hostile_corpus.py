@@ -253,7 +253,10 @@ def _shapeless(size: int) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 async def test_filling_every_budget_keeps_the_core_under_its_memory_ceiling(nats_server, tmp_path):
-    core = spawn("up", "--nats", nats_server.url, "-p", "no:performance", cwd=tmp_path)
+    core = spawn(
+        "up", "--nats", nats_server.url, "-p", "no:performance", cwd=tmp_path,
+        COVERAGE_PROCESS_START="",  # measuring memory, not lines
+    )  # fmt: skip
     try:
         await core.until("serving on")
         nc = await connect(HivebusConfig.load(nats_url=nats_server.url), "filler")

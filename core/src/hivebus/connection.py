@@ -89,7 +89,9 @@ async def connect(
 
     async def error_cb(exc: Exception) -> None:
         message = redact(str(exc) or type(exc).__name__)
-        last_error[:] = [message]
+        # The server's refusal says more than the reset that follows it: keep the refusal.
+        if not (last_error and "uthorization" in last_error[0]):
+            last_error[:] = [message]
         # While connecting the first time, a failure is reported once, by the exception.
         level = logging.DEBUG if client is None else logging.WARNING
         log.log(level, "nats error", extra={"error": message})
