@@ -74,6 +74,16 @@ class Subjects:
     def event(self, name: EventName | str) -> str:
         return self._(f"events.{name}")
 
+    def plugin(self, plugin: str, endpoint: str) -> str:
+        """Where a plugin serves a request endpoint: ``plugin.<plugin>.<endpoint>``."""
+        return self._(f"plugin.{plugin}.{endpoint}")
+
+    def plugin_event(self, plugin: str, name: str) -> str:
+        return self._(f"events.plugin.{plugin}.{name}")
+
+    def alert(self, severity: str) -> str:
+        return self._(f"events.alert.{severity}")
+
     @property
     def all_events(self) -> str:
         return self._("events.>")

@@ -31,6 +31,9 @@ __all__ = [
     "AgentView",
     "AgentsReply",
     "AgentsRequest",
+    "Alert",
+    "AlertSeverity",
+    "AlertStatus",
     "Capability",
     "CompleteRequest",
     "ControlAction",
@@ -50,6 +53,7 @@ __all__ = [
     "Offer",
     "OfferReply",
     "OkReply",
+    "PluginEvent",
     "PluginInfo",
     "PluginsReply",
     "Priority",
@@ -417,6 +421,42 @@ class EventName(enum.StrEnum):
     TASK_REQUEUED = "task.requeued"
     TASK_CANCELLED = "task.cancelled"
     TASK_EXPIRED = "task.expired"
+
+
+class AlertSeverity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Alert(_Out):
+    """An alert, published on ``events.alert.<severity>``: one body whoever raises it."""
+
+    severity: AlertSeverity
+    status: AlertStatus = AlertStatus.FIRING
+    source: str
+    """``core``, or the name of the plugin that raised it."""
+    summary: str = Field(max_length=1024)
+    details: Metadata = Field(default_factory=dict)
+    fingerprint: str = Field(min_length=1, max_length=256)
+    """Names the cause: the ``resolved`` alert carries the ``firing`` one's fingerprint."""
+    timestamp: float
+
+
+class PluginEvent(_Out):
+    """A plugin's own event, published on ``events.plugin.<plugin>.<name>``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event: str
+    """``plugin.<plugin>.<name>``."""
+    plugin: str
+    timestamp: float
 
 
 class Event(_Out):

@@ -24,7 +24,7 @@ class EventPublisher:
     def __init__(self, nc: Client, subjects: Subjects) -> None:
         self._nc = nc
         self._subjects = subjects
-        self._pending: deque[Event] = deque()
+        self._pending: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -33,7 +33,11 @@ class EventPublisher:
         self._task = asyncio.create_task(self._run(), name="hivebus-events")
 
     def publish(self, event: Event) -> None:
-        self._pending.append(event)
+        self.publish_message(self._subjects.event(event.event), encode(event))
+
+    def publish_message(self, subject: str, payload: bytes) -> None:
+        """Any other message the core announces (a plugin's event, an alert), in order."""
+        self._pending.append((subject, payload))
         self._wake.set()
 
     async def _run(self) -> None:
@@ -46,12 +50,12 @@ class EventPublisher:
 
     async def _flush_pending(self) -> None:
         while self._pending:
-            event = self._pending.popleft()
+            subject, payload = self._pending.popleft()
             try:
-                await self._nc.publish(self._subjects.event(event.event), encode(event))
+                await self._nc.publish(subject, payload)
                 self.published += 1
             except Exception:
-                log.exception("event not published", extra={"event": event.event.value})
+                log.exception("event not published", extra={"subject": subject})
 
     async def stop(self) -> None:
         """Publish what is pending, then stop."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -39,7 +40,7 @@ from nats import micro
 from nats.aio.client import Client
 from nats.micro.request import Request
 from nats.micro.service import Service
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue, RootModel
 
 from ..codec import decode, encode
 from ..domain import Orchestrator
@@ -58,6 +59,16 @@ QUEUE_GROUP = "hivebus"
 log = logging.getLogger("hivebus.service")
 
 Op = Callable[[bytes], Awaitable[BaseModel | dict[str, Any]]]
+EndpointHandler = Callable[[dict[str, Any]], Any]
+"""A plugin's endpoint: takes the request object, returns the reply's fields (a dict), or an
+awaitable of them; raising ``HivebusError`` answers that error, anything else
+``internal_error``."""
+Failed = Callable[[str, BaseException], None]
+"""``failed(what, exc)``: tell the plugin host that a plugin's endpoint failed."""
+
+
+class _JsonObject(RootModel[dict[str, JsonValue]]):
+    """A plugin endpoint's request: any JSON object (the plugin validates the rest)."""
 
 
 class CoreService:
@@ -110,6 +121,44 @@ class CoreService:
                 name=name, subject=subject, handler=self._dispatcher(op), queue_group=group
             )
         await self._nc.flush()
+
+    async def add_plugin_endpoint(
+        self, plugin: str, endpoint: str, handler: EndpointHandler, failed: Failed
+    ) -> str:
+        """Serve ``plugin.<plugin>.<endpoint>`` with the core's error contract; the subject."""
+        if self._service is None:
+            raise RuntimeError("the service is not started")
+        subject = self._subjects.plugin(plugin, endpoint)
+        timeout = self._orch.config.request_timeout_s
+
+        async def op(data: bytes) -> dict[str, Any]:
+            body = decode(data, _JsonObject, self._limit).root
+            try:
+                async with asyncio.timeout(timeout):
+                    result = handler(body)
+                    if inspect.isawaitable(result):
+                        result = await result
+            except HivebusError:
+                raise
+            except Exception as exc:
+                failed(f"endpoint {endpoint}", exc)
+                raise HivebusError(
+                    ErrorCode.INTERNAL_ERROR, f"plugin {plugin} failed to answer; see core log"
+                ) from exc
+            if not isinstance(result, dict):
+                failed(f"endpoint {endpoint}", TypeError(f"returned {type(result).__name__}"))
+                raise HivebusError(
+                    ErrorCode.INTERNAL_ERROR, f"plugin {plugin} answered something not an object"
+                )
+            return {**result, "ok": True}
+
+        await self._service.add_endpoint(
+            name=f"plugin-{plugin}-{endpoint}",
+            subject=subject,
+            handler=self._dispatcher(op),
+            metadata={"plugin": plugin},
+        )
+        return subject
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking requests, then let in-flight ones answer (up to ``grace_s``)."""

@@ -1,0 +1,177 @@
+"""What a plugin may read and do: one context per plugin, built by the core at start-up.
+
+A hook can watch and veto; the context acts. It gives a plugin its validated settings, read
+views of the bus, its own events and alerts, request endpoints under ``plugin.<name>.*``, a
+key-value store and an object store of its own, timers the host owns, and actions that go
+through the core's own transitions (so they are compare-and-set, safe with replicas, and
+produce the usual events). Nothing here lets a plugin write the core's state directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hivebus_hookspecs.models import (
+    AgentView,
+    Alert,
+    AlertSeverity,
+    AlertStatus,
+    PluginEvent,
+    TaskStatus,
+    TaskView,
+)
+from pydantic import BaseModel, ValidationError
+
+from ..codec import encode
+from ..subjects import Subjects
+from .storage import JetStreamKeyValue, JetStreamObjects, MemoryKeyValue, MemoryObjects
+from .timers import Callback, TimerSet
+
+if TYPE_CHECKING:
+    from ..adapters.events import EventPublisher
+    from ..adapters.service import EndpointHandler
+    from ..domain import Orchestrator
+
+__all__ = ["CorePluginContext", "PluginSettingsError"]
+
+S = TypeVar("S", bound=BaseModel)
+
+Serve = Callable[[str, "EndpointHandler"], Any]
+Report = Callable[[str, BaseException], None]
+
+
+class PluginSettingsError(ValueError):
+    """A plugin's configuration section does not fit the model it declared."""
+
+
+class CorePluginContext:
+    def __init__(
+        self,
+        name: str,
+        orchestrator: Orchestrator,
+        events: EventPublisher,
+        subjects: Subjects,
+        settings: Mapping[str, Any],
+        kv: MemoryKeyValue | JetStreamKeyValue,
+        objects: MemoryObjects | JetStreamObjects,
+        report: Report,
+    ) -> None:
+        self.name = name
+        self.config: Mapping[str, Any] = settings
+        """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
+        self.kv = kv
+        self.objects = objects
+        self.timers = TimerSet(name, report)
+        self._orch = orchestrator
+        self._events = events
+        self._subjects = subjects
+        self._endpoints: dict[str, EndpointHandler] = {}
+        self._serve: Serve | None = None
+
+    # --- configuration ----------------------------------------------------------------
+
+    def settings(self, model: type[S]) -> S:
+        """The configuration section validated by ``model`` (a pydantic model)."""
+        try:
+            return model.model_validate(dict(self.config))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'section'}: {e['msg']}"
+                for e in exc.errors(include_url=False)[:5]
+            )
+            raise PluginSettingsError(f"plugin_config.{self.name}: {problems}") from None
+
+    # --- reading the bus --------------------------------------------------------------
+
+    def agents(self) -> list[AgentView]:
+        return list(self._orch.agents())
+
+    def agent(self, agent_id: str) -> AgentView | None:
+        return next((a for a in self._orch.agents() if a.agent_id == agent_id), None)
+
+    def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
+        views = self._orch.tasks(status)
+        return [view for _, view in zip(range(limit), views, strict=False)]
+
+    def task(self, task_id: str) -> TaskView | None:
+        cached = self._orch.cache.tasks.get(task_id)
+        return cached.view() if cached is not None else None
+
+    def queue_depth(self) -> dict[str, dict[str, int]]:
+        """Waiting tasks counted by priority and by each required capability."""
+        by_priority: Counter[str] = Counter()
+        by_capability: Counter[str] = Counter()
+        for task in self._orch.queue:
+            by_priority[task.priority.name.lower()] += 1
+            by_capability.update(task.required_list or ["*"])
+        return {"by_priority": dict(by_priority), "by_capability": dict(by_capability)}
+
+    async def status(self) -> dict[str, Any]:
+        return await self._orch.status()
+
+    # --- announcing -------------------------------------------------------------------
+
+    def publish(self, name: str, **fields: Any) -> None:
+        """Publish ``events.plugin.<plugin>.<name>`` with ``fields``."""
+        _check_token("event name", name)
+        event = PluginEvent(
+            event=f"plugin.{self.name}.{name}", plugin=self.name, timestamp=time.time(), **fields
+        )
+        self._events.publish_message(self._subjects.plugin_event(self.name, name), encode(event))
+
+    def alert(
+        self,
+        severity: AlertSeverity | str,
+        summary: str,
+        *,
+        fingerprint: str,
+        details: Mapping[str, Any] | None = None,
+        resolved: bool = False,
+    ) -> Alert:
+        """Publish an alert on ``events.alert.<severity>`` (``resolved``: the cause is gone)."""
+        alert = Alert(
+            severity=AlertSeverity(severity),
+            status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
+            source=self.name,
+            summary=summary[:1024],
+            details=dict(details or {}),
+            fingerprint=fingerprint,
+            timestamp=time.time(),
+        )
+        self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
+        return alert
+
+    # --- serving ----------------------------------------------------------------------
+
+    async def serve(self, endpoint: str, handler: EndpointHandler) -> str:
+        """Answer requests on ``plugin.<plugin>.<endpoint>``; returns the subject."""
+        _check_token("endpoint", endpoint)
+        self._endpoints[endpoint] = handler
+        if self._serve is not None:
+            await self._serve(endpoint, handler)
+        return self._subjects.plugin(self.name, endpoint)
+
+    async def bind(self, serve: Serve) -> None:
+        """The service is up: endpoints asked for before now are served from now on."""
+        self._serve = serve
+        for endpoint, handler in self._endpoints.items():
+            await serve(endpoint, handler)
+
+    # --- timers -----------------------------------------------------------------------
+
+    def every(self, interval_s: float, callback: Callback, *, name: str = "timer") -> None:
+        self.timers.every(interval_s, callback, name=name)
+
+    def at(self, when: float, callback: Callback, *, name: str = "timer") -> None:
+        self.timers.at(when, callback, name=name)
+
+    async def close(self) -> None:
+        await self.timers.stop()
+
+
+def _check_token(what: str, value: str) -> None:
+    if not value or not all(c.isalnum() or c in "-_" for c in value):
+        raise ValueError(f"{what} {value!r}: letters, digits, '-' and '_' only")

@@ -1,0 +1,192 @@
+"""A plugin's own state: a key-value store and an object store, on JetStream or in memory.
+
+With JetStream each plugin gets a bucket of its own (``<stem>_plugin_<name>``) and an object
+store (``<stem>_plugin_<name>_objects``): its state survives a restart of the core and is the
+same for every replica. ``update`` is a compare-and-set loop, so a counter kept by two
+replicas counts every increment once. In memory (``state = "memory"``) the same API keeps the
+state in the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats.js.errors
+import orjson
+from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+__all__ = [
+    "JetStreamKeyValue",
+    "JetStreamObjects",
+    "MemoryKeyValue",
+    "MemoryObjects",
+    "StoreContended",
+    "open_plugin_stores",
+]
+
+Change = Callable[[Any], Any | Awaitable[Any]]
+"""``change(current_value_or_None) -> new value``; may be a coroutine function."""
+
+UPDATE_RETRIES = 10
+
+
+class StoreContended(Exception):
+    """``update`` lost its compare-and-set this many times in a row: try again later."""
+
+
+async def _apply(change: Change, current: Any) -> Any:
+    value = change(current)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+class MemoryKeyValue:
+    def __init__(self) -> None:
+        self._values: dict[str, bytes] = {}
+
+    async def get(self, key: str) -> Any:
+        data = self._values.get(key)
+        return None if data is None else orjson.loads(data)
+
+    async def put(self, key: str, value: Any) -> None:
+        self._values[key] = orjson.dumps(value)
+
+    async def update(self, key: str, change: Change) -> Any:
+        value = await _apply(change, await self.get(key))
+        await self.put(key, value)
+        return value
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    async def keys(self) -> list[str]:
+        return sorted(self._values)
+
+
+class JetStreamKeyValue:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def _entry(self, key: str) -> tuple[Any, int]:
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        if entry.value is None or entry.revision is None:
+            return None, 0
+        return orjson.loads(entry.value), entry.revision
+
+    async def get(self, key: str) -> Any:
+        return (await self._entry(key))[0]
+
+    async def put(self, key: str, value: Any) -> None:
+        await self._kv.put(key, orjson.dumps(value))
+
+    async def update(self, key: str, change: Change) -> Any:
+        for _ in range(UPDATE_RETRIES):
+            current, revision = await self._entry(key)
+            value = await _apply(change, current)
+            data = orjson.dumps(value)
+            try:
+                if revision:
+                    await self._kv.update(key, data, last=revision)
+                else:
+                    await self._kv.create(key, data)
+                return value
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # another replica changed it: decide again on its value
+        raise StoreContended(f"key {key!r} kept changing under {UPDATE_RETRIES} updates")
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+    async def keys(self) -> list[str]:
+        try:
+            return sorted(await self._kv.keys())
+        except nats.js.errors.NoKeysError:
+            return []
+
+
+class MemoryObjects:
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+
+    async def put(self, name: str, data: bytes) -> None:
+        self._objects[name] = bytes(data)
+
+    async def get(self, name: str) -> bytes | None:
+        return self._objects.get(name)
+
+    async def delete(self, name: str) -> None:
+        self._objects.pop(name, None)
+
+    async def list(self) -> list[str]:
+        return sorted(self._objects)
+
+
+class JetStreamObjects:
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self._store.put(name, data)
+
+    async def get(self, name: str) -> bytes | None:
+        try:
+            result = await self._store.get(name)
+        except nats.js.errors.ObjectNotFoundError:
+            return None
+        return result.data
+
+    async def delete(self, name: str) -> None:
+        with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
+            await self._store.delete(name)
+
+    async def list(self) -> list[str]:
+        try:
+            infos = await self._store.list()
+        except nats.js.errors.NotFoundError:
+            return []
+        return sorted(info.name for info in infos if not info.deleted)
+
+
+async def open_plugin_stores(
+    js: JetStreamContext | None, stem: str, plugin: str, replicas: int, storage: StorageType
+) -> tuple[MemoryKeyValue | JetStreamKeyValue, MemoryObjects | JetStreamObjects]:
+    """The plugin's stores: on JetStream when ``js`` is given, else in memory."""
+    if js is None:
+        return MemoryKeyValue(), MemoryObjects()
+    bucket = f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"
+    described = f"hivebus plugin {plugin}"
+    try:
+        kv = await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        kv = await js.create_key_value(
+            KeyValueConfig(
+                bucket=bucket,
+                history=1,
+                replicas=replicas,
+                storage=storage,
+                description=f"{described}: its key-value state",
+            )
+        )
+    try:
+        objects = await js.object_store(f"{bucket}_objects")
+    except nats.js.errors.BucketNotFoundError:
+        objects = await js.create_object_store(
+            config=ObjectStoreConfig(
+                bucket=f"{bucket}_objects",
+                replicas=replicas,
+                storage=storage,
+                description=f"{described}: its objects",
+            )
+        )
+    return JetStreamKeyValue(kv), JetStreamObjects(objects)
