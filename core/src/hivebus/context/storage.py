@@ -9,8 +9,10 @@ state in the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import random
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,7 +36,9 @@ __all__ = [
 Change = Callable[[Any], Any | Awaitable[Any]]
 """``change(current_value_or_None) -> new value``; may be a coroutine function."""
 
-UPDATE_RETRIES = 10
+UPDATE_RETRIES = 32
+"""Compare-and-set attempts of one ``update``, each after a random pause that grows, so that
+contenders (coroutines, replicas) spread out instead of colliding again in step."""
 
 
 class StoreContended(Exception):
@@ -51,6 +55,7 @@ async def _apply(change: Change, current: Any) -> Any:
 class MemoryKeyValue:
     def __init__(self) -> None:
         self._values: dict[str, bytes] = {}
+        self._changing = asyncio.Lock()  # a change function may await: one at a time
 
     async def get(self, key: str) -> Any:
         data = self._values.get(key)
@@ -60,9 +65,10 @@ class MemoryKeyValue:
         self._values[key] = orjson.dumps(value)
 
     async def update(self, key: str, change: Change) -> Any:
-        value = await _apply(change, await self.get(key))
-        await self.put(key, value)
-        return value
+        async with self._changing:
+            value = await _apply(change, await self.get(key))
+            await self.put(key, value)
+            return value
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
@@ -91,7 +97,9 @@ class JetStreamKeyValue:
         await self._kv.put(key, orjson.dumps(value))
 
     async def update(self, key: str, change: Change) -> Any:
-        for _ in range(UPDATE_RETRIES):
+        for attempt in range(UPDATE_RETRIES):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
             current, revision = await self._entry(key)
             value = await _apply(change, current)
             data = orjson.dumps(value)
@@ -182,11 +190,11 @@ async def open_plugin_stores(
         objects = await js.object_store(f"{bucket}_objects")
     except nats.js.errors.BucketNotFoundError:
         objects = await js.create_object_store(
+            f"{bucket}_objects",
             config=ObjectStoreConfig(
-                bucket=f"{bucket}_objects",
                 replicas=replicas,
                 storage=storage,
                 description=f"{described}: its objects",
-            )
+            ),
         )
     return JetStreamKeyValue(kv), JetStreamObjects(objects)
