@@ -96,6 +96,18 @@ def build_parser(
     agent.add_argument("--max-tasks", type=int, default=1)
     agent.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
 
+    plugin = commands.add_parser("plugin", help="work on plugins: `plugin new NAME`")
+    plugin_commands = plugin.add_subparsers(dest="plugin_command", required=True, metavar="WHAT")
+    new = plugin_commands.add_parser("new", help="write a plugin distribution to start from")
+    new.add_argument("name", help="the plugin's name, e.g. sla-watch")
+    new.add_argument("--dir", default=".", help="where to write hivebus-NAME/ (default: here)")
+    new.add_argument(
+        "--hivebus-source",
+        default=None,
+        metavar="PATH",
+        help="a hivebus checkout to depend on (default: the one this hivebus runs from)",
+    )
+
     # Commands other distributions add (hivebus-bench adds `bench`): see extensions.py.
     add_commands(commands.add_parser, load_commands(set(commands.choices), command_entry_points))
     return parser

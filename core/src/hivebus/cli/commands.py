@@ -39,6 +39,10 @@ async def run(args: argparse.Namespace) -> int:
         return await up(args)
     if args.command == "tap":
         return await tap(args)
+    if args.command == "plugin":
+        from .plugin_new import run_plugin_command
+
+        return run_plugin_command(args)
     if args.command == "agent":
         from .exec_agent import run_agent
 
