@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import inspect
 import logging
 import time
@@ -39,8 +38,10 @@ from hivebus_hookspecs.models import (
     TaskView,
 )
 
+from . import plugin_checks as checks
 from .errors import HivebusError
 from .owned import cancel_and_wait
+from .plugin_checks import REQUIRES_ATTRIBUTE
 
 if TYPE_CHECKING:
     from hivebus_hookspecs.context import OrchestratorView
@@ -53,9 +54,6 @@ ENTRY_POINT_GROUP = PROJECT
 DEGRADED_FOR_S = 300.0
 """A plugin that failed stays degraded this long after its last failure."""
 NOTIFY_QUEUE_SIZE = 10_000
-REQUIRES_ATTRIBUTE = "hivebus_requires"
-"""A plugin's list of the plugins it needs: it is not loaded without them, and starts after."""
-HOOKS = frozenset(name for name in dir(hookspecs) if name.startswith(f"{PROJECT}_"))
 
 log = logging.getLogger("hivebus.plugins")
 
@@ -117,7 +115,7 @@ class PluginHost:
                 continue
             version = ep.dist.version if ep.dist is not None else None
             try:
-                plugin = _instance(ep.load())
+                plugin = checks.instance(ep.load())
             except Exception as exc:
                 log.exception("plugin failed to load", extra={"plugin": ep.name})
                 self._refuse(ep.name, version, repr(exc))
@@ -130,7 +128,7 @@ class PluginHost:
         """Register a plugin: a module, an instance, or a class (instantiated here, so each
         host has its own). ``False`` when refused: it is then listed as ``unhealthy``."""
         try:
-            plugin = _instance(plugin)
+            plugin = checks.instance(plugin)
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
             self._refuse(name, version, str(exc))
@@ -141,14 +139,15 @@ class PluginHost:
             self._refuse(name, version, repr(exc))
             return False
         self._records[name] = _PluginRecord(name, version)
-        problem = _wrapper_problem(self.pm, plugin) or self._pending_problem(plugin)
+        problem = checks.wrapper_problem(self.pm, plugin) or self._pending_problem(plugin)
         if problem is None and self._started:
             problem = self._missing_problem(name)
         if problem is not None:
-            self.pm.unregister(plugin)
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
             self._refuse(name, version, problem)
             return False
-        _warn_unmarked(self.pm, plugin, name)
+        checks.warn_unmarked(self.pm, plugin, name)
         log.info("plugin loaded", extra={"plugin": name, "version": version})
         return True
 
@@ -165,27 +164,17 @@ class PluginHost:
 
     def _pending_problem(self, plugin: object) -> str | None:
         """pluggy's ``check_pending``: a ``hivebus_*`` implementation that names no hook."""
-        while True:
-            try:
-                self.pm.check_pending()
-                return None
-            except pluggy.PluginValidationError as exc:
-                culprit = exc.plugin
-                unknown = [
-                    caller.name
-                    for caller in self.pm.get_hookcallers(culprit) or ()
-                    if not caller.has_spec()
-                ]
-                problem = "; ".join(f"{h} is not a hivebus hook{_did_you_mean(h)}" for h in unknown)
-                if culprit is plugin:
-                    return problem
-                # Registered on ``pm`` behind the host's back: refused all the same.
-                name = self.pm.get_name(culprit) or repr(culprit)
-                self.pm.unregister(culprit)
-                self._refuse(name, None, problem)
+        problem = None
+        for culprit, name, found in checks.pending_problems(self.pm):  # unregistered already
+            if culprit is plugin:
+                problem = found
+            else:  # registered on ``pm`` behind the host's back: refused all the same
+                self._refuse(name, None, found)
+        return problem
 
     def _missing_problem(self, name: str) -> str | None:
-        missing = [r for r in _requires(self.pm.get_plugin(name)) if self.pm.get_plugin(r) is None]
+        wanted = checks.requires(self.pm.get_plugin(name))
+        missing = [r for r in wanted if self.pm.get_plugin(r) is None]
         if not missing:
             return None
         reasons = []
@@ -227,22 +216,7 @@ class PluginHost:
 
     def _in_requirement_order(self, hook: str) -> list[pluggy.HookImpl]:
         """``hook``'s implementations, each plugin after the plugins it requires."""
-        impls = {impl.plugin_name: impl for impl in self._impls(hook)}
-        ordered: list[pluggy.HookImpl] = []
-        seen: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return  # also ends a cycle: its members keep pluggy's order
-            seen.add(name)
-            for required in _requires(self.pm.get_plugin(name)):
-                visit(required)
-            if name in impls:
-                ordered.append(impls[name])
-
-        for name in impls:
-            visit(name)
-        return ordered
+        return checks.in_requirement_order(self.pm, self._impls(hook))
 
     async def _call(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
         """One implementation, isolated. Raises ``Rejected``; returns None on any failure."""
@@ -489,55 +463,6 @@ class PluginHost:
 
 def _hook_names(callers: Iterable[pluggy.HookCaller] | None) -> list[str]:
     return sorted(caller.name for caller in callers or ())
-
-
-def _instance(plugin: object) -> object:
-    """A class becomes a fresh instance (one per host, so two cores never share its state);
-    a module or an instance is used as it is."""
-    return plugin() if inspect.isclass(plugin) else plugin
-
-
-def _requires(plugin: object) -> list[str]:
-    """The plugin's ``hivebus_requires``: the names of the plugins it needs."""
-    required = getattr(plugin, REQUIRES_ATTRIBUTE, None) or ()
-    if isinstance(required, str):
-        required = [required]
-    return [str(name) for name in required]
-
-
-def _wrapper_problem(pm: pluggy.PluginManager, plugin: object) -> str | None:
-    wrappers = sorted(
-        caller.name
-        for caller in pm.get_hookcallers(plugin) or ()
-        for impl in caller.get_hookimpls()
-        if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
-    )
-    if not wrappers:
-        return None
-    return (
-        f"{', '.join(wrappers)}: wrapper implementations (wrapper=True, hookwrapper=True) are "
-        "not supported: the host calls each implementation on its own, so nothing could run "
-        "inside the wrapper; use a plain implementation (tryfirst/trylast set its place)"
-    )
-
-
-def _did_you_mean(hook: str) -> str:
-    close = difflib.get_close_matches(hook, sorted(HOOKS), n=1)
-    return f" (did you mean {close[0]}?)" if close else " (see docs/hooks.md)"
-
-
-def _warn_unmarked(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
-    """A ``hivebus_*`` function without ``@hookimpl`` is never called: say so."""
-    for attribute in dir(plugin):
-        if not attribute.startswith(f"{PROJECT}_") or attribute == REQUIRES_ATTRIBUTE:
-            continue
-        if callable(getattr(plugin, attribute, None)) and (
-            pm.parse_hookimpl_opts(plugin, attribute) is None
-        ):
-            log.warning(
-                "plugin function is not marked with @hookimpl and is never called",
-                extra={"plugin": name, "function": attribute},
-            )
 
 
 def _amendment_problem(key: str, value: Any) -> str | None:
