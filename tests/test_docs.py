@@ -11,6 +11,7 @@ import inspect
 import re
 from pathlib import Path
 
+import pluggy
 import pytest
 from hivebus.config import HivebusConfig
 from hivebus.errors import status_code
@@ -124,6 +125,27 @@ def test_every_hook_has_a_heading_in_the_hook_reference(hook: str):
     headings = _headings(HOOKS_MD.read_text())
     assert any(re.search(rf"\b{hook}\b", heading) for heading in headings), (
         f"{hook} has no heading in docs/hooks.md"
+    )
+
+
+def _documented_signature(hook: str) -> str:
+    """The hook's spec as the reference writes it: decorator, parameters and annotations."""
+    function = getattr(hookspecs, hook)
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    spec = getattr(pm.hook, hook).spec
+    decorator = "@hookspec(firstresult=True)" if spec and spec.opts["firstresult"] else "@hookspec"
+    # Annotations are strings here (``from __future__ import annotations``): as written.
+    signature = inspect.signature(function)
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
+    return f"{decorator}\ndef {hook}({params}) -> {signature.return_annotation}: ..."
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_signature_in_the_hook_reference_matches_the_spec(hook: str):
+    expected = _documented_signature(hook)
+    assert f"```python\n{expected}\n```" in HOOKS_MD.read_text(), (
+        f"docs/hooks.md does not show {hook} as specified; expected the block:\n{expected}"
     )
 
 

@@ -137,6 +137,8 @@ class HivebusConfig(BaseSettings):
     enable_plugins: NameList = Field(default_factory=list)
     """Load these even when autoload is off, not in ``plugins``, or disabled (``-p NAME``)."""
     plugin_timeout_s: float = Field(default=2.0, gt=0)
+    trace_plugins: bool = False
+    """Log every hook call with its plugin, duration and outcome (``HIVEBUS_TRACE_PLUGINS=1``)."""
     plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-plugin settings, e.g. ``[plugin_config.echo-audit] path = "audit.jsonl"``."""
 

@@ -5,6 +5,11 @@ must survive its plugins calls each implementation on its own instead (in pluggy
 pluggy's argument-subset rule), awaits what is awaitable under a timeout, and keeps a health
 record per plugin. Notifications go through a queue drained by one worker, so a slow plugin
 delays other plugins' notifications, never a reply.
+
+Loading never crashes the core either: a plugin that fails to import, implements a hook that
+does not exist (a misspelling, found by pluggy's ``check_pending``), uses a wrapper
+implementation (which an isolated call cannot honour) or lacks a plugin it requires is not
+loaded; it is listed as ``unhealthy`` with the reason, and the error is logged naming it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pluggy
@@ -25,21 +30,25 @@ from hivebus_hookspecs import PROJECT, Rejected, hookspecs
 from hivebus_hookspecs.models import (
     AgentView,
     ErrorCode,
+    Event,
+    EventName,
     HealthStatus,
     PluginInfo,
     TaskPriority,
     TaskView,
 )
 
+from . import plugin_checks as checks
 from .errors import HivebusError
 from .owned import cancel_and_wait
+from .plugin_checks import REQUIRES_ATTRIBUTE
 
 if TYPE_CHECKING:
-    from pluggy._hooks import HookImpl
+    from hivebus_hookspecs.context import OrchestratorView
 
     from .config import HivebusConfig
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginHost"]
+__all__ = ["ENTRY_POINT_GROUP", "REQUIRES_ATTRIBUTE", "EventSink", "PluginHost"]
 
 ENTRY_POINT_GROUP = PROJECT
 DEGRADED_FOR_S = 300.0
@@ -53,6 +62,12 @@ class _Timeout(Exception):
     pass
 
 
+class EventSink(Protocol):
+    """Where the host publishes the events it produces itself (``plugin.vetoed``)."""
+
+    def publish(self, event: Event) -> None: ...
+
+
 @dataclass(slots=True)
 class _PluginRecord:
     name: str
@@ -61,6 +76,7 @@ class _PluginRecord:
     last_error: str | None = None
     last_failure_at: float | None = None
     load_error: str | None = None
+    vetoes: int = 0
 
 
 class PluginHost:
@@ -73,6 +89,8 @@ class PluginHost:
         self._records: dict[str, _PluginRecord] = {}
         self._notifications: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._events: EventSink | None = None
+        self._started = False
         self.dropped_notifications = 0
 
     # --- loading ----------------------------------------------------------------------
@@ -97,26 +115,90 @@ class PluginHost:
                 continue
             version = ep.dist.version if ep.dist is not None else None
             try:
-                plugin = ep.load()
+                plugin = checks.instance(ep.load())
             except Exception as exc:
                 log.exception("plugin failed to load", extra={"plugin": ep.name})
-                self._records[ep.name] = _PluginRecord(
-                    ep.name, version, failures=1, load_error=repr(exc), last_error=repr(exc)
-                )
+                self._refuse(ep.name, version, repr(exc))
                 continue
             self.register(plugin, ep.name, version)
         for name in sorted(enabled - found):
             log.warning("enabled plugin is not installed", extra={"plugin": name})
 
-    def register(self, plugin: object, name: str, version: str | None = None) -> None:
-        """Register a plugin object (a module, class instance, anything with hookimpls)."""
-        self.pm.register(plugin, name=name)
+    def register(self, plugin: object, name: str, version: str | None = None) -> bool:
+        """Register a plugin: a module, an instance, or a class (instantiated here, so each
+        host has its own). ``False`` when refused: it is then listed as ``unhealthy``."""
+        try:
+            plugin = checks.instance(plugin)
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            self._refuse(name, version, str(exc))
+            return False
+        except Exception as exc:
+            if self.pm.get_plugin(name) is not None:
+                raise  # the name is taken: the caller's bug, not the plugin's
+            self._refuse(name, version, repr(exc))
+            return False
         self._records[name] = _PluginRecord(name, version)
+        problem = checks.wrapper_problem(self.pm, plugin) or self._pending_problem(plugin)
+        if problem is None and self._started:
+            problem = self._missing_problem(name)
+        if problem is not None:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._refuse(name, version, problem)
+            return False
+        checks.warn_unmarked(self.pm, plugin, name)
         log.info("plugin loaded", extra={"plugin": name, "version": version})
+        return True
 
     def unregister(self, name: str) -> None:
-        self.pm.unregister(name=name)
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
         self._records.pop(name, None)
+
+    def _refuse(self, name: str, version: str | None, reason: str) -> None:
+        self._records[name] = _PluginRecord(
+            name, version, failures=1, load_error=reason, last_error=reason
+        )
+        log.error("plugin not loaded", extra={"plugin": name, "reason": reason})
+
+    def _pending_problem(self, plugin: object) -> str | None:
+        """pluggy's ``check_pending``: a ``hivebus_*`` implementation that names no hook."""
+        problem = None
+        for culprit, name, found in checks.pending_problems(self.pm):  # unregistered already
+            if culprit is plugin:
+                problem = found
+            else:  # registered on ``pm`` behind the host's back: refused all the same
+                self._refuse(name, None, found)
+        return problem
+
+    def _missing_problem(self, name: str) -> str | None:
+        wanted = checks.requires(self.pm.get_plugin(name))
+        missing = [r for r in wanted if self.pm.get_plugin(r) is None]
+        if not missing:
+            return None
+        reasons = []
+        for required in missing:
+            record = self._records.get(required)
+            why = "is not installed or not enabled"
+            if record is not None and record.load_error is not None:
+                why = f"was not loaded ({record.load_error})"
+            reasons.append(f"plugin {name!r} requires plugin {required!r}, which {why}")
+        return "; ".join(reasons)
+
+    def _check_requirements(self) -> None:
+        """Refuse every plugin whose required plugins are missing, until none is."""
+        refused = True
+        while refused:
+            refused = False
+            for name, record in list(self._records.items()):
+                if self.pm.get_plugin(name) is None:
+                    continue
+                problem = self._missing_problem(name)
+                if problem is not None:
+                    self.pm.unregister(name=name)
+                    self._refuse(name, record.version, problem)
+                    refused = True
 
     def names(self) -> list[str]:
         return list(self._records)
@@ -127,12 +209,19 @@ class PluginHost:
         caller = getattr(self.pm.hook, hook)
         return bool(caller.get_hookimpls())
 
-    def _impls(self, hook: str) -> list[HookImpl]:
-        # pluggy calls the last registered first (respecting tryfirst/trylast): same here.
+    def _impls(self, hook: str) -> list[pluggy.HookImpl]:
+        # pluggy calls the last registered first, tryfirst ones before and trylast ones after
+        # the rest: its list is in the reverse of that order. Wrappers were refused at load.
         return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
 
-    async def _call(self, impl: HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+    def _in_requirement_order(self, hook: str) -> list[pluggy.HookImpl]:
+        """``hook``'s implementations, each plugin after the plugins it requires."""
+        return checks.in_requirement_order(self.pm, self._impls(hook))
+
+    async def _call(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
         """One implementation, isolated. Raises ``Rejected``; returns None on any failure."""
+        started = time.perf_counter() if self.config.trace_plugins else None
+        outcome = "ok"
         try:
             result = impl.function(*(kwargs[arg] for arg in impl.argnames))
             if inspect.isawaitable(result):
@@ -143,12 +232,26 @@ class PluginHost:
                     raise _Timeout(f"timed out after {self.config.plugin_timeout_s}s") from None
             return result
         except Rejected:
+            outcome = "rejected"
             raise
         except asyncio.CancelledError:
+            outcome = "cancelled"
             raise
         except Exception as exc:
+            outcome = "timeout" if isinstance(exc, _Timeout) else "failed"
             self._failed(impl.plugin_name, hook, exc)
             return None
+        finally:
+            if started is not None:
+                log.info(
+                    "plugin hook called",
+                    extra={
+                        "plugin": impl.plugin_name,
+                        "hook": hook,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "outcome": outcome,
+                    },
+                )
 
     def _failed(self, name: str, hook: str, exc: Exception) -> None:
         record = self._records.get(name)
@@ -178,11 +281,33 @@ class PluginHost:
             try:
                 result = await self._call(impl, hook, kwargs)
             except Rejected as exc:
-                raise _veto(impl.plugin_name, exc.reason) from None
+                raise self._vetoed(impl.plugin_name, hook, exc.reason, kwargs) from None
             if result is False:
-                raise _veto(impl.plugin_name, "refused")
+                raise self._vetoed(impl.plugin_name, hook, "refused", kwargs)
             results.append((impl.plugin_name, result))
         return results
+
+    def _vetoed(self, name: str, hook: str, reason: str, kwargs: dict[str, Any]) -> HivebusError:
+        """Count the veto, announce it (``events.plugin.vetoed``), and build the error."""
+        record = self._records.get(name)
+        if record is not None:
+            record.vetoes += 1
+        agent, task = kwargs.get("agent"), kwargs.get("task")
+        event = Event(
+            event=EventName.PLUGIN_VETOED,
+            timestamp=time.time(),
+            agent_id=agent.agent_id if isinstance(agent, AgentView) else None,
+            task_id=task.task_id if isinstance(task, TaskView) else None,
+            plugin=name,
+            hook=hook,
+            reason=reason,
+        )
+        log.info("vetoed by plugin", extra={"plugin": name, "hook": hook, "reason": reason})
+        if self._events is not None:
+            self._events.publish(event)
+        if self.wants("hivebus_event"):
+            self.notify("hivebus_event", event=event)
+        return HivebusError(ErrorCode.REJECTED_BY_PLUGIN, f"rejected by plugin {name}: {reason}")
 
     async def check_agent(self, agent: AgentView) -> None:
         await self._vetoable("hivebus_agent_register", agent=agent)
@@ -248,12 +373,22 @@ class PluginHost:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    async def start(self, orchestrator: Any) -> None:
+    async def start(self, orchestrator: OrchestratorView, events: EventSink | None = None) -> None:
+        """Refuse the plugins whose requirements are missing, then start the others, each
+        after the plugins it requires. ``events`` receives the events the host produces."""
+        self._check_requirements()
+        self._events = events
+        self._started = True
         self._notifications = asyncio.Queue(NOTIFY_QUEUE_SIZE)
         self._worker = asyncio.create_task(self._drain(), name="hivebus-plugin-notify")
-        await self.call_each("hivebus_startup", orchestrator=orchestrator, config=self.config)
+        kwargs = {"orchestrator": orchestrator, "config": self.config}
+        for impl in self._in_requirement_order("hivebus_startup"):
+            try:
+                await self._call(impl, "hivebus_startup", kwargs)
+            except Rejected as exc:
+                self._failed(impl.plugin_name, "hivebus_startup", exc)
 
-    async def stop(self, orchestrator: Any, grace_s: float = 2.0) -> None:
+    async def stop(self, orchestrator: OrchestratorView, grace_s: float = 2.0) -> None:
         """Deliver what is queued (within ``grace_s``), then shut plugins down in reverse."""
         if self._notifications is not None and self._worker is not None:
             try:
@@ -263,9 +398,11 @@ class PluginHost:
                 log.warning("plugin notifications left undelivered at shutdown")
             await cancel_and_wait([self._worker])
         self._notifications, self._worker = None, None
-        for impl in list(reversed(self._impls("hivebus_shutdown"))):
+        self._started = False
+        for impl in reversed(self._in_requirement_order("hivebus_shutdown")):
             with contextlib.suppress(Rejected):
                 await self._call(impl, "hivebus_shutdown", {"orchestrator": orchestrator})
+        self._events = None
 
     # --- health and introspection -----------------------------------------------------
 
@@ -291,7 +428,7 @@ class PluginHost:
             health[name] = HealthStatus.worst(observed, reported.get(name, HealthStatus.HEALTHY))
         return health
 
-    async def status_contributions(self, orchestrator: Any) -> dict[str, Any]:
+    async def status_contributions(self, orchestrator: OrchestratorView) -> dict[str, Any]:
         contributions: dict[str, Any] = {}
         for name, result in await self.call_each("hivebus_status", orchestrator=orchestrator):
             if result is None:
@@ -318,12 +455,13 @@ class PluginHost:
                     health=health[name],
                     failures=record.failures,
                     last_error=record.last_error,
+                    vetoes=record.vetoes,
                 )
             )
         return infos
 
 
-def _hook_names(callers: Iterable[Any] | None) -> list[str]:
+def _hook_names(callers: Iterable[pluggy.HookCaller] | None) -> list[str]:
     return sorted(caller.name for caller in callers or ())
 
 
@@ -347,7 +485,3 @@ def _amendment_problem(key: str, value: Any) -> str | None:
     except TypeError:
         return f"{key} must be JSON"
     return None
-
-
-def _veto(plugin: str, reason: str) -> HivebusError:
-    return HivebusError(ErrorCode.REJECTED_BY_PLUGIN, f"rejected by plugin {plugin}: {reason}")

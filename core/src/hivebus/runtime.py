@@ -89,7 +89,7 @@ class Core:
         orchestrator.add_health_check(self._state_health)
         self._orchestrator = orchestrator
         self._events.start()
-        await self.plugins.start(orchestrator)
+        await self.plugins.start(orchestrator, self._events)
         orchestrator.start()
         self._service = CoreService(nc, orchestrator, self.plugins, self.subjects)
         await self._service.start()

@@ -1,7 +1,8 @@
 """What hivebus plugin authors depend on: hook specs, the ``hookimpl`` marker, wire models."""
 
-from . import commands, hookspecs, models
+from . import commands, context, hookspecs, models
 from .commands import COMMANDS_GROUP, RegisterCommand
+from .context import OrchestratorView, PluginConfig, TaskAmendment
 from .hookspecs import PROJECT, hookimpl, hookspec
 from .models import (
     AgentRole,
@@ -26,12 +27,16 @@ __all__ = [
     "Event",
     "EventName",
     "HealthStatus",
+    "OrchestratorView",
+    "PluginConfig",
     "RegisterCommand",
     "Rejected",
+    "TaskAmendment",
     "TaskPriority",
     "TaskStatus",
     "TaskView",
     "commands",
+    "context",
     "hookimpl",
     "hookspec",
     "hookspecs",

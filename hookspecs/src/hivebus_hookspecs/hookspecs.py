@@ -8,18 +8,26 @@ health, and never breaks the request. The one exception is a veto: raising
 :class:`hivebus_hookspecs.Rejected` (or returning ``False``) from a hook documented as able to
 veto stops the request with ``rejected_by_plugin``.
 
-The ``orchestrator`` argument is the running core (``hivebus.Orchestrator``); plugins should
-treat it as read-only apart from the methods it documents.
+The ``orchestrator`` argument is the running core seen as an
+:class:`~hivebus_hookspecs.context.OrchestratorView` (read-only); ``config`` is its configuration
+seen as a :class:`~hivebus_hookspecs.context.PluginConfig`.
+
+Wrapper implementations (``wrapper=True``, ``hookwrapper=True``) are refused at load, and so is
+a ``hivebus_*`` implementation that names no hook here (a misspelling): the host calls each
+implementation on its own, and a hook nobody calls is a bug to report, not to ignore.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from .commands import RegisterCommand
+    from .context import OrchestratorView, PluginConfig, TaskAmendment
     from .models import AgentView, Event, TaskView
 
 PROJECT = "hivebus"
@@ -29,16 +37,17 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def hivebus_startup(orchestrator: Any, config: Any) -> None:
+def hivebus_startup(orchestrator: OrchestratorView, config: PluginConfig) -> None:
     """Called once when the core starts, after plugins are loaded and before it serves.
 
-    ``config`` is the core's validated configuration. Use it to open files or connections the
-    plugin needs. Return value ignored.
+    ``config.plugin_settings(name)`` is the plugin's own settings table. Use it to open files
+    or connections the plugin needs. Plugins that declare ``hivebus_requires`` start after the
+    plugins they require. Return value ignored.
     """
 
 
 @hookspec
-def hivebus_shutdown(orchestrator: Any) -> None:
+def hivebus_shutdown(orchestrator: OrchestratorView) -> None:
     """Called once when the core stops, in reverse order of start-up. Return value ignored."""
 
 
@@ -65,7 +74,7 @@ def hivebus_agent_removed(agent: AgentView, reason: str) -> None:
 
 
 @hookspec
-def hivebus_task_delegate(task: TaskView) -> dict[str, Any] | bool | None:
+def hivebus_task_delegate(task: TaskView) -> TaskAmendment | bool | None:
     """Called before a new task is scheduled. May veto or amend.
 
     Return ``False`` or raise ``Rejected(reason)`` to refuse the task (``rejected_by_plugin``).
@@ -109,7 +118,7 @@ def hivebus_event(event: Event) -> None:
 
 
 @hookspec
-def hivebus_status(orchestrator: Any) -> dict[str, Any] | None:
+def hivebus_status(orchestrator: OrchestratorView) -> dict[str, JsonValue] | None:
     """Called when ``orchestrator.status`` is requested.
 
     Return a JSON-ready dict; it appears under ``extensions.<plugin name>`` in the status.

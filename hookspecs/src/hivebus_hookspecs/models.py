@@ -355,6 +355,8 @@ class PluginInfo(_Out):
     health: HealthStatus
     failures: int = 0
     last_error: str | None = None
+    vetoes: int = 0
+    """Agents and tasks this plugin refused since the core started."""
 
 
 class OkReply(_Out):
@@ -421,6 +423,7 @@ class EventName(enum.StrEnum):
     TASK_REQUEUED = "task.requeued"
     TASK_CANCELLED = "task.cancelled"
     TASK_EXPIRED = "task.expired"
+    PLUGIN_VETOED = "plugin.vetoed"
 
 
 class AlertSeverity(enum.StrEnum):

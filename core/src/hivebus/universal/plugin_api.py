@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hivebus_hookspecs import hookimpl
+from hivebus_hookspecs import OrchestratorView, hookimpl
 from hivebus_hookspecs.models import AgentView, HealthStatus, TaskView
 
 from .enums import PluginType
@@ -138,6 +138,11 @@ class ClassPluginAdapter:
         self.initialized = False
         self._pre: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
+    @property
+    def hivebus_requires(self) -> list[str]:
+        """``metadata.dependencies``, read by the plugin host like any plugin's requirements."""
+        return list(self.plugin.metadata.dependencies)
+
     async def start(self, core_orchestrator: Any) -> bool:
         """Call ``initialize``; only an explicit ``False`` or an exception declines."""
         answer = await _settle(self.plugin.initialize(self._context(core_orchestrator)))
@@ -151,7 +156,7 @@ class ClassPluginAdapter:
             await _settle(self.plugin.cleanup())
 
     @hookimpl
-    async def hivebus_startup(self, orchestrator: Any) -> None:
+    async def hivebus_startup(self, orchestrator: OrchestratorView) -> None:
         if not self.initialized:
             await self.start(orchestrator)
 

@@ -7,9 +7,10 @@ flags switch. Other entry-point plugins are listed by ``hivebus plugins``, not h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from .plugin_api import ClassPluginAdapter, HookPluginView, OrchestratorPlugin, 
 if TYPE_CHECKING:
     from ..plugins import PluginHost
 
-__all__ = ["PluginManager", "PluginNotInstalledWarning", "warn_missing_plugins"]
+__all__ = ["PluginManager", "PluginNotInstalledWarning", "Registration", "warn_missing_plugins"]
 
 log = logging.getLogger("hivebus.universal")
 
@@ -45,10 +46,36 @@ def warn_missing_plugins(switches: dict[str, bool], present: list[str]) -> list[
     return missing
 
 
+class Registration:
+    """What ``register_plugin`` returns. The plugin is registered (its hooks run) when this is
+    returned; awaiting it gives the outcome: ``False`` when refused or ``initialize`` declined.
+
+    The legacy guide calls ``register_plugin`` without ``await``: that must work as well, so
+    the work happens at the call and the awaitable only reports it.
+    """
+
+    def __init__(self, outcome: bool = False, pending: asyncio.Task[bool] | None = None) -> None:
+        self._outcome = outcome
+        self._pending = pending
+
+    def done(self) -> bool:
+        return self._pending is None or self._pending.done()
+
+    def result(self) -> bool:
+        """The outcome; raises ``asyncio.InvalidStateError`` while ``initialize`` runs."""
+        return self._pending.result() if self._pending is not None else self._outcome
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        if self._pending is not None:
+            return (yield from self._pending.__await__())
+        return self._outcome
+
+
 class PluginManager:
     def __init__(self, context: Callable[[Any], dict[str, Any]]) -> None:
         self._context = context
         self._adapters: dict[str, ClassPluginAdapter] = {}
+        self._initializing: set[asyncio.Task[bool]] = set()
         self._host: PluginHost | None = None
         self._core: Any = None
         self._versions: dict[str, str | None] | None = None
@@ -70,7 +97,7 @@ class PluginManager:
             missing = self._missing_dependencies(adapter.plugin.metadata)
             if adapter.initialized and not missing:
                 continue
-            reason = f"missing dependencies {missing}" if missing else "initialize declined"
+            reason = _missing_reason(name, missing) if missing else "initialize declined"
             log.warning("class plugin dropped", extra={"plugin": name, "reason": reason})
             self._drop(name)
 
@@ -80,16 +107,18 @@ class PluginManager:
 
     def _drop(self, name: str) -> None:
         self._adapters.pop(name, None)
-        if self._host is not None and self._host.pm.get_plugin(name) is not None:
-            self._host.unregister(name)
+        if self._host is not None:
+            self._host.unregister(name)  # also forgets a refusal: a dropped plugin is gone
 
     # --- the legacy API ---------------------------------------------------------------
 
-    async def register_plugin(self, plugin: OrchestratorPlugin) -> bool:
-        """Initialize ``plugin`` and attach it to the core's hooks; ``False`` if refused.
+    def register_plugin(self, plugin: OrchestratorPlugin) -> Registration:
+        """Attach ``plugin`` to the core's hooks and initialize it; await for the outcome.
 
-        Refused when disabled in its metadata, named like a plugin already there, missing a
-        dependency, or when ``initialize`` returns ``False`` or raises. Registered before the
+        Works with or without ``await``: the plugin is attached at the call and initialized
+        in a task of its own. Refused (the outcome is ``False``) when disabled in its metadata,
+        named like a plugin already there, missing a dependency, or when ``initialize``
+        returns ``False`` or raises (it is then detached again). Registered before the
         orchestrator starts, it is initialized when the core starts.
         """
         metadata = getattr(plugin, "metadata", None)
@@ -103,33 +132,53 @@ class PluginManager:
         name = metadata.name
         if not metadata.enabled:
             log.info("plugin not registered: disabled in its metadata", extra={"plugin": name})
-            return False
+            return Registration(False)
         if name in self._adapters or (
             self._host is not None and self._host.pm.get_plugin(name) is not None
         ):
             log.warning("plugin not registered: the name is taken", extra={"plugin": name})
-            return False
+            return Registration(False)
         adapter = ClassPluginAdapter(plugin, self._context)
         if self._host is None:
             self._adapters[name] = adapter
-            return True
+            return Registration(True)
         missing = self._missing_dependencies(metadata)
         if missing:
             log.warning(
                 "plugin not registered: missing dependencies",
-                extra={"plugin": name, "missing": missing},
+                extra={
+                    "plugin": name,
+                    "missing": missing,
+                    "reason": _missing_reason(name, missing),
+                },
             )
-            return False
-        try:
-            if not await adapter.start(self._core):
-                log.warning("plugin not registered: initialize declined", extra={"plugin": name})
-                return False
-        except Exception:
-            log.exception("plugin not registered: initialize failed", extra={"plugin": name})
-            return False
-        self._host.register(adapter, name, metadata.version)
+            return Registration(False)
+        # Attached now, initialized next: its hooks skip the work until ``initialize`` answers.
+        if not self._host.register(adapter, name, metadata.version):
+            self._host.unregister(name)
+            return Registration(False)
         self._adapters[name] = adapter
-        return True
+        task = asyncio.get_running_loop().create_task(
+            self._initialize(adapter), name=f"hivebus-plugin-initialize-{name}"
+        )
+        self._initializing.add(task)
+        task.add_done_callback(self._initializing.discard)
+        return Registration(pending=task)
+
+    async def _initialize(self, adapter: ClassPluginAdapter) -> bool:
+        try:
+            if await adapter.start(self._core):
+                return True
+            log.warning(
+                "plugin not registered: initialize declined", extra={"plugin": adapter.name}
+            )
+        except Exception:
+            log.exception(
+                "plugin not registered: initialize failed", extra={"plugin": adapter.name}
+            )
+        if self._adapters.get(adapter.name) is adapter:
+            self._drop(adapter.name)
+        return False
 
     async def unregister_plugin(self, name: str) -> bool:
         """Detach a class plugin (its ``cleanup`` runs); entry-point plugins go by config."""
@@ -184,3 +233,9 @@ class PluginManager:
             for dep in metadata.dependencies
             if dep not in self._adapters and (host is None or host.pm.get_plugin(dep) is None)
         ]
+
+
+def _missing_reason(name: str, missing: list[str]) -> str:
+    return "; ".join(
+        f"plugin {name!r} requires plugin {dep!r}, which is not registered" for dep in missing
+    )

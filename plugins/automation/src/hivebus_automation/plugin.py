@@ -9,7 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hivebus_hookspecs import AgentView, TaskPriority, TaskView, hookimpl
+from hivebus_hookspecs import (
+    AgentView,
+    PluginConfig,
+    TaskAmendment,
+    TaskPriority,
+    TaskView,
+    hookimpl,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from .streaks import Streaks
@@ -45,7 +52,7 @@ class AutomationPlugin:
         self.boosted = 0
 
     @hookimpl
-    def hivebus_startup(self, config: Any) -> None:
+    def hivebus_startup(self, config: PluginConfig) -> None:
         self._reset()
         self.error = None
         try:
@@ -56,7 +63,7 @@ class AutomationPlugin:
             log.error(self.error)
 
     @hookimpl
-    def hivebus_task_delegate(self, task: TaskView) -> dict[str, Any] | None:
+    def hivebus_task_delegate(self, task: TaskView) -> TaskAmendment | None:
         if task.task_type in self.settings.priority_boost_types and (
             task.priority < TaskPriority.HIGH
         ):

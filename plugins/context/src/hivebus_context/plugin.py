@@ -7,8 +7,8 @@ import logging
 import math
 from typing import Any
 
-from hivebus_hookspecs import AgentView, TaskView, hookimpl
-from pydantic import BaseModel, ConfigDict, Field
+from hivebus_hookspecs import AgentView, PluginConfig, TaskAmendment, TaskView, hookimpl
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from .selection import choose
 
@@ -42,7 +42,7 @@ class ContextPlugin:
         self.hints = 0
 
     @hookimpl
-    def hivebus_startup(self, config: Any) -> None:
+    def hivebus_startup(self, config: PluginConfig) -> None:
         self.selections = self.reordered = self.saturated = self.hints = 0
         self.error = None
         try:
@@ -65,14 +65,17 @@ class ContextPlugin:
         return choice.agent.agent_id
 
     @hookimpl
-    def hivebus_task_delegate(self, task: TaskView) -> dict[str, Any] | None:
+    def hivebus_task_delegate(self, task: TaskView) -> TaskAmendment | None:
         if not self.settings.context_hint or "context_hint" in task.metadata:
             return None  # off by default; never overwrite a hint the delegator gave
         # Sized as compact JSON, which is what the agent receives; bounded by the core's
         # max_payload_bytes, so cheap enough to do inline.
         chars = len(json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False))
         self.hints += 1
-        hint = {"payload_chars": chars, "approx_tokens": math.ceil(chars / CHARS_PER_TOKEN)}
+        hint: dict[str, JsonValue] = {
+            "payload_chars": chars,
+            "approx_tokens": math.ceil(chars / CHARS_PER_TOKEN),
+        }
         return {"metadata": {"context_hint": hint}}
 
     @hookimpl

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from hivebus_hookspecs import Event, hookimpl
+from hivebus_hookspecs import Event, PluginConfig, hookimpl
 
 __all__ = [
     "hivebus_event",
@@ -29,10 +29,11 @@ _path: Path | None = None
 
 
 @hookimpl
-def hivebus_startup(config: Any) -> None:
+def hivebus_startup(config: PluginConfig | None) -> None:
     global _file, _path, _written
     settings = config.plugin_settings(NAME) if config is not None else {}
-    _path = Path(settings.get("path") or os.environ.get("HIVEBUS_ECHO_AUDIT_PATH", DEFAULT_PATH))
+    path = settings.get("path") or os.environ.get("HIVEBUS_ECHO_AUDIT_PATH", DEFAULT_PATH)
+    _path = Path(str(path))
     _path.parent.mkdir(parents=True, exist_ok=True)
     _file = _path.open("a", encoding="utf-8", buffering=1)
     _written = 0

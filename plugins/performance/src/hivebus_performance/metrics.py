@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-from hivebus_hookspecs import Event, EventName
+from hivebus_hookspecs import AgentState, Event, EventName, OrchestratorView
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -74,10 +73,11 @@ class OrchestratorCollector(Collector):
     """Gauges read from the running orchestrator at scrape time.
 
     Scrapes are served on the core's event loop, so reading the orchestrator here never races
-    its updates. Only cheap reads: ``len`` of the queue and the registry's active count.
+    its updates. Reads only its plugin view: the queue's length and the agents' states (one
+    pass over the agents per scrape).
     """
 
-    def __init__(self, orchestrator: Any) -> None:
+    def __init__(self, orchestrator: OrchestratorView) -> None:
         self._orchestrator = orchestrator
 
     def describe(self) -> Iterator[Metric]:
@@ -85,15 +85,12 @@ class OrchestratorCollector(Collector):
         yield GaugeMetricFamily("hivebus_queue_depth", "Tasks waiting in the queue.")
 
     def collect(self) -> Iterator[Metric]:
-        registry = getattr(self._orchestrator, "registry", None)
-        if registry is not None:
-            yield GaugeMetricFamily(
-                "hivebus_agents_registered",
-                "Live registered agents.",
-                value=registry.count_active(),
-            )
-        queue = getattr(self._orchestrator, "queue", None)
-        if queue is not None:
-            yield GaugeMetricFamily(
-                "hivebus_queue_depth", "Tasks waiting in the queue.", value=len(queue)
-            )
+        active = sum(1 for a in self._orchestrator.agents() if a.state is AgentState.ACTIVE)
+        yield GaugeMetricFamily(
+            "hivebus_agents_registered", "Live registered agents.", value=active
+        )
+        yield GaugeMetricFamily(
+            "hivebus_queue_depth",
+            "Tasks waiting in the queue.",
+            value=len(self._orchestrator.queue),
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hivebus_hookspecs import Event, TaskView, hookimpl
+from hivebus_hookspecs import Event, OrchestratorView, PluginConfig, TaskView, hookimpl
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +42,7 @@ class PerformancePlugin:
         self.error: str | None = None
 
     @hookimpl
-    async def hivebus_startup(self, orchestrator: Any, config: Any) -> None:
+    async def hivebus_startup(self, orchestrator: OrchestratorView, config: PluginConfig) -> None:
         await self._stop_server()  # a core that never shut down must not keep the port
         self.error = None
         try:

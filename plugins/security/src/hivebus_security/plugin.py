@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hivebus_hookspecs import AgentView, Rejected, TaskView, hookimpl
+from hivebus_hookspecs import AgentView, PluginConfig, Rejected, TaskView, hookimpl
 
 from .policy import Policy
 
@@ -29,7 +29,7 @@ class SecurityPlugin:
         self.last_veto: str | None = None
 
     @hookimpl
-    def hivebus_startup(self, config: Any) -> None:
+    def hivebus_startup(self, config: PluginConfig) -> None:
         self.vetoes = {"agents": 0, "tasks": 0}
         self.last_veto = None
         try:
