@@ -22,7 +22,7 @@ from fake_ports import (
     touched,
 )
 from hivebus import ErrorCode, HivebusError
-from hivebus.domain.orchestrator import CAS_RETRIES
+from hivebus.domain.cas import CAS_RETRIES
 from hivebus.domain.ports import OfferResult
 from hivebus_hookspecs.models import (
     AgentState,

@@ -12,11 +12,12 @@ swaps it into the cache. A coroutine re-reads the cache after every await.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from hivebus_hookspecs.models import (
@@ -42,6 +43,7 @@ from hivebus_hookspecs.models import (
 from ..errors import HivebusError
 from ..owned import cancel_and_wait
 from .cache import StateCache
+from .cas import SKIP, Contended, Skip, delete_agent, update_agent, update_task
 from .ports import (
     Conflict,
     EventPort,
@@ -67,7 +69,6 @@ __all__ = ["HealthCheck", "Orchestrator"]
 log = logging.getLogger("hivebus.orchestrator")
 
 
-CAS_RETRIES = 5
 _ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
 
 RECORD_HEADROOM = 4096
@@ -229,19 +230,23 @@ class Orchestrator:
         agent_id = applicant.agent_id
         if not await self._state.claim_seat(agent_id):
             raise self._max_agents_reached()
+
+        def renew(previous: AgentRecord | None) -> AgentRecord:
+            self._check_not_active(agent_id)  # the world may have moved while we waited
+            return applicant.evolve(
+                registered_at=self.clock(),
+                revision=previous.revision if previous is not None else 0,
+            )
+
         try:
-            for _ in range(CAS_RETRIES):
-                self._check_not_active(agent_id)  # the world may have moved while we waited
-                previous = self.registry.get(agent_id)
-                agent = applicant.evolve(
-                    registered_at=self.clock(),
-                    revision=previous.revision if previous is not None else 0,
-                )
-                try:
-                    return await self.cache.save_agent(agent)
-                except Conflict:
-                    await self.cache.refresh_agent(agent_id)
-            raise HivebusError(ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is contended")
+            try:
+                _, agent = await update_agent(self.cache, agent_id, renew)
+            except Contended:
+                raise HivebusError(
+                    ErrorCode.AGENT_EXISTS, f"agent {agent_id!r} is contended"
+                ) from None
+            assert agent is not None  # renew() never skips
+            return agent
         except BaseException:
             if not self._is_active(agent_id):  # else the seat is the active registration's
                 await self._state.release_seat(agent_id)
@@ -296,20 +301,18 @@ class Orchestrator:
         return agent.view(last_seen, self.cache.context.get(agent.agent_id))
 
     async def deregister(self, req: DeregisterRequest) -> DeregisterReply:
-        for _ in range(CAS_RETRIES):
-            agent = self.registry.get(req.agent_id)
+        def known(agent: AgentRecord | None) -> AgentRecord:
             if agent is None:
                 raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {req.agent_id!r}")
-            try:
-                await self._state.delete_agent(agent)
-                break
-            except Conflict:
-                await self.cache.refresh_agent(req.agent_id)
-        else:
+            return agent
+
+        try:
+            agent = await delete_agent(self.cache, req.agent_id, known)
+        except Contended:
             raise HivebusError(
                 ErrorCode.UNAVAILABLE, f"agent {req.agent_id!r} is busy changing; try again"
-            )
-        self.cache.remove_agent(agent.agent_id)
+            ) from None
+        assert agent is not None  # known() never skips
         if agent.state is AgentState.ACTIVE:
             await self._state.release_seat(agent.agent_id)
         requeued = await self._take_back(agent, reason=f"agent {agent.agent_id} deregistered")
@@ -358,13 +361,17 @@ class Orchestrator:
         return requeued
 
     async def _requeue(self, task_id: str, agent_id: str, reason: str) -> bool:
-        for _ in range(CAS_RETRIES):
-            task = self.cache.tasks.get(task_id)
+        """Take the task back from ``agent_id``: queued again, or failed past max_attempts.
+
+        ``False`` when it is not the agent's any more, or when it stayed contended (then the
+        orphan rule of the periodic pass requeues it later).
+        """
+
+        def back(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             if task is None or task.agent_id != agent_id or task.status not in _ACTIVE:
-                return False
-            give_up = task.attempts >= self.config.max_attempts
+                return SKIP
             changes: dict[str, Any] = {"agent_id": None, "assigned_at": None, "offered_at": None}
-            if give_up:
+            if task.attempts >= self.config.max_attempts:
                 changes |= {
                     "status": TaskStatus.FAILED,
                     "success": False,
@@ -373,24 +380,26 @@ class Orchestrator:
                 }
             else:
                 changes["status"] = TaskStatus.QUEUED
-            try:
-                saved = await self.cache.save_task(task.evolve(**changes))
-            except Conflict:
-                await self.cache.refresh_task(task_id)
-                continue
-            if give_up:
-                self._finished_task(saved, None, None)  # held by nobody any more
-            else:
-                self._emit(
-                    EventName.TASK_REQUEUED,
-                    task_id=task_id,
-                    agent_id=agent_id,
-                    reason=reason,
-                    attempts=saved.attempts,
-                )
-                self._spawn(self._dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
-            return True
-        return False
+            return task.evolve(**changes)
+
+        try:
+            _, saved = await update_task(self.cache, task_id, back)
+        except Contended:
+            return False
+        if saved is None:
+            return False
+        if saved.status is TaskStatus.FAILED:
+            self._finished_task(saved, None, None)  # held by nobody any more
+        else:
+            self._emit(
+                EventName.TASK_REQUEUED,
+                task_id=task_id,
+                agent_id=agent_id,
+                reason=reason,
+                attempts=saved.attempts,
+            )
+            self._spawn(self._dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
+        return True
 
     # --- delegation ---------------------------------------------------------------------
 
@@ -572,23 +581,24 @@ class Orchestrator:
         delegation in this process picks another agent instead of losing the race for it
         (the compare-and-set still decides between replicas).
         """
-        for _ in range(CAS_RETRIES):
-            agent = self.registry.get(agent_id)
+        claimed = self._claimed
+
+        def take(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
             if agent is None or not agent.has_free_slot:
-                return False
-            claimed = self._claimed.get(agent_id, 0)
-            if len(agent.tasks) + claimed >= agent.max_tasks:
-                return False  # the last free slot is being taken by another coroutine here
-            self._claimed[agent_id] = claimed + 1
-            try:
-                await self.cache.save_agent(agent.evolve(tasks=agent.tasks | {task_id}))
-                return True
-            except Conflict:
-                pass
-            finally:
-                self._unclaim(agent_id)
-            await self.cache.refresh_agent(agent_id)
-        return False
+                return SKIP
+            # the slots other coroutines here are taking (this one's claim is counted too)
+            if len(agent.tasks) + claimed[agent_id] - 1 >= agent.max_tasks:
+                return SKIP
+            return agent.evolve(tasks=agent.tasks | {task_id})
+
+        claimed[agent_id] = claimed.get(agent_id, 0) + 1
+        try:
+            _, taken = await update_agent(self.cache, agent_id, take)
+        except Contended:
+            return False  # passed over: the next candidate is tried
+        finally:
+            self._unclaim(agent_id)
+        return taken is not None
 
     def _unclaim(self, agent_id: str) -> None:
         left = self._claimed[agent_id] - 1
@@ -599,16 +609,19 @@ class Orchestrator:
 
     async def _unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
         """Give the slot back; returns the agent when it now has room for more work."""
-        for _ in range(CAS_RETRIES):
-            agent = self.registry.get(agent_id) if agent_id else None
+        if not agent_id:
+            return None
+
+        def give_back(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
             if agent is None or task_id not in agent.tasks:
-                return None
-            try:
-                saved = await self.cache.save_agent(agent.evolve(tasks=agent.tasks - {task_id}))
-                return saved if saved.has_free_slot else None
-            except Conflict:
-                await self.cache.refresh_agent(agent.agent_id)
-        return None
+                return SKIP
+            return agent.evolve(tasks=agent.tasks - {task_id})
+
+        try:
+            _, saved = await update_agent(self.cache, agent_id, give_back)
+        except Contended:
+            return None  # the slot stays taken: the phantom-slot rule frees it later
+        return saved if saved is not None and saved.has_free_slot else None
 
     async def _ask(self, task_id: str, agent_id: str) -> OfferOutcome:
         """One offer round trip for the stored task."""
@@ -632,23 +645,24 @@ class Orchestrator:
         self, task_id: str, agent_id: str, outcome: OfferOutcome
     ) -> tuple[bool, TaskRecord | None]:
         """Record an offer's outcome. ``(True, record)``: the task needs no more placing."""
-        for _ in range(CAS_RETRIES):
-            current = self.cache.tasks.get(task_id)
-            if (
-                current is None
-                or current.status is not TaskStatus.OFFERED
-                or current.agent_id != agent_id
-            ):
-                return True, current  # settled while we waited: cancelled, done, taken back
+
+        def assign(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            if not _offered_to(task, agent_id):
+                return SKIP  # settled while we waited: cancelled, done, taken back
             agent = self.registry.get(agent_id)
             if not (outcome.accepted and agent is not None and agent.state is AgentState.ACTIVE):
-                return False, current
-            try:
-                assigned = await self.cache.save_task(_assigned_copy(current, self.clock()))
-                return True, self._assigned(assigned)
-            except Conflict:
-                await self.cache.refresh_task(task_id)
-        return True, await self.cache.refresh_task(task_id)
+                return SKIP
+            assert task is not None  # offered to the agent
+            return _assigned_copy(task, self.clock())
+
+        try:
+            seen, assigned = await update_task(self.cache, task_id, assign)
+        except Contended:
+            # Left offered; if the agent did accept, the stale-offer rule asks it again.
+            return True, self.cache.tasks.get(task_id)
+        if assigned is not None:
+            return True, self._assigned(assigned)
+        return not _offered_to(seen, agent_id), seen
 
     async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
         """Send the reserved, stored offer and settle it. ``None``: not accepted."""
@@ -761,17 +775,15 @@ class Orchestrator:
 
     async def _requeue_unplaced(self, task_id: str) -> None:
         """Nobody accepted a task from the queue: it goes back in line, keeping its place."""
-        for _ in range(CAS_RETRIES):
-            task = self.cache.tasks.get(task_id)
+
+        def back_in_line(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             if task is None or task.status is not TaskStatus.OFFERED:
-                return
-            try:
-                await self.cache.save_task(
-                    task.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
-                )
-                return
-            except Conflict:
-                await self.cache.refresh_task(task_id)
+                return SKIP
+            return task.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
+
+        # Contended: left offered; the stale-offer rule asks again, then puts it back.
+        with contextlib.suppress(Contended):
+            await update_task(self.cache, task_id, back_in_line)
 
     def _back_in_line(self, task_id: str) -> None:
         task = self.cache.tasks.get(task_id)
@@ -795,8 +807,8 @@ class Orchestrator:
     # --- completion and cancellation --------------------------------------------------
 
     async def complete(self, req: CompleteRequest) -> TaskView:
-        for _ in range(CAS_RETRIES):
-            task = self._task(req.task_id)
+        def finish(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            task = self._known(task, req.task_id)
             if task.status.is_final:
                 same = (
                     task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
@@ -804,10 +816,7 @@ class Orchestrator:
                     and task.success == req.success
                 )
                 if same:
-                    # A retried completion: answered, never counted twice; and if the first
-                    # attempt died between its two writes, the slot is given back now.
-                    await self._free(req.agent_id, req.task_id)
-                    return task.view()
+                    return SKIP  # a retried completion: answered, never counted twice
                 raise HivebusError(
                     ErrorCode.INVALID_STATE,
                     f"task {task.task_id!r} is already {task.status.value}",
@@ -818,8 +827,7 @@ class Orchestrator:
                     f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
                 )
             now = self.clock()
-            overtook = task.status is TaskStatus.OFFERED
-            if overtook:
+            if task.status is TaskStatus.OFFERED:
                 # The agent accepted and finished before its acceptance reached us: record
                 # the assignment too, so observers see the same life as for a slower agent.
                 task = _assigned_copy(task, now)
@@ -837,17 +845,25 @@ class Orchestrator:
                     f"most {self.max_record_bytes} fit in a NATS message: report a smaller "
                     "result (or a reference to it), or a failure",
                 )
-            try:
-                await self.cache.save_task(finished)
-            except Conflict:
-                await self.cache.refresh_task(req.task_id)
-                continue
-            if overtook:
-                self._assigned(finished)
-            self._finished_task(finished, req.agent_id, finished.assigned_at)
+            return finished
+
+        try:
+            seen, finished = await update_task(self.cache, req.task_id, finish)
+        except Contended:
+            raise HivebusError(
+                ErrorCode.INTERNAL_ERROR, f"task {req.task_id!r} is contended"
+            ) from None
+        assert seen is not None  # finish() raises on a missing task
+        if finished is None:
+            # Answered again as it was; if the first attempt died between its two writes,
+            # the slot is given back now.
             await self._free(req.agent_id, req.task_id)
-            return finished.view()
-        raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {req.task_id!r} is contended")
+            return seen.view()
+        if seen.status is TaskStatus.OFFERED:
+            self._assigned(finished)
+        self._finished_task(finished, req.agent_id, finished.assigned_at)
+        await self._free(req.agent_id, req.task_id)
+        return finished.view()
 
     async def _free(self, agent_id: str | None, task_id: str) -> None:
         freed = await self._unreserve(agent_id, task_id)
@@ -877,7 +893,10 @@ class Orchestrator:
             self._hooks.notify(hook, task=task.view())
 
     def _task(self, task_id: str) -> TaskRecord:
-        task = self.cache.tasks.get(task_id)
+        return self._known(self.cache.tasks.get(task_id), task_id)
+
+    @staticmethod
+    def _known(task: TaskRecord | None, task_id: str) -> TaskRecord:
         if task is None:
             raise HivebusError(ErrorCode.UNKNOWN_TASK, f"no task {task_id!r}")
         return task
@@ -901,31 +920,33 @@ class Orchestrator:
         ``only_from``: end it only while it is still in that status (expiry applies to
         queued tasks only, even when a retry after a lost race finds it offered).
         """
-        for _ in range(CAS_RETRIES):
-            task = self._task(task_id)
+
+        def end(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            task = self._known(task, task_id)
             if task.status is status or (only_from is not None and task.status is not only_from):
-                return task
+                return SKIP
             if task.status.is_final:
                 raise HivebusError(
                     ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
                 )
-            try:
-                ended = await self.cache.save_task(
-                    task.evolve(status=status, finished_at=self.clock(), error=error)
-                )
-            except Conflict:
-                await self.cache.refresh_task(task_id)
-                continue
-            log.log(
-                logging.DEBUG if status is TaskStatus.CANCELLED else logging.INFO,
-                f"task {status.value}",
-                extra={"task_id": task_id, "agent_id": task.agent_id},
-            )
-            self._emit(event, task_id=task_id, agent_id=task.agent_id)
-            if task.agent_id is not None and task.status in _ACTIVE:
-                await self._stop_agent_work(task.agent_id, task_id)
-            return ended
-        raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {task_id!r} is contended")
+            return task.evolve(status=status, finished_at=self.clock(), error=error)
+
+        try:
+            task, ended = await update_task(self.cache, task_id, end)
+        except Contended:
+            raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {task_id!r} is contended") from None
+        assert task is not None  # end() raises on a missing task
+        if ended is None:
+            return task
+        log.log(
+            logging.DEBUG if status is TaskStatus.CANCELLED else logging.INFO,
+            f"task {status.value}",
+            extra={"task_id": task_id, "agent_id": task.agent_id},
+        )
+        self._emit(event, task_id=task_id, agent_id=task.agent_id)
+        if task.agent_id is not None and task.status in _ACTIVE:
+            await self._stop_agent_work(task.agent_id, task_id)
+        return ended
 
     # --- the clock: liveness, deadlines, recovery -------------------------------------
 
@@ -1001,11 +1022,10 @@ class Orchestrator:
             if index >= excess and (agent.offline_at or agent.registered_at) > cutoff:
                 break
             try:
-                await self._state.delete_agent(agent)
-            except Conflict:
+                await self.cache.delete_agent(agent)
+            except Conflict:  # it changed: looked at again at the next pass
                 await self.cache.refresh_agent(agent.agent_id)
                 continue
-            self.cache.remove_agent(agent.agent_id)
             pruned.append(agent.agent_id)
         if pruned:
             log.info("offline agents forgotten", extra={"count": len(pruned)})
@@ -1039,7 +1059,7 @@ class Orchestrator:
         for task_id in list(self.cache.live):
             try:
                 await self._check_live_task(task_id)
-            except (HivebusError, StateUnavailable) as exc:
+            except (HivebusError, StateUnavailable, Contended) as exc:
                 log.info("task check postponed", extra={"task_id": task_id, "error": str(exc)})
         for task_id in [t for t in self._orphans if t not in self.cache.live]:
             del self._orphans[task_id]
@@ -1088,25 +1108,19 @@ class Orchestrator:
         agent_id = task.agent_id
         reason = f"execution timeout of {task.execution_timeout_s}s"
         if self.config.on_execution_timeout == "fail":
-            for _ in range(CAS_RETRIES):
-                current = self.cache.tasks.get(task.task_id)
+
+            def fail(current: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
                 if current is None or current.status is not TaskStatus.ASSIGNED:
-                    return
-                try:
-                    failed = await self.cache.save_task(
-                        current.evolve(
-                            status=TaskStatus.FAILED,
-                            success=False,
-                            error=reason,
-                            finished_at=self.clock(),
-                        )
-                    )
-                except Conflict:
-                    await self.cache.refresh_task(task.task_id)
-                    continue
+                    return SKIP
+                return current.evolve(
+                    status=TaskStatus.FAILED, success=False, error=reason, finished_at=self.clock()
+                )
+
+            # Contended propagates: the periodic pass postpones the check to its next round.
+            _, failed = await update_task(self.cache, task.task_id, fail)
+            if failed is not None:
                 self._finished_task(failed, agent_id, failed.assigned_at)
                 await self._stop_agent_work(agent_id, task.task_id)
-                return
         elif agent_id is not None and await self._requeue(task.task_id, agent_id, reason):
             await self._stop_agent_work(agent_id, task.task_id)
 
@@ -1234,3 +1248,7 @@ def _amended(task: TaskRecord, changes: dict[str, Any]) -> TaskRecord:
     if "payload" in changes:
         updates["payload"] = changes["payload"]
     return task.evolve(**updates) if updates else task
+
+
+def _offered_to(task: TaskRecord | None, agent_id: str) -> bool:
+    return task is not None and task.status is TaskStatus.OFFERED and task.agent_id == agent_id
