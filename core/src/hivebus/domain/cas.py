@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, overload
 
 from .ports import Conflict
 
@@ -51,6 +51,7 @@ __all__ = [
     "CAS_RETRIES",
     "SKIP",
     "AgentChange",
+    "AgentRenewal",
     "Contended",
     "Skip",
     "TaskChange",
@@ -72,6 +73,8 @@ SKIP: Final = Skip.SKIP
 
 TaskChange = Callable[["TaskRecord | None"], "TaskRecord | Literal[Skip.SKIP]"]
 AgentChange = Callable[["AgentRecord | None"], "AgentRecord | Literal[Skip.SKIP]"]
+AgentRenewal = Callable[["AgentRecord | None"], "AgentRecord"]
+"""A change function that never skips: the helper then always returns a record."""
 
 
 class Contended(Exception):
@@ -99,6 +102,18 @@ async def update_task(
     raise Contended("task", task_id)
 
 
+@overload
+async def update_agent(
+    cache: StateCache, agent_id: str, change: AgentRenewal
+) -> tuple[AgentRecord | None, AgentRecord]: ...
+
+
+@overload
+async def update_agent(
+    cache: StateCache, agent_id: str, change: AgentChange
+) -> tuple[AgentRecord | None, AgentRecord | None]: ...
+
+
 async def update_agent(
     cache: StateCache, agent_id: str, change: AgentChange
 ) -> tuple[AgentRecord | None, AgentRecord | None]:
@@ -113,6 +128,16 @@ async def update_agent(
         except Conflict:
             await cache.refresh_agent(agent_id)
     raise Contended("agent", agent_id)
+
+
+@overload
+async def delete_agent(cache: StateCache, agent_id: str, change: AgentRenewal) -> AgentRecord: ...
+
+
+@overload
+async def delete_agent(
+    cache: StateCache, agent_id: str, change: AgentChange
+) -> AgentRecord | None: ...
 
 
 async def delete_agent(cache: StateCache, agent_id: str, change: AgentChange) -> AgentRecord | None:
