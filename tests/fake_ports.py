@@ -8,14 +8,16 @@ clock the test moves; nothing runs in the background unless a transition spawns 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from hivebus import HivebusConfig
 from hivebus.domain import Orchestrator
+from hivebus.domain.cache import StateCache
 from hivebus.domain.memory_state import MemoryState
-from hivebus.domain.ports import OfferOutcome, OfferResult
+from hivebus.domain.ports import Conflict, OfferOutcome, OfferResult, StateUnavailable
 from hivebus.domain.registry import AgentRecord
 from hivebus.domain.tasks import TaskRecord
 from hivebus_hookspecs.models import (
@@ -114,12 +116,12 @@ class World:
     """An orchestrator on fake ports, plus what it said and asked."""
 
     def __init__(
-        self, state: MemoryState | None = None, hooks: Any = None, **settings: Any
+        self, state: Any = None, hooks: Any = None, offers: Any = None, **settings: Any
     ) -> None:
         self.clock = Clock()
-        self.offers = FakeOffers()
+        self.offers = offers if offers is not None else FakeOffers()
         self.events = FakeEvents()
-        self.state = state or MemoryState()
+        self.state = state if state is not None else MemoryState()
         self.beating: set[str] = set()
         config = HivebusConfig.load(
             heartbeat_interval_s=HEARTBEAT_S,
@@ -215,3 +217,171 @@ def task_record(
         agent_id=agent_id,
         **extra,
     )
+
+
+# --- state ports that race ------------------------------------------------------------------
+
+Rival = Callable[[Any], Any]
+
+
+def touched(record: Any) -> Any:
+    """A rival's write that changes nothing that matters (a new revision only)."""
+    return record.evolve()
+
+
+class RivalState(MemoryState):
+    """Memory state where a rival replica may write a record first: ``rival_task(id, change)``
+    stores ``change(stored)`` just before this core's next save of that task, which conflicts.
+
+    ``times``: how many of this core's saves in a row lose that way (the rival keeps winning);
+    ``after``: how many saves of the record go through before the rival starts.
+    ``attempts`` counts this core's saves (and deletes) per record id, lost ones included.
+    """
+
+    def __init__(self, max_seats: int | None = None) -> None:
+        super().__init__(max_seats)
+        self._task_rivals: dict[str, tuple[Rival, int, int]] = {}
+        self._agent_rivals: dict[str, tuple[Rival, int, int]] = {}
+        self.attempts: Counter[str] = Counter()
+        self.unavailable = False
+
+    def rival_task(self, task_id: str, change: Rival, times: int = 1, after: int = 0) -> None:
+        self._task_rivals[task_id] = (change, times, after)
+
+    def rival_agent(self, agent_id: str, change: Rival, times: int = 1, after: int = 0) -> None:
+        self._agent_rivals[agent_id] = (change, times, after)
+
+    def truce(self) -> None:
+        """The rivals stop writing."""
+        self._task_rivals.clear()
+        self._agent_rivals.clear()
+
+    @staticmethod
+    def _rival(rivals: dict[str, tuple[Rival, int, int]], key: str) -> Rival | None:
+        entry = rivals.get(key)
+        if entry is None:
+            return None
+        change, times, after = entry
+        if after:
+            rivals[key] = (change, times, after - 1)
+            return None
+        if times <= 1:
+            del rivals[key]
+        else:
+            rivals[key] = (change, times - 1, 0)
+        return change
+
+    async def save_task(self, task: TaskRecord) -> int:
+        if self.unavailable:
+            raise StateUnavailable("failing over")
+        self.attempts[task.task_id] += 1
+        change = self._rival(self._task_rivals, task.task_id)
+        if change is not None:
+            stored = await self.load_task(task.task_id)
+            await super().save_task(change(stored))
+            raise Conflict(task.task_id)
+        return await super().save_task(task)
+
+    async def save_agent(self, agent: AgentRecord) -> int:
+        if self.unavailable:
+            raise StateUnavailable("failing over")
+        self.attempts[agent.agent_id] += 1
+        change = self._rival(self._agent_rivals, agent.agent_id)
+        if change is not None:
+            stored = await self.load_agent(agent.agent_id)
+            await super().save_agent(change(stored))
+            raise Conflict(agent.agent_id)
+        return await super().save_agent(agent)
+
+    async def delete_agent(self, agent: AgentRecord) -> None:
+        self.attempts[agent.agent_id] += 1
+        change = self._rival(self._agent_rivals, agent.agent_id)
+        if change is not None:
+            stored = await self.load_agent(agent.agent_id)
+            await super().save_agent(change(stored))
+            raise Conflict(agent.agent_id)
+        await super().delete_agent(agent)
+
+
+class SharedStore:
+    """One store shared by several core replicas, as a JetStream bucket is.
+
+    Each replica gets its own state port (``replica()``); a write one replica makes reaches the
+    other replicas' caches only when the test calls ``deliver()``: until then their caches are
+    behind, as when the bucket's watch runs late. A replica's compare-and-set still goes to the
+    one store, so a replica deciding on a stale cache loses and re-reads.
+    """
+
+    def __init__(self) -> None:
+        self.memory = MemoryState()
+        self.replicas: list[ReplicaState] = []
+
+    def replica(self) -> ReplicaState:
+        replica = ReplicaState(self)
+        self.replicas.append(replica)
+        return replica
+
+    def deliver(self) -> None:
+        """Every write made so far reaches every replica's cache."""
+        for replica in self.replicas:
+            replica.deliver()
+
+
+class ReplicaState:
+    """One replica's state port on a ``SharedStore`` (``follow(cache)`` once it is built)."""
+
+    def __init__(self, store: SharedStore) -> None:
+        self._store = store
+        self._memory = store.memory
+        self._cache: StateCache | None = None
+        self._inbox: list[tuple[str, str, Any, int]] = []
+
+    def follow(self, cache: StateCache) -> None:
+        self._cache = cache
+
+    def _tell_the_others(self, kind: str, key: str, record: Any, revision: int) -> None:
+        for replica in self._store.replicas:
+            if replica is not self:
+                replica._inbox.append((kind, key, record, revision))
+
+    def deliver(self) -> None:
+        """The other replicas' writes reach this replica's cache, in the order they happened."""
+        assert self._cache is not None
+        inbox, self._inbox = self._inbox, []
+        for kind, key, record, revision in inbox:
+            if kind == "task":
+                self._cache.on_stored_task(key, record, revision)
+            else:
+                self._cache.on_stored_agent(key, record, revision)
+
+    async def save_agent(self, agent: AgentRecord) -> int:
+        revision = await self._memory.save_agent(agent)
+        self._tell_the_others("agent", agent.agent_id, agent, revision)
+        return revision
+
+    async def delete_agent(self, agent: AgentRecord) -> None:
+        await self._memory.delete_agent(agent)
+        self._tell_the_others("agent", agent.agent_id, None, agent.revision + 1)
+
+    async def load_agent(self, agent_id: str) -> AgentRecord | None:
+        return await self._memory.load_agent(agent_id)
+
+    async def save_task(self, task: TaskRecord) -> int:
+        revision = await self._memory.save_task(task)
+        self._tell_the_others("task", task.task_id, task, revision)
+        return revision
+
+    async def load_task(self, task_id: str) -> TaskRecord | None:
+        return await self._memory.load_task(task_id)
+
+    async def forget_task(self, task_id: str) -> None:
+        await self._memory.forget_task(task_id)
+
+    async def claim_seat(self, agent_id: str) -> bool:
+        return await self._memory.claim_seat(agent_id)
+
+    async def release_seat(self, agent_id: str) -> None:
+        await self._memory.release_seat(agent_id)
+
+    async def seat_holders(self) -> set[str]:
+        return await self._memory.seat_holders()

@@ -10,7 +10,6 @@ port's notifications, selection and amendments).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,12 +17,13 @@ from fake_ports import (
     HEARTBEAT_S,
     STALE_OFFER_S,
     NoPlugins,
+    RivalState,
     World,
     agent_record,
     task_record,
+    touched,
 )
 from hivebus.domain.memory_state import MemoryState
-from hivebus.domain.ports import Conflict, StateUnavailable
 from hivebus.domain.registry import AgentRecord
 from hivebus.domain.tasks import TaskRecord
 from hivebus_hookspecs.models import (
@@ -34,58 +34,6 @@ from hivebus_hookspecs.models import (
     TaskStatus,
     TaskView,
 )
-
-Rival = Callable[[Any], Any]
-
-
-class RivalState(MemoryState):
-    """Memory state where a rival replica may write a record first: ``rival_task(id, change)``
-    stores ``change(stored)`` just before this core's next save of that task, which conflicts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._task_rivals: dict[str, Rival] = {}
-        self._agent_rivals: dict[str, Rival] = {}
-        self.unavailable = False
-
-    def rival_task(self, task_id: str, change: Rival) -> None:
-        self._task_rivals[task_id] = change
-
-    def rival_agent(self, agent_id: str, change: Rival) -> None:
-        self._agent_rivals[agent_id] = change
-
-    async def save_task(self, task: TaskRecord) -> int:
-        if self.unavailable:
-            raise StateUnavailable("failing over")
-        change = self._task_rivals.pop(task.task_id, None)
-        if change is not None:
-            stored = await self.load_task(task.task_id)
-            await super().save_task(change(stored))
-            raise Conflict(task.task_id)
-        return await super().save_task(task)
-
-    async def save_agent(self, agent: AgentRecord) -> int:
-        if self.unavailable:
-            raise StateUnavailable("failing over")
-        change = self._agent_rivals.pop(agent.agent_id, None)
-        if change is not None:
-            stored = await self.load_agent(agent.agent_id)
-            await super().save_agent(change(stored))
-            raise Conflict(agent.agent_id)
-        return await super().save_agent(agent)
-
-    async def delete_agent(self, agent: AgentRecord) -> None:
-        change = self._agent_rivals.pop(agent.agent_id, None)
-        if change is not None:
-            stored = await self.load_agent(agent.agent_id)
-            await super().save_agent(change(stored))
-            raise Conflict(agent.agent_id)
-        await super().delete_agent(agent)
-
-
-def touched(record: Any) -> Any:
-    """A rival's write that changes nothing that matters (a new revision only)."""
-    return record.evolve()
 
 
 @pytest.fixture

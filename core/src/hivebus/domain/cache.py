@@ -175,6 +175,11 @@ class StateCache:
         self.apply_agent(agent)
         return agent
 
+    async def delete_agent(self, agent: AgentRecord) -> None:
+        """Compare-and-delete ``agent`` (raises ``Conflict``), then drop it from the cache."""
+        await self._state.delete_agent(agent)
+        self.remove_agent(agent.agent_id)
+
     async def refresh_task(self, task_id: str) -> TaskRecord | None:
         """Re-read a task after a conflict; ``None`` when it no longer exists."""
         stored = await self._state.load_task(task_id)

@@ -1,0 +1,374 @@
+"""Placement: who is offered a task, in what order, and what an offer's answer changes.
+
+Selection order (the registry's candidates, a plugin's pick), reserving an agent's slot before
+the offer is stored, the offer round trip and recording its answer, feeding waiting tasks to
+an agent with room, and the back-off of a task that is refused. Nothing here finishes a task:
+that is ``transitions``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+from hivebus_hookspecs.models import AgentState, EventName, Offer, TaskStatus
+
+from .cas import SKIP, Contended, Skip, update_agent, update_task
+from .kernel import Kernel, log
+from .ports import Conflict, OfferOutcome, OfferResult
+from .registry import AgentRecord
+from .tasks import TaskRecord
+
+__all__ = ["Placement", "assigned_copy"]
+
+
+class Placement:
+    def __init__(self, kernel: Kernel) -> None:
+        self._k = kernel
+        self.offering: set[str] = set()
+        """Tasks whose offer this process is awaiting (nobody else should touch them)."""
+        # agent -> slots this process is reserving right now (the write not yet stored): other
+        # coroutines here pass over a slot that is being taken rather than race for it
+        self.claimed: dict[str, int] = {}
+        # task -> (offers refused or unanswered in a row, monotonic time it may be offered again)
+        self._refusals: dict[str, tuple[int, float]] = {}
+
+    # --- offering a task to the best agents ---------------------------------------------
+
+    async def place(self, task: TaskRecord, first: str | None = None) -> TaskRecord | None:
+        """Offer ``task`` to up to ``offer_candidates`` agents until one accepts.
+
+        ``task`` is the record as last known (revision 0 when not yet stored). ``first`` is an
+        agent already reserved for it, with the task stored as offered to it. Returns the
+        settled record when the task needs no more placing (accepted, or settled elsewhere),
+        ``None`` when nobody took it.
+        """
+        k = self._k
+        budget = k.config.offer_candidates
+        tried: set[str] = set()
+        if first is not None:
+            tried.add(first)
+            budget -= 1
+            settled = await self._offer(task.task_id, first)
+            if settled is not None:
+                return settled
+        while budget > 0:
+            candidates = k.registry.candidates(
+                task.required, budget, frozenset(tried), self.claimed
+            )
+            if not candidates:
+                return None
+            if len(candidates) > 1 and k.hooks.wants("hivebus_select_agent"):
+                candidates = await self._plugin_order(task, candidates)
+            for candidate in candidates:
+                tried.add(candidate.agent_id)
+                budget -= 1
+                if not await self.reserve(candidate.agent_id, task.task_id):
+                    continue
+                current = k.cache.tasks.get(task.task_id, task)
+                if current.revision and current.status is not TaskStatus.OFFERED:
+                    await self.unreserve(candidate.agent_id, task.task_id)
+                    return current  # settled while we were reserving
+                try:
+                    await k.cache.save_task(
+                        current.evolve(
+                            status=TaskStatus.OFFERED,
+                            agent_id=candidate.agent_id,
+                            offered_at=k.clock(),
+                        )
+                    )
+                except Conflict:  # another replica is placing it: it has the last word
+                    await self.unreserve(candidate.agent_id, task.task_id)
+                    return await k.cache.refresh_task(task.task_id)
+                settled = await self._offer(task.task_id, candidate.agent_id)
+                if settled is not None:
+                    return settled
+        return None
+
+    async def _plugin_order(
+        self, task: TaskRecord, candidates: list[AgentRecord]
+    ) -> list[AgentRecord]:
+        k = self._k
+        chosen = await k.hooks.select_agent(task.view(), [k.view(a) for a in candidates])
+        if chosen is None:
+            return candidates
+        picked = [a for a in candidates if a.agent_id == chosen]
+        if not picked:
+            log.warning(
+                "plugin selected an agent that is not a candidate",
+                extra={"task_id": task.task_id, "agent_id": chosen},
+            )
+            return candidates
+        return picked + [a for a in candidates if a.agent_id != chosen]
+
+    # --- an agent's slots ---------------------------------------------------------------
+
+    async def reserve(self, agent_id: str, task_id: str) -> bool:
+        """Take one of the agent's slots for ``task_id`` (stored before the offer is sent).
+
+        While the write is in flight (and while a lost write is re-read) the slot counts as
+        claimed here, so a concurrent delegation in this process picks another agent instead
+        of losing the race for it (the compare-and-set still decides between replicas).
+        """
+        claimed = self.claimed
+
+        def take(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
+            if agent is None or not agent.has_free_slot:
+                return SKIP
+            # the slots other coroutines here are taking (this one's claim is counted too)
+            if len(agent.tasks) + claimed[agent_id] - 1 >= agent.max_tasks:
+                return SKIP
+            return agent.evolve(tasks=agent.tasks | {task_id})
+
+        claimed[agent_id] = claimed.get(agent_id, 0) + 1
+        try:
+            _, taken = await update_agent(self._k.cache, agent_id, take)
+        except Contended:
+            return False  # passed over: the next candidate is tried
+        finally:
+            self._unclaim(agent_id)
+        return taken is not None
+
+    def _unclaim(self, agent_id: str) -> None:
+        left = self.claimed[agent_id] - 1
+        if left:
+            self.claimed[agent_id] = left
+        else:
+            del self.claimed[agent_id]
+
+    async def unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
+        """Give the slot back; returns the agent when it now has room for more work."""
+        if not agent_id:
+            return None
+
+        def give_back(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
+            if agent is None or task_id not in agent.tasks:
+                return SKIP
+            return agent.evolve(tasks=agent.tasks - {task_id})
+
+        try:
+            _, saved = await update_agent(self._k.cache, agent_id, give_back)
+        except Contended:
+            return None  # the slot stays taken: the phantom-slot rule frees it later
+        return saved if saved is not None and saved.has_free_slot else None
+
+    async def free(self, agent_id: str | None, task_id: str) -> None:
+        """Give the slot back, and offer the agent the next waiting task it can serve."""
+        freed = await self.unreserve(agent_id, task_id)
+        if freed is not None and len(self._k.queue):
+            self._k.spawn(self.feed(freed.agent_id), name=f"hivebus-feed-{freed.agent_id}")
+
+    # --- one offer ----------------------------------------------------------------------
+
+    async def ask(self, task_id: str, agent_id: str) -> OfferOutcome:
+        """One offer round trip for the stored task."""
+        task = self._k.cache.tasks[task_id]
+        offer = Offer(
+            task_id=task.task_id,
+            task_type=task.task_type,
+            required_capabilities=task.required_list,
+            priority=task.priority,
+            payload=task.payload,
+            metadata=task.metadata,
+            attempt=task.attempts + 1,
+        )
+        self.offering.add(task_id)
+        try:
+            return await self._k.offers.offer(agent_id, offer)
+        finally:
+            self.offering.discard(task_id)
+
+    async def accept(
+        self, task_id: str, agent_id: str, outcome: OfferOutcome
+    ) -> tuple[bool, TaskRecord | None]:
+        """Record an offer's outcome. ``(True, record)``: the task needs no more placing."""
+        k = self._k
+
+        def assign(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            if task is None or not _offered_to(task, agent_id):
+                return SKIP  # settled while we waited: cancelled, done, taken back
+            agent = k.registry.get(agent_id)
+            if not (outcome.accepted and agent is not None and agent.state is AgentState.ACTIVE):
+                return SKIP
+            return assigned_copy(task, k.clock())
+
+        try:
+            seen, assigned = await update_task(k.cache, task_id, assign)
+        except Contended:
+            # Left offered; if the agent did accept, the stale-offer rule asks it again.
+            return True, k.cache.tasks.get(task_id)
+        if assigned is not None:
+            return True, self.assigned(assigned)
+        return seen is None or not _offered_to(seen, agent_id), seen
+
+    async def _offer(self, task_id: str, agent_id: str) -> TaskRecord | None:
+        """Send the reserved, stored offer and settle it. ``None``: not accepted."""
+        outcome = await self.ask(task_id, agent_id)
+        done, task = await self.accept(task_id, agent_id, outcome)
+        if done:
+            return task
+        self._note_refusal(task_id)
+        if outcome.result is not OfferResult.NO_RESPONDERS:
+            log.info(
+                "offer not accepted",
+                extra={
+                    "task_id": task_id,
+                    "agent_id": agent_id,
+                    "outcome": outcome.result.value,
+                    "reason": outcome.reason,
+                },
+            )
+        await self.unreserve(agent_id, task_id)
+        return None
+
+    def assigned(self, task: TaskRecord) -> TaskRecord:
+        """Announce a task stored as assigned."""
+        k = self._k
+        self._refusals.pop(task.task_id, None)
+        log.debug("task assigned", extra={"task_id": task.task_id, "agent_id": task.agent_id})
+        k.emit(
+            EventName.TASK_ASSIGNED,
+            task_id=task.task_id,
+            agent_id=task.agent_id,
+            attempt=task.attempts,
+        )
+        if k.hooks.wants("hivebus_task_assigned"):
+            agent = k.registry.get(task.agent_id or "")
+            if agent is not None:
+                k.hooks.notify("hivebus_task_assigned", task=task.view(), agent=k.view(agent))
+        return task
+
+    # --- refusals -----------------------------------------------------------------------
+
+    def _note_refusal(self, task_id: str) -> None:
+        """An offer of ``task_id`` was not accepted: it waits before it is offered again.
+
+        Without this, a task every agent refuses would be taken from the head of the queue
+        and offered again at every pass, and the tasks behind it would never be offered.
+        """
+        config = self._k.config
+        count = self._refusals.get(task_id, (0, 0.0))[0] + 1
+        delay = min(
+            config.refusal_backoff_s * 2 ** min(count - 1, 16), config.refusal_backoff_max_s
+        )
+        self._refusals[task_id] = (count, self._k.monotonic() + delay)
+
+    def _ready(self, task_id: str) -> bool:
+        """May ``task_id`` be offered now (it is not backing off after a refusal)?"""
+        refused = self._refusals.get(task_id)
+        return refused is None or self._k.monotonic() >= refused[1]
+
+    def forget_refusals(self) -> None:
+        """Drop the back-off of tasks that are not live any more."""
+        live = self._k.cache.live
+        for task_id in [t for t in self._refusals if t not in live]:
+            del self._refusals[task_id]
+
+    # --- the queue ----------------------------------------------------------------------
+
+    async def feed(self, agent_id: str) -> None:
+        """Give a new or freed agent the best waiting tasks it can serve."""
+        k = self._k
+        while len(k.queue):
+            agent = k.registry.get(agent_id)
+            if agent is None or not agent.has_free_slot:
+                return
+            task = k.queue.pop_for(agent.capability_set, self._ready if self._refusals else None)
+            if task is None:
+                return
+            offered = False
+            try:
+                offered = await self._offer_from_queue(task.task_id, agent_id)
+            finally:
+                # Whatever stopped it (a refusal, a lost race, the store failing over), a task
+                # taken out of line and not offered goes back, keeping its place.
+                if not offered:
+                    self._back_in_line(task.task_id)
+            if not offered:
+                return  # the next periodic pass tries again
+
+    async def _offer_from_queue(self, task_id: str, agent_id: str) -> bool:
+        """Reserve the agent and store the task as offered to it; the offer goes out after."""
+        k = self._k
+        if not await self.reserve(agent_id, task_id):
+            return False
+        current = k.cache.tasks.get(task_id)
+        if current is None or current.status is not TaskStatus.QUEUED:
+            await self.unreserve(agent_id, task_id)
+            return False
+        try:
+            offered = current.evolve(
+                status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=k.clock()
+            )
+            await k.cache.save_task(offered)
+        except Conflict:  # another replica is dispatching it
+            await self.unreserve(agent_id, task_id)
+            await k.cache.refresh_task(task_id)
+            return False
+        k.spawn(self._settle(task_id, agent_id), name=f"hivebus-offer-{task_id}")
+        return True
+
+    async def _settle(self, task_id: str, agent_id: str) -> None:
+        """Finish placing a task already stored as offered to ``agent_id``."""
+        k = self._k
+        task = k.cache.tasks.get(task_id)
+        if task is None:
+            return
+        if await self.place(task, first=agent_id) is None:
+            await self.requeue_unplaced(task_id)
+            # The agent that refused may have room for the next task in line (this one now
+            # waits out its back-off): offer it now rather than at the next pass.
+            if len(k.queue):
+                k.spawn(self.feed(agent_id), name=f"hivebus-feed-{agent_id}")
+
+    async def requeue_unplaced(self, task_id: str) -> None:
+        """Nobody accepted a task from the queue: it goes back in line, keeping its place."""
+
+        def back_in_line(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            if task is None or task.status is not TaskStatus.OFFERED:
+                return SKIP
+            return task.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
+
+        # Contended: left offered; the stale-offer rule asks again, then puts it back.
+        with contextlib.suppress(Contended):
+            await update_task(self._k.cache, task_id, back_in_line)
+
+    def _back_in_line(self, task_id: str) -> None:
+        task = self._k.cache.tasks.get(task_id)
+        if task is not None and task.status is TaskStatus.QUEUED:
+            self._k.queue.push(task)
+
+    async def dispatch(self, task_id: str) -> None:
+        """A requeued task looks for a free agent right away rather than at the next tick."""
+        k = self._k
+        task = k.cache.tasks.get(task_id)
+        if task is None or task.status is not TaskStatus.QUEUED:
+            return
+        candidates = k.registry.candidates(
+            task.required, k.config.offer_candidates, claimed=self.claimed
+        )
+        for agent in candidates:
+            await self.feed(agent.agent_id)
+            current = k.cache.tasks.get(task_id)
+            if current is None or current.status is not TaskStatus.QUEUED:
+                return
+
+    async def sweep(self) -> None:
+        """Offer waiting work to every agent with a free slot.
+
+        Tasks are normally handed out the moment an agent registers or frees a slot; this
+        periodic pass catches what an earlier refusal or a replica's crash left waiting.
+        """
+        k = self._k
+        for agent in k.registry.free_agents():
+            if not len(k.queue):
+                return
+            await self.feed(agent.agent_id)
+
+
+def assigned_copy(task: TaskRecord, now: float) -> TaskRecord:
+    return task.evolve(status=TaskStatus.ASSIGNED, attempts=task.attempts + 1, assigned_at=now)
+
+
+def _offered_to(task: TaskRecord, agent_id: str) -> bool:
+    return task.status is TaskStatus.OFFERED and task.agent_id == agent_id

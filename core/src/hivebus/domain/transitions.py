@@ -1,0 +1,253 @@
+"""Transitions of a task already placed: completed or failed, cancelled, expired, timed out,
+taken back from its agent (requeued, or failed past ``max_attempts``), and the announcements
+and slot bookkeeping that follow each.
+
+Every transition is one ``cas.update_task`` call: a change function that decides on the
+record as it is, so a transition that lost a race re-decides and never acts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from hivebus_hookspecs.models import CompleteRequest, ErrorCode, EventName, TaskStatus, TaskView
+
+from ..errors import HivebusError
+from .cas import SKIP, Contended, Skip, update_task
+from .kernel import ACTIVE, Kernel, known, log
+from .placement import Placement, assigned_copy
+from .registry import AgentRecord
+from .tasks import TaskRecord
+
+__all__ = ["Transitions"]
+
+
+class Transitions:
+    def __init__(self, kernel: Kernel, placement: Placement) -> None:
+        self._k = kernel
+        self._placement = placement
+
+    async def complete(self, req: CompleteRequest) -> TaskView:
+        k = self._k
+
+        def finish(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            task = known(task, req.task_id)
+            if task.status.is_final:
+                same = (
+                    task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+                    and task.agent_id == req.agent_id
+                    and task.success == req.success
+                )
+                if same:
+                    return SKIP  # a retried completion: answered, never counted twice
+                raise HivebusError(
+                    ErrorCode.INVALID_STATE,
+                    f"task {task.task_id!r} is already {task.status.value}",
+                )
+            if task.agent_id != req.agent_id or task.status not in ACTIVE:
+                raise HivebusError(
+                    ErrorCode.NOT_TASK_OWNER,
+                    f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
+                )
+            now = k.clock()
+            if task.status is TaskStatus.OFFERED:
+                # The agent accepted and finished before its acceptance reached us: record
+                # the assignment too, so observers see the same life as for a slower agent.
+                task = assigned_copy(task, now)
+            finished = task.evolve(
+                status=TaskStatus.COMPLETED if req.success else TaskStatus.FAILED,
+                success=req.success,
+                result=req.result,
+                error=None if req.success else (req.error or "failed"),
+                finished_at=now,
+            )
+            if finished.size > k.max_record_bytes:
+                raise HivebusError(
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"with this result the task's record would be {finished.size} bytes; at "
+                    f"most {k.max_record_bytes} fit in a NATS message: report a smaller "
+                    "result (or a reference to it), or a failure",
+                )
+            return finished
+
+        try:
+            seen, finished = await update_task(k.cache, req.task_id, finish)
+        except Contended:
+            raise HivebusError(
+                ErrorCode.INTERNAL_ERROR, f"task {req.task_id!r} is contended"
+            ) from None
+        seen = known(seen, req.task_id)  # finish() raised already when it was missing
+        if finished is None:
+            # Answered again as it was; if the first attempt died between its two writes,
+            # the slot is given back now.
+            await self._placement.free(req.agent_id, req.task_id)
+            return seen.view()
+        if seen.status is TaskStatus.OFFERED:
+            self._placement.assigned(finished)
+        self.finished(finished, req.agent_id, finished.assigned_at)
+        await self._placement.free(req.agent_id, req.task_id)
+        return finished.view()
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        return await self._end(task_id, TaskStatus.CANCELLED, EventName.TASK_CANCELLED)
+
+    async def expire(self, task_id: str) -> None:
+        """A queued task past its queue deadline (expiry applies to queued tasks only, even
+        when a retry after a lost race finds it offered)."""
+        await self._end(
+            task_id,
+            TaskStatus.EXPIRED,
+            EventName.TASK_EXPIRED,
+            "queue timeout",
+            only_from=TaskStatus.QUEUED,
+        )
+
+    async def _end(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        event: EventName,
+        error: str | None = None,
+        only_from: TaskStatus | None = None,
+    ) -> TaskRecord:
+        """Cancel or expire a task that is not finished; idempotent for the same end.
+
+        ``only_from``: end it only while it is still in that status.
+        """
+        k = self._k
+
+        def end(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            task = known(task, task_id)
+            if task.status is status or (only_from is not None and task.status is not only_from):
+                return SKIP
+            if task.status.is_final:
+                raise HivebusError(
+                    ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
+                )
+            return task.evolve(status=status, finished_at=k.clock(), error=error)
+
+        try:
+            seen, ended = await update_task(k.cache, task_id, end)
+        except Contended:
+            raise HivebusError(ErrorCode.INTERNAL_ERROR, f"task {task_id!r} is contended") from None
+        task = known(seen, task_id)  # end() raised already when it was missing
+        if ended is None:
+            return task
+        log.log(
+            logging.DEBUG if status is TaskStatus.CANCELLED else logging.INFO,
+            f"task {status.value}",
+            extra={"task_id": task_id, "agent_id": task.agent_id},
+        )
+        k.emit(event, task_id=task_id, agent_id=task.agent_id)
+        if task.agent_id is not None and task.status in ACTIVE:
+            await self.stop_agent_work(task.agent_id, task_id)
+        return ended
+
+    async def time_out(self, task: TaskRecord) -> None:
+        """An assigned task past its execution timeout: failed, or requeued (the default).
+
+        ``Contended`` propagates: the periodic pass postpones the check to its next round.
+        """
+        k = self._k
+        agent_id = task.agent_id
+        reason = f"execution timeout of {task.execution_timeout_s}s"
+        if k.config.on_execution_timeout == "fail":
+
+            def fail(current: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+                if current is None or current.status is not TaskStatus.ASSIGNED:
+                    return SKIP
+                return current.evolve(
+                    status=TaskStatus.FAILED, success=False, error=reason, finished_at=k.clock()
+                )
+
+            _, failed = await update_task(k.cache, task.task_id, fail)
+            if failed is not None:
+                self.finished(failed, agent_id, failed.assigned_at)
+                await self.stop_agent_work(agent_id, task.task_id)
+        elif agent_id is not None and await self.requeue(task.task_id, agent_id, reason):
+            await self.stop_agent_work(agent_id, task.task_id)
+
+    async def take_back(self, agent: AgentRecord, reason: str) -> list[str]:
+        """Requeue what ``agent`` held; an offer still in flight settles on its own."""
+        requeued = []
+        for task_id in sorted(agent.tasks):
+            task = self._k.cache.tasks.get(task_id)
+            if task is None or task.agent_id != agent.agent_id:
+                continue
+            in_flight = task.status is TaskStatus.OFFERED and task_id in self._placement.offering
+            if not in_flight and await self.requeue(task_id, agent.agent_id, reason):
+                requeued.append(task_id)
+        return requeued
+
+    async def requeue(self, task_id: str, agent_id: str, reason: str) -> bool:
+        """Take the task back from ``agent_id``: queued again, or failed past max_attempts.
+
+        ``False`` when it is not the agent's any more, or when it stayed contended (then the
+        orphan rule of the periodic pass requeues it later).
+        """
+        k = self._k
+
+        def back(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            if task is None or task.agent_id != agent_id or task.status not in ACTIVE:
+                return SKIP
+            changes: dict[str, Any] = {"agent_id": None, "assigned_at": None, "offered_at": None}
+            if task.attempts >= k.config.max_attempts:
+                changes |= {
+                    "status": TaskStatus.FAILED,
+                    "success": False,
+                    "error": f"gave up after {task.attempts} attempts ({reason})",
+                    "finished_at": k.clock(),
+                }
+            else:
+                changes["status"] = TaskStatus.QUEUED
+            return task.evolve(**changes)
+
+        try:
+            _, saved = await update_task(k.cache, task_id, back)
+        except Contended:
+            return False
+        if saved is None:
+            return False
+        if saved.status is TaskStatus.FAILED:
+            self.finished(saved, None, None)  # held by nobody any more
+        else:
+            k.emit(
+                EventName.TASK_REQUEUED,
+                task_id=task_id,
+                agent_id=agent_id,
+                reason=reason,
+                attempts=saved.attempts,
+            )
+            k.spawn(self._placement.dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
+        return True
+
+    async def stop_agent_work(self, agent_id: str | None, task_id: str) -> None:
+        """After the store says the task left the agent: tell the agent, free its slot."""
+        if agent_id is not None:
+            await self._k.offers.withdraw(agent_id, task_id)
+        await self._placement.free(agent_id, task_id)
+
+    def finished(self, task: TaskRecord, agent_id: str | None, since: float | None) -> None:
+        """Count and announce a task stored as completed or failed."""
+        k = self._k
+        success = task.status is TaskStatus.COMPLETED
+        duration_ms = None
+        if since is not None and task.finished_at is not None:
+            duration_ms = (task.finished_at - since) * 1000
+        k.stats.finished(success, duration_ms)
+        # A success is on events.> already; a failure is worth a line at INFO too.
+        log.log(
+            logging.DEBUG if success else logging.INFO,
+            "task completed" if success else "task failed",
+            extra={"task_id": task.task_id, "agent_id": agent_id, "error": task.error},
+        )
+        fields: dict[str, Any] = {"task_id": task.task_id, "agent_id": agent_id}
+        if duration_ms is not None:
+            fields["duration_ms"] = round(duration_ms, 3)
+        if not success:
+            fields["error"] = task.error
+        k.emit(EventName.TASK_COMPLETED if success else EventName.TASK_FAILED, **fields)
+        hook = "hivebus_task_completed" if success else "hivebus_task_failed"
+        if k.hooks.wants(hook):
+            k.hooks.notify(hook, task=task.view())
