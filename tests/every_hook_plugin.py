@@ -13,6 +13,7 @@ from hivebus_hookspecs import (
     Event,
     OrchestratorView,
     PluginConfig,
+    PluginContext,
     RegisterCommand,
     TaskAmendment,
     TaskView,
@@ -35,11 +36,14 @@ class EveryHook:
         self.seen.update(details)
 
     @hookimpl
-    def hivebus_startup(self, orchestrator: OrchestratorView, config: PluginConfig) -> None:
+    def hivebus_startup(
+        self, orchestrator: OrchestratorView, config: PluginConfig, context: PluginContext
+    ) -> None:
         self._saw(
             "hivebus_startup",
             orchestrator_id=orchestrator.orchestrator_id,
             settings=dict(config.plugin_settings(NAME)),
+            context=context.name,
         )
 
     @hookimpl

@@ -47,9 +47,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """For a process hivebus runs (``hivebus up``, ``hivebus agent``): every logger, plugins'
+    included (``logging.getLogger(__name__)`` in a plugin just works), goes to one handler."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger("hivebus")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
+    core = logging.getLogger("hivebus")
+    core.handlers.clear()
+    core.setLevel(logging.NOTSET)
+    core.propagate = True

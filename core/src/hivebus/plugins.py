@@ -19,7 +19,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +44,7 @@ from .owned import cancel_and_wait
 from .plugin_checks import REQUIRES_ATTRIBUTE
 
 if TYPE_CHECKING:
-    from hivebus_hookspecs.context import OrchestratorView
+    from hivebus_hookspecs.context import OrchestratorView, PluginContext
 
     from .config import HivebusConfig
 
@@ -253,6 +253,10 @@ class PluginHost:
                     },
                 )
 
+    def report_failure(self, name: str, what: str, exc: BaseException) -> None:
+        """Count a failure of plugin ``name`` outside a hook call (an endpoint, a timer)."""
+        self._failed(name, what, exc if isinstance(exc, Exception) else Exception(repr(exc)))
+
     def _failed(self, name: str, hook: str, exc: Exception) -> None:
         record = self._records.get(name)
         if record is not None:
@@ -373,16 +377,26 @@ class PluginHost:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    async def start(self, orchestrator: OrchestratorView, events: EventSink | None = None) -> None:
+    async def start(
+        self,
+        orchestrator: OrchestratorView,
+        events: EventSink | None = None,
+        contexts: Mapping[str, PluginContext] | None = None,
+    ) -> None:
         """Refuse the plugins whose requirements are missing, then start the others, each
-        after the plugins it requires. ``events`` receives the events the host produces."""
+        after the plugins it requires, each with its own ``context``. ``events`` receives the
+        events the host produces."""
         self._check_requirements()
         self._events = events
         self._started = True
         self._notifications = asyncio.Queue(NOTIFY_QUEUE_SIZE)
         self._worker = asyncio.create_task(self._drain(), name="hivebus-plugin-notify")
-        kwargs = {"orchestrator": orchestrator, "config": self.config}
         for impl in self._in_requirement_order("hivebus_startup"):
+            kwargs = {
+                "orchestrator": orchestrator,
+                "config": self.config,
+                "context": (contexts or {}).get(impl.plugin_name),
+            }
             try:
                 await self._call(impl, "hivebus_startup", kwargs)
             except Rejected as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from hivebus_hookspecs.models import HealthStatus
@@ -13,9 +14,10 @@ from nats.aio.client import Client
 from .adapters.events import EventPublisher
 from .adapters.jetstream import JetStreamState, jetstream_available
 from .adapters.offers import NatsOffers
-from .adapters.service import CoreService
+from .adapters.service import CoreService, EndpointHandler
 from .config import HivebusConfig
 from .connection import connect, redact
+from .context import CorePluginContext, build_contexts
 from .domain import Orchestrator
 from .domain.memory_state import MemoryState
 from .plugins import PluginHost
@@ -41,6 +43,7 @@ class Core:
         self._state: JetStreamState | None = None
         self.state_kind = "none"
         self.ready_in_s: float | None = None
+        self._contexts: dict[str, CorePluginContext] = {}
         self.lost = asyncio.Event()
         """Set when the NATS connection closed for good without ``stop()``: the owner should
         exit non-zero so a supervisor restarts the core (see ``hivebus up``)."""
@@ -89,10 +92,22 @@ class Core:
         orchestrator.add_health_check(self._state_health)
         self._orchestrator = orchestrator
         self._events.start()
-        await self.plugins.start(orchestrator, self._events)
+        js = nc.jetstream(timeout=self.config.request_timeout_s) if self._state else None
+        self._contexts = build_contexts(
+            self.plugins.names(),
+            orchestrator,
+            self._events,
+            self.subjects,
+            self.config,
+            js,
+            self.plugins.report_failure,
+        )
+        await self.plugins.start(orchestrator, self._events, self._contexts)
         orchestrator.start()
         self._service = CoreService(nc, orchestrator, self.plugins, self.subjects)
         await self._service.start()
+        for context in self._contexts.values():
+            await context.bind(self._endpoint_binder(context.name))
         self.ready_in_s = time.perf_counter() - started
         log.info(
             "hivebus core serving",
@@ -104,6 +119,18 @@ class Core:
                 "ready_ms": round(self.ready_in_s * 1000, 1),
             },
         )
+
+    def _endpoint_binder(self, plugin: str) -> Callable[[str, EndpointHandler], Awaitable[str]]:
+        service = self._service
+        assert service is not None
+
+        def failed(what: str, exc: BaseException) -> None:
+            self.plugins.report_failure(plugin, what, exc)
+
+        def serve(endpoint: str, handler: EndpointHandler) -> Awaitable[str]:
+            return service.add_plugin_endpoint(plugin, endpoint, handler, failed)
+
+        return serve
 
     async def _open_state(self, nc: Client) -> MemoryState | JetStreamState:
         wanted = self.config.state
@@ -168,6 +195,8 @@ class Core:
         if self._service is not None:
             await self._service.stop(grace)
             self._service = None
+        for context in self._contexts.values():
+            await context.close()
         if self._orchestrator is not None:
             await self._orchestrator.stop()
             await self.plugins.stop(self._orchestrator, grace)

@@ -78,8 +78,8 @@ class Subjects:
         """Where a plugin serves a request endpoint: ``plugin.<plugin>.<endpoint>``."""
         return self._(f"plugin.{plugin}.{endpoint}")
 
-    def plugin_event(self, plugin: str, name: str) -> str:
-        return self._(f"events.plugin.{plugin}.{name}")
+    def plugin_event(self, plugin: str, event_name: str) -> str:
+        return self._(f"events.plugin.{plugin}.{event_name}")
 
     def alert(self, severity: str) -> str:
         return self._(f"events.alert.{severity}")

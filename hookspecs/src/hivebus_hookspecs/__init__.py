@@ -2,7 +2,15 @@
 
 from . import commands, context, hookspecs, models
 from .commands import COMMANDS_GROUP, RegisterCommand
-from .context import OrchestratorView, PluginConfig, TaskAmendment
+from .context import (
+    EndpointError,
+    KeyValueStore,
+    ObjectStore,
+    OrchestratorView,
+    PluginConfig,
+    PluginContext,
+    TaskAmendment,
+)
 from .hookspecs import PROJECT, hookimpl, hookspec
 from .models import (
     AgentRole,
@@ -23,12 +31,16 @@ __all__ = [
     "AgentRole",
     "AgentState",
     "AgentView",
+    "EndpointError",
     "ErrorCode",
     "Event",
     "EventName",
     "HealthStatus",
+    "KeyValueStore",
+    "ObjectStore",
     "OrchestratorView",
     "PluginConfig",
+    "PluginContext",
     "RegisterCommand",
     "Rejected",
     "TaskAmendment",

@@ -7,14 +7,34 @@ Typed against these, a plugin depends on ``hivebus-hookspecs`` only, never on th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sized
-from typing import Protocol, TypedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
+from typing import Any, Protocol, TypedDict, TypeVar
 
-from pydantic import JsonValue
+from pydantic import BaseModel, JsonValue
 
-from .models import AgentView, TaskPriority, TaskStatus, TaskView
+from .models import (
+    AgentView,
+    Alert,
+    AlertSeverity,
+    ControlAction,
+    DelegateReply,
+    ErrorCode,
+    TaskPriority,
+    TaskStatus,
+    TaskView,
+)
 
-__all__ = ["OrchestratorView", "PluginConfig", "TaskAmendment"]
+__all__ = [
+    "EndpointError",
+    "EndpointHandler",
+    "KeyValueStore",
+    "ObjectStore",
+    "OrchestratorView",
+    "PluginConfig",
+    "PluginContext",
+    "TaskAmendment",
+    "TimerCallback",
+]
 
 
 class OrchestratorView(Protocol):
@@ -69,3 +89,162 @@ class TaskAmendment(TypedDict, total=False):
     """Merged key by key into the task's metadata."""
     payload: JsonValue
     """Replaces the payload."""
+
+
+class KeyValueStore(Protocol):
+    """A plugin's own key-value bucket: JSON values, kept across restarts (JetStream) and the
+    same for every core replica."""
+
+    async def get(self, key: str) -> JsonValue:
+        """The value under ``key``, ``None`` when there is none."""
+        ...
+
+    async def put(self, key: str, value: JsonValue) -> None:
+        """Store ``value`` (last writer wins)."""
+        ...
+
+    async def update(
+        self, key: str, change: Callable[[JsonValue], JsonValue | Awaitable[JsonValue]]
+    ) -> JsonValue:
+        """Store ``change(current)`` with compare-and-set, calling ``change`` again on the
+        newer value when another replica wrote first; returns what was stored."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def keys(self) -> list[str]: ...
+
+
+class ObjectStore(Protocol):
+    """A plugin's own object store: named blobs of any size (chunked by JetStream)."""
+
+    async def put(self, name: str, data: bytes) -> None: ...
+
+    async def get(self, name: str) -> bytes | None: ...
+
+    async def delete(self, name: str) -> None: ...
+
+    async def list(self) -> list[str]: ...
+
+
+EndpointHandler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
+"""Answers a request on ``plugin.<name>.<endpoint>``: the request object in, the reply's fields
+out (``ok: true`` is added). Raising ``EndpointError`` answers that error."""
+
+TimerCallback = Callable[[], "object | Awaitable[object]"]
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class EndpointError(Exception):
+    """Raised by an endpoint handler: the caller gets ``{"ok": false, "error": {code, message}}``
+    with this code (one of the core's error codes; ``invalid_request`` by default)."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class PluginContext(Protocol):
+    """What a plugin may read and do, handed to it by ``hivebus_startup(context)``.
+
+    One context per plugin and core. Actions go through the core's own transitions: they are
+    compare-and-set on the shared state (safe with replicas) and produce the usual events.
+    """
+
+    @property
+    def name(self) -> str:
+        """The plugin's name (its entry point's name)."""
+        ...
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The plugin's raw ``[plugin_config.<name>]`` table."""
+        ...
+
+    def settings(self, model: type[S]) -> S:
+        """The configuration table validated by ``model`` (raises ``ValueError`` naming the
+        offending settings; the plugin is then marked unhealthy)."""
+        ...
+
+    # reading
+    def agents(self) -> list[AgentView]: ...
+
+    def agent(self, agent_id: str) -> AgentView | None: ...
+
+    def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]: ...
+
+    def task(self, task_id: str) -> TaskView | None: ...
+
+    def queue_depth(self) -> dict[str, dict[str, int]]:
+        """Waiting tasks by priority (``by_priority``) and by capability (``by_capability``)."""
+        ...
+
+    async def status(self) -> dict[str, Any]:
+        """The figures of ``orchestrator.status``."""
+        ...
+
+    # announcing
+    def publish(self, name: str, **fields: JsonValue) -> None:
+        """Publish ``events.plugin.<plugin>.<name>``."""
+        ...
+
+    def alert(
+        self,
+        severity: AlertSeverity | str,
+        summary: str,
+        *,
+        fingerprint: str,
+        details: Mapping[str, JsonValue] | None = None,
+        resolved: bool = False,
+    ) -> Alert:
+        """Publish an alert on ``events.alert.<severity>``; ``resolved`` when the cause is
+        gone (same ``fingerprint``)."""
+        ...
+
+    # serving and keeping state
+    async def serve(self, endpoint: str, handler: EndpointHandler) -> str:
+        """Answer requests on ``plugin.<plugin>.<endpoint>``; returns the subject."""
+        ...
+
+    @property
+    def kv(self) -> KeyValueStore: ...
+
+    @property
+    def objects(self) -> ObjectStore: ...
+
+    def every(self, interval_s: float, callback: TimerCallback, *, name: str = "timer") -> None:
+        """Call ``callback`` every ``interval_s`` seconds until the core stops."""
+        ...
+
+    def at(self, when: float, callback: TimerCallback, *, name: str = "timer") -> None:
+        """Call ``callback`` once at Unix time ``when``."""
+        ...
+
+    # acting, through the core's transitions
+    async def delegate(
+        self,
+        task_type: str,
+        required_capabilities: list[str] | None = None,
+        **fields: JsonValue,
+    ) -> DelegateReply:
+        """``task.delegate`` with these fields (``task_id``, ``priority``, ``payload`` ...)."""
+        ...
+
+    async def cancel(self, task_id: str) -> TaskView: ...
+
+    async def retry(self, task_id: str, delay_s: float = 0.0, reason: str = "") -> TaskView:
+        """Queue a failed, expired or cancelled task again, offered no sooner than
+        ``delay_s`` from now (the delay is stored: it survives a restart of the core)."""
+        ...
+
+    async def quarantine(self, agent_id: str, reason: str) -> AgentView:
+        """Take an agent out of rotation: it is offered nothing until ``release``."""
+        ...
+
+    async def release(self, agent_id: str) -> AgentView: ...
+
+    async def control(self, agent_id: str, action: ControlAction | str, reason: str = "") -> None:
+        """Send the agent a control message (``sleep``, ``wake``, ``drain``)."""
+        ...

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from .commands import RegisterCommand
-    from .context import OrchestratorView, PluginConfig, TaskAmendment
+    from .context import OrchestratorView, PluginConfig, PluginContext, TaskAmendment
     from .models import AgentView, Event, TaskView
 
 PROJECT = "hivebus"
@@ -37,12 +37,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def hivebus_startup(orchestrator: OrchestratorView, config: PluginConfig) -> None:
+def hivebus_startup(
+    orchestrator: OrchestratorView, config: PluginConfig, context: PluginContext
+) -> None:
     """Called once when the core starts, after plugins are loaded and before it serves.
 
-    ``config.plugin_settings(name)`` is the plugin's own settings table. Use it to open files
-    or connections the plugin needs. Plugins that declare ``hivebus_requires`` start after the
-    plugins they require. Return value ignored.
+    ``context`` is this plugin's own: its settings, read views, events and alerts, endpoints,
+    stores, timers and actions (see ``PluginContext``); keep it to act later. Endpoints asked
+    for here are served from the moment the core serves. ``config.plugin_settings(name)`` is
+    the raw settings table. Plugins that declare ``hivebus_requires`` start after the plugins
+    they require. Return value ignored.
     """
 
 

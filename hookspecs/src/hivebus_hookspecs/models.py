@@ -328,6 +328,9 @@ class AgentView(_Out):
     context_window_usage: float | None = None
     registered_at: float
     last_seen: float
+    quarantined_by: str | None = None
+    """Set while the agent is out of rotation: who took it out (a plugin's name)."""
+    quarantine_reason: str | None = None
 
 
 class TaskView(_Out):
@@ -346,6 +349,8 @@ class TaskView(_Out):
     created_at: float
     assigned_at: float | None = None
     finished_at: float | None = None
+    not_before: float | None = None
+    """A queued task retried after a delay is offered no sooner than this."""
 
 
 class PluginInfo(_Out):
@@ -416,6 +421,8 @@ class EventName(enum.StrEnum):
     AGENT_REGISTERED = "agent.registered"
     AGENT_DEREGISTERED = "agent.deregistered"
     AGENT_OFFLINE = "agent.offline"
+    AGENT_QUARANTINED = "agent.quarantined"
+    AGENT_RELEASED = "agent.released"
     TASK_QUEUED = "task.queued"
     TASK_ASSIGNED = "task.assigned"
     TASK_COMPLETED = "task.completed"

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
+from hivebus_hookspecs import EndpointError
 from hivebus_hookspecs.models import (
     AgentsReply,
     AgentsRequest,
@@ -61,8 +62,8 @@ log = logging.getLogger("hivebus.service")
 Op = Callable[[bytes], Awaitable[BaseModel | dict[str, Any]]]
 EndpointHandler = Callable[[dict[str, Any]], Any]
 """A plugin's endpoint: takes the request object, returns the reply's fields (a dict), or an
-awaitable of them; raising ``HivebusError`` answers that error, anything else
-``internal_error``."""
+awaitable of them; raising ``EndpointError`` answers that error, a timeout ``unavailable``,
+anything else ``internal_error`` (and counts against the plugin's health)."""
 Failed = Callable[[str, BaseException], None]
 """``failed(what, exc)``: tell the plugin host that a plugin's endpoint failed."""
 
@@ -140,6 +141,13 @@ class CoreService:
                         result = await result
             except HivebusError:
                 raise
+            except EndpointError as exc:
+                raise HivebusError(exc.code, exc.message) from None
+            except TimeoutError as exc:
+                failed(f"endpoint {endpoint}", exc)
+                raise HivebusError(
+                    ErrorCode.UNAVAILABLE, f"plugin {plugin} did not answer within {timeout}s"
+                ) from None
             except Exception as exc:
                 failed(f"endpoint {endpoint}", exc)
                 raise HivebusError(

@@ -9,6 +9,8 @@ produce the usual events). Nothing here lets a plugin write the core's state dir
 
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -19,23 +21,31 @@ from hivebus_hookspecs.models import (
     Alert,
     AlertSeverity,
     AlertStatus,
+    ControlAction,
+    ControlMessage,
+    DelegateReply,
+    DelegateRequest,
     PluginEvent,
     TaskStatus,
     TaskView,
 )
+from nats.js.api import StorageType
 from pydantic import BaseModel, ValidationError
 
 from ..codec import encode
 from ..subjects import Subjects
-from .storage import JetStreamKeyValue, JetStreamObjects, MemoryKeyValue, MemoryObjects
+from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, TimerSet
 
 if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+
     from ..adapters.events import EventPublisher
     from ..adapters.service import EndpointHandler
+    from ..config import HivebusConfig
     from ..domain import Orchestrator
 
-__all__ = ["CorePluginContext", "PluginSettingsError"]
+__all__ = ["CorePluginContext", "PluginSettingsError", "build_contexts"]
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -55,15 +65,14 @@ class CorePluginContext:
         events: EventPublisher,
         subjects: Subjects,
         settings: Mapping[str, Any],
-        kv: MemoryKeyValue | JetStreamKeyValue,
-        objects: MemoryObjects | JetStreamObjects,
+        stores: StoreOpener,
         report: Report,
     ) -> None:
         self.name = name
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
-        self.kv = kv
-        self.objects = objects
+        self.kv = LazyKeyValue(stores)
+        self.objects = LazyObjects(stores)
         self.timers = TimerSet(name, report)
         self._orch = orchestrator
         self._events = events
@@ -160,6 +169,35 @@ class CorePluginContext:
         for endpoint, handler in self._endpoints.items():
             await serve(endpoint, handler)
 
+    # --- acting -----------------------------------------------------------------------
+
+    async def delegate(
+        self, task_type: str, required_capabilities: list[str] | None = None, **fields: Any
+    ) -> DelegateReply:
+        request = DelegateRequest.model_validate(
+            {"task_type": task_type, "required_capabilities": required_capabilities or [], **fields}
+        )
+        task_id = request.task_id or secrets.token_hex(16)
+        return await self._orch.delegate(request, task_id)
+
+    async def cancel(self, task_id: str) -> TaskView:
+        return await self._orch.cancel(task_id)
+
+    async def retry(self, task_id: str, delay_s: float = 0.0, reason: str = "") -> TaskView:
+        return await self._orch.retry(task_id, delay_s, by=self.name, reason=reason)
+
+    async def quarantine(self, agent_id: str, reason: str) -> AgentView:
+        return await self._orch.quarantine(agent_id, by=self.name, reason=reason)
+
+    async def release(self, agent_id: str) -> AgentView:
+        return await self._orch.release(agent_id, by=self.name)
+
+    async def control(self, agent_id: str, action: ControlAction | str, reason: str = "") -> None:
+        message = ControlMessage(
+            action=ControlAction(action), reason=reason or None, source=self.name
+        )
+        self._events.publish_message(self._subjects.control(agent_id), encode(message))
+
     # --- timers -----------------------------------------------------------------------
 
     def every(self, interval_s: float, callback: Callback, *, name: str = "timer") -> None:
@@ -175,3 +213,32 @@ class CorePluginContext:
 def _check_token(what: str, value: str) -> None:
     if not value or not all(c.isalnum() or c in "-_" for c in value):
         raise ValueError(f"{what} {value!r}: letters, digits, '-' and '_' only")
+
+
+def build_contexts(
+    names: list[str],
+    orchestrator: Orchestrator,
+    events: EventPublisher,
+    subjects: Subjects,
+    config: HivebusConfig,
+    js: JetStreamContext | None,
+    report: Callable[[str, str, BaseException], None],
+) -> dict[str, CorePluginContext]:
+    """One context per plugin: stores on JetStream when ``js`` is given, else in memory."""
+    stem = config.prefix.replace(".", "_") if config.prefix else "hivebus"
+    storage = StorageType.FILE if config.kv_storage == "file" else StorageType.MEMORY
+    contexts = {}
+    for name in names:
+        opener = StoreOpener(
+            functools.partial(open_plugin_stores, js, stem, name, config.kv_replicas, storage)
+        )
+        contexts[name] = CorePluginContext(
+            name,
+            orchestrator,
+            events,
+            subjects,
+            config.plugin_settings(name),
+            opener,
+            functools.partial(report, name),
+        )
+    return contexts

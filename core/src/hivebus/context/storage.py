@@ -27,9 +27,12 @@ from nats.js.object_store import ObjectStore
 __all__ = [
     "JetStreamKeyValue",
     "JetStreamObjects",
+    "LazyKeyValue",
+    "LazyObjects",
     "MemoryKeyValue",
     "MemoryObjects",
     "StoreContended",
+    "StoreOpener",
     "open_plugin_stores",
 ]
 
@@ -198,3 +201,60 @@ async def open_plugin_stores(
             ),
         )
     return JetStreamKeyValue(kv), JetStreamObjects(objects)
+
+
+Stores = tuple[MemoryKeyValue | JetStreamKeyValue, MemoryObjects | JetStreamObjects]
+
+
+class StoreOpener:
+    """Opens a plugin's stores on first use, once: a plugin that keeps no state costs no
+    bucket."""
+
+    def __init__(self, open_stores: Callable[[], Awaitable[Stores]]) -> None:
+        self._open = open_stores
+        self._stores: Stores | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> Stores:
+        if self._stores is None:
+            async with self._lock:
+                if self._stores is None:
+                    self._stores = await self._open()
+        return self._stores
+
+
+class LazyKeyValue:
+    def __init__(self, stores: StoreOpener) -> None:
+        self._stores = stores
+
+    async def get(self, key: str) -> Any:
+        return await (await self._stores())[0].get(key)
+
+    async def put(self, key: str, value: Any) -> None:
+        await (await self._stores())[0].put(key, value)
+
+    async def update(self, key: str, change: Change) -> Any:
+        return await (await self._stores())[0].update(key, change)
+
+    async def delete(self, key: str) -> None:
+        await (await self._stores())[0].delete(key)
+
+    async def keys(self) -> list[str]:
+        return await (await self._stores())[0].keys()
+
+
+class LazyObjects:
+    def __init__(self, stores: StoreOpener) -> None:
+        self._stores = stores
+
+    async def put(self, name: str, data: bytes) -> None:
+        await (await self._stores())[1].put(name, data)
+
+    async def get(self, name: str) -> bytes | None:
+        return await (await self._stores())[1].get(name)
+
+    async def delete(self, name: str) -> None:
+        await (await self._stores())[1].delete(name)
+
+    async def list(self) -> list[str]:
+        return await (await self._stores())[1].list()

@@ -96,6 +96,9 @@ class Agents:
             return applicant.evolve(
                 registered_at=k.clock(),
                 revision=previous.revision if previous is not None else 0,
+                # out of rotation stays out, whatever the agent does, until released
+                quarantined_by=previous.quarantined_by if previous is not None else None,
+                quarantine_reason=previous.quarantine_reason if previous is not None else None,
             )
 
         try:

@@ -66,6 +66,8 @@ class StateCache:
         else:
             self.queue.discard(task_id)
         if not task.status.is_final:
+            if task_id in self.finished:  # retried: live again
+                self.finished_weight -= self.finished.pop(task_id)
             self.live.add(task_id)
             if task_id not in self._live_weights:
                 self._live_weights[task_id] = task.weight

@@ -46,7 +46,7 @@ class Delegation:
         existing = k.cache.tasks.get(task_id)
         if existing is not None:
             return _reply(existing)
-        self._check_capacity(0)  # before any work: a flood is refused cheaply
+        self.check_capacity(0)  # before any work: a flood is refused cheaply
         now = k.clock()
         execution_timeout_s = req.execution_timeout_s or k.config.default_execution_timeout_s
         task = TaskRecord(
@@ -117,7 +117,7 @@ class Delegation:
         )
         return _reply(queued)
 
-    def _check_capacity(self, weight: int) -> None:
+    def check_capacity(self, weight: int) -> None:
         cache, config = self._k.cache, self._k.config
         if cache.live_count >= config.max_concurrent_tasks:
             raise HivebusError(
@@ -144,7 +144,7 @@ class Delegation:
                 f"capabilities); at most {limit} fit in a NATS message with room for its "
                 "outcome: pass large payloads by reference",
             )
-        self._check_capacity(task.weight)
+        self.check_capacity(task.weight)
         k.cache.admit(task.task_id, task.weight)
 
 

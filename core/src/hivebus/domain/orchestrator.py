@@ -43,6 +43,7 @@ from hivebus_hookspecs.models import (
 from ..owned import cancel_and_wait
 from .agents import Agents
 from .delegation import Delegation
+from .interventions import Interventions
 from .kernel import Kernel
 from .placement import Placement
 from .ports import EventPort, HealthCheck, HookPort, OfferPort, StatePort
@@ -81,6 +82,7 @@ class Orchestrator:
         self._transitions = Transitions(kernel, self._placement)
         self._agents = Agents(kernel, self._placement, self._transitions)
         self._upkeep = Upkeep(kernel, self._agents, self._placement, self._transitions)
+        self._interventions = Interventions(kernel, self._placement, self._delegation)
         self._health_checks: list[HealthCheck] = []
         self.config = config
         self.clock = clock
@@ -148,6 +150,17 @@ class Orchestrator:
 
     async def cancel(self, task_id: str) -> TaskView:
         return (await self._transitions.cancel(task_id)).view()
+
+    async def retry(
+        self, task_id: str, delay_s: float = 0.0, by: str = "core", reason: str = ""
+    ) -> TaskView:
+        return await self._interventions.retry(task_id, delay_s, by, reason)
+
+    async def quarantine(self, agent_id: str, by: str, reason: str) -> AgentView:
+        return await self._interventions.quarantine(agent_id, by, reason)
+
+    async def release(self, agent_id: str, by: str = "core") -> AgentView:
+        return await self._interventions.release(agent_id, by)
 
     def get_task(self, task_id: str) -> TaskView:
         return self._kernel.task(task_id).view()

@@ -254,9 +254,13 @@ class Placement:
         self._refusals[task_id] = (count, self._k.monotonic() + delay)
 
     def _ready(self, task_id: str) -> bool:
-        """May ``task_id`` be offered now (it is not backing off after a refusal)?"""
+        """May ``task_id`` be offered now: not backing off after a refusal, and not retried
+        with a delay that has not passed?"""
         refused = self._refusals.get(task_id)
-        return refused is None or self._k.monotonic() >= refused[1]
+        if refused is not None and self._k.monotonic() < refused[1]:
+            return False
+        task = self._k.cache.tasks.get(task_id)
+        return task is None or task.not_before is None or self._k.clock() >= task.not_before
 
     def forget_refusals(self) -> None:
         """Drop the back-off of tasks that are not live any more."""
@@ -273,7 +277,7 @@ class Placement:
             agent = k.registry.get(agent_id)
             if agent is None or not agent.has_free_slot:
                 return
-            task = k.queue.pop_for(agent.capability_set, self._ready if self._refusals else None)
+            task = k.queue.pop_for(agent.capability_set, self._ready)
             if task is None:
                 return
             offered = False

@@ -34,6 +34,9 @@ class AgentRecord:
     """Tasks offered to or held by the agent: an offer in flight occupies a slot."""
     instance_id: str | None = None
     offline_at: float | None = None
+    quarantined_by: str | None = None
+    """Out of rotation (a plugin's ``quarantine``): offered nothing until released."""
+    quarantine_reason: str | None = None
     revision: int = 0
     capability_set: frozenset[str] = field(init=False, repr=False)
 
@@ -46,7 +49,11 @@ class AgentRecord:
 
     @property
     def has_free_slot(self) -> bool:
-        return self.state is AgentState.ACTIVE and len(self.tasks) < self.max_tasks
+        return (
+            self.state is AgentState.ACTIVE
+            and self.quarantined_by is None
+            and len(self.tasks) < self.max_tasks
+        )
 
     def evolve(self, **changes: Any) -> AgentRecord:
         agent = _copy(self, changes)
@@ -66,6 +73,8 @@ class AgentRecord:
             "tasks": sorted(self.tasks),
             "instance_id": self.instance_id,
             "offline_at": self.offline_at,
+            "quarantined_by": self.quarantined_by,
+            "quarantine_reason": self.quarantine_reason,
         }
 
     @classmethod
@@ -81,6 +90,8 @@ class AgentRecord:
             tasks=frozenset(data.get("tasks") or ()),
             instance_id=data.get("instance_id"),
             offline_at=data.get("offline_at"),
+            quarantined_by=data.get("quarantined_by"),
+            quarantine_reason=data.get("quarantine_reason"),
             revision=revision,
         )
 
@@ -98,6 +109,8 @@ class AgentRecord:
             context_window_usage=context_window_usage,
             registered_at=self.registered_at,
             last_seen=last_seen if last_seen is not None else self.registered_at,
+            quarantined_by=self.quarantined_by,
+            quarantine_reason=self.quarantine_reason,
         )
 
 

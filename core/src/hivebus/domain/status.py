@@ -78,6 +78,7 @@ def build_status(
             "active": len(active),
             "busy": sum(1 for a in active if a.tasks),
             "offline": len(agents) - len(active),
+            "quarantined": sum(1 for a in active if a.quarantined_by is not None),
             "by_role": dict(Counter(a.role.value for a in active)),
         },
         "tasks": {

@@ -57,6 +57,8 @@ class TaskRecord:
     finished_at: float | None = None
     queue_deadline: float | None = None
     execution_timeout_s: float | None = None
+    not_before: float | None = None
+    """Queued, but offered no sooner than this (Unix time): a retry after a delay."""
     revision: int = 0
     """The store's revision this record was read at or written as; 0 before it is stored."""
     _size: int = field(default=-1, init=False, repr=False)
@@ -124,6 +126,7 @@ class TaskRecord:
             created_at=self.created_at,
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
+            not_before=self.not_before,
         )
 
 

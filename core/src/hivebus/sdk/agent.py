@@ -82,7 +82,7 @@ class Agent:
         self._workers: set[asyncio.Task[None]] = set()  # handlers and their reports
         # Results of recent tasks: a re-offer of one (a core recovering after a crash) is
         # answered with the result again, never by running the task twice.
-        self._done: OrderedDict[str, CompleteRequest] = OrderedDict()
+        self._done: OrderedDict[str, tuple[int, CompleteRequest]] = OrderedDict()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._accepting = False
@@ -143,8 +143,10 @@ class Agent:
         if offer.task_id in self._running:
             return OfferReply(accept=True)  # a re-offer of what we hold
         done = self._done.get(offer.task_id)
-        if done is not None:
-            self._track(asyncio.create_task(self._report(done)))
+        if done is not None and done[0] == offer.attempt:
+            # The same attempt offered again (a core recovering an offer it lost track of):
+            # the result again, never a second run. A later attempt (a retry) runs anew.
+            self._track(asyncio.create_task(self._report(done[1])))
             return OfferReply(accept=True)
         if not self._accepting:
             return OfferReply(accept=False, reason="draining" if self._draining else "stopping")
@@ -210,7 +212,7 @@ class Agent:
         # The slot is free before the core hears of it: the core offers the next task the
         # moment it records the completion, and that offer must find the slot open.
         self._running.pop(offer.task_id, None)
-        self._done[offer.task_id] = report
+        self._done[offer.task_id] = (offer.attempt, report)
         while len(self._done) > REMEMBERED_RESULTS:
             self._done.popitem(last=False)
         await self._report(report)
