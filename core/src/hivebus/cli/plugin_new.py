@@ -82,5 +82,5 @@ def run_plugin_command(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"hivebus: {exc}")
         return 2
-    print(f"hivebus: wrote {target}: cd there, then `pip install -e '.[test]'` and `pytest`")
+    print(f"hivebus: wrote {target}: cd there, then `uv run --extra test pytest`")
     return 0
