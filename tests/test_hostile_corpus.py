@@ -244,7 +244,12 @@ async def _run_against_a_core_process(nats_server, tmp_path: Path, count: int) -
         nc = await connect(HivebusConfig.load(nats_url=nats_server.url), "hostile")
         try:
             with _untraced():
-                outcomes = await _storm(nc, count, seed=count)
+                try:
+                    outcomes = await _storm(nc, count, seed=count)
+                except AssertionError as exc:
+                    # The core's own account of any internal_error: its log, with tracebacks.
+                    log = "\n".join(line for line in core.lines if "INFO" not in line)
+                    raise AssertionError(f"{exc}\n--- core log ---\n{log[-6000:]}") from None
             assert outcomes["ok"] > 0
             assert outcomes["invalid_request"] > 0
             assert outcomes["invalid_json"] > 0
