@@ -506,7 +506,7 @@ async def test_events_show_the_whole_life_of_tasks_and_agents(wire: Wire, events
 class TestLiveness:
     @pytest.fixture
     def hivebus_settings(self) -> dict[str, Any]:
-        return {**FAST, "heartbeat_interval_s": 0.2}
+        return {**FAST, "heartbeat_interval_s": 0.5}
 
     async def test_a_silent_agent_is_announced_offline_and_its_task_requeued(
         self, wire: Wire, events: EventLog
