@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from .plan import BenchOptions, Plan
 from .report import build_report
-from .runner import BenchOptions, Plan, run_bench
+from .runner import run_bench
 from .table import render_table
 
 __all__ = ["bench"]

@@ -21,7 +21,8 @@ from typing import Any
 from hivebus.server import find_nats_server
 
 from . import loops
-from .runner import Plan, Recorder
+from .plan import Plan
+from .recorder import Recorder
 from .stats import median_tree
 
 __all__ = [
