@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import durable_floor, figure
+from .ratios import durable_floor, figure
 
 __all__ = ["render_table"]
 
