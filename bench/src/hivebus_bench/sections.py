@@ -1,4 +1,4 @@
-"""The table's sections for the in-memory core, in the order the table shows them.
+"""The table's sections for the in-memory core (``table.SECTIONS`` puts them in order).
 
 Each row is a figure beside its floor (or its own baseline) and the ratio between them, so a
 reader compares like with like without opening the JSON.
