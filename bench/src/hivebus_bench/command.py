@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,8 +12,10 @@ from typing import Any
 
 import orjson
 
+from .plan import BenchOptions, Plan
 from .report import build_report
-from .runner import BenchOptions, Plan, run_bench
+from .runner import run_bench
+from .system_info import load_average
 from .table import render_table
 
 __all__ = ["bench"]
@@ -22,10 +23,7 @@ __all__ = ["bench"]
 
 async def bench(args: argparse.Namespace) -> int:
     """0 when every scenario ran (whatever the figures), 1 when one could not run."""
-    try:
-        load_start: tuple[float, float, float] | None = os.getloadavg()
-    except OSError:
-        load_start = None
+    load_start = load_average()
     options = BenchOptions(quick=args.quick, agents=args.agents)
     try:
         Plan.for_options(options)
