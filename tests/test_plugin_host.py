@@ -122,7 +122,7 @@ def test_a_class_gets_a_fresh_instance_per_host_an_instance_or_module_is_kept(mo
         EntryPoint("by-class", f"{__name__}:Counting", "hivebus"),
         EntryPoint("by-instance", f"{__name__}:COUNTING", "hivebus"),
     ]
-    monkeypatch.setattr("hivebus.plugins.entry_points", lambda group: found)
+    monkeypatch.setattr("hivebus.plugins.loading.entry_points", lambda group: found)
     first, second = (host(enable_plugins=["by-class", "by-instance"]) for _ in range(2))
     for plugins in (first, second):
         plugins.load_entry_points()

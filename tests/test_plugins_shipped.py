@@ -63,7 +63,24 @@ def test_shipped_plugins_are_installed_entry_points():
         assert ep.dist is not None
         assert ep.dist.name == f"hivebus-{name}"
         module = importlib.import_module(f"hivebus_{name}")
-        assert ep.load() is module.plugin
+        assert ep.load() is getattr(
+            module, f"{name.capitalize()}Plugin"
+        )  # a class, not one instance
+
+
+def test_two_hosts_in_one_process_get_their_own_instance_of_each_shipped_plugin():
+    every = sorted(SHIPPED | {"echo-audit"})
+    first, second = (
+        PluginHost(HivebusConfig.load(**{**TEST_DEFAULTS, "plugins": every})) for _ in range(2)
+    )
+    for host in (first, second):
+        host.load_entry_points()
+        assert sorted(host.names()) == every
+    for name in every:
+        one, two = first.pm.get_plugin(name), second.pm.get_plugin(name)
+        assert one is not None
+        assert type(one) is type(two)
+        assert one is not two, name  # two cores never share a plugin's state
 
 
 @pytest.mark.parametrize(

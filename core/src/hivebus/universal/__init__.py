@@ -13,15 +13,14 @@ from .enums import (
     TaskPriority,
     TaskStatus,
 )
-from .orchestrator import (
-    AgentOrchestrator,
-    UniversalOrchestrator,
+from .orchestrator import AgentOrchestrator, UniversalOrchestrator
+from .plugin_api import OrchestratorPlugin, PluginMetadata
+from .plugin_manager import PluginManager, PluginNotInstalledWarning
+from .process_wide import (
     get_orchestrator,
     get_universal_orchestrator,
     shutdown_universal_orchestrator,
 )
-from .plugin_api import OrchestratorPlugin, PluginMetadata
-from .plugin_manager import PluginManager, PluginNotInstalledWarning
 
 __all__ = [
     "AgentOrchestrator",

@@ -2,7 +2,9 @@
 
 Every call is a request on the wire contract, answered by the real core, so what legacy code
 does here is what NATS clients, ``hivebus status`` and ``hivebus tap`` see. The facade keeps no
-registry and schedules nothing: it only remembers which legacy agents it answers for.
+registry and schedules nothing: it only remembers which legacy agents it answers for
+(``responders``) and which tasks it is delegating (``tasks``). This module holds its lifecycle
+and its API; ``arguments`` turns legacy arguments into requests.
 """
 
 from __future__ import annotations
@@ -11,25 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import warnings
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-import orjson
-from hivebus_hookspecs.models import (
-    AgentRole,
-    CompleteRequest,
-    DelegateReply,
-    DelegateRequest,
-    EmptyRequest,
-    ErrorCode,
-    HealthStatus,
-    RegisterRequest,
-    TaskPriority,
-    TaskRequest,
-    TaskStatus,
-)
+from hivebus_hookspecs.models import AgentRole, EmptyRequest, HealthStatus, TaskPriority
 from nats.aio.client import Client
 from pydantic import ValidationError
 
@@ -39,65 +27,17 @@ from ..errors import RemoteError
 from ..runtime import Core
 from ..sdk.request import call
 from ..subjects import Subjects
+from . import arguments
 from .config import OrchestratorConfig
-from .enums import plain
 from .local_core import LocalCore
 from .plugin_manager import PluginManager, warn_missing_plugins
 from .responders import LegacyAgents
+from .tasks import LegacyTasks
 from .thresholds import Thresholds
 
-__all__ = [
-    "AgentOrchestrator",
-    "UniversalOrchestrator",
-    "get_orchestrator",
-    "get_universal_orchestrator",
-    "shutdown_universal_orchestrator",
-]
+__all__ = ["AgentOrchestrator", "UniversalOrchestrator"]
 
 log = logging.getLogger("hivebus.universal")
-
-ERROR_TEXT_LIMIT = 8192
-_TAKEN = frozenset({TaskStatus.ASSIGNED, TaskStatus.COMPLETED, TaskStatus.FAILED})
-
-
-def _jsonable(value: Any) -> Any:
-    """Legacy values travel as JSON: sets and tuples become lists, anything else a string."""
-
-    def fallback(obj: Any) -> Any:
-        if isinstance(obj, set | frozenset | tuple):
-            return list(obj)
-        return str(obj)
-
-    return orjson.loads(orjson.dumps(value, default=fallback, option=orjson.OPT_NON_STR_KEYS))
-
-
-def _names(capabilities: Iterable[str] | str) -> list[str]:
-    """A lone string is one capability, not a sequence of one-letter ones."""
-    return [capabilities] if isinstance(capabilities, str) else list(capabilities)
-
-
-def _max_tasks(metadata: dict[str, Any] | None) -> Any:
-    for key in ("max_tasks", "max_concurrent_tasks"):
-        if metadata and key in metadata:
-            return metadata[key]
-    return 1
-
-
-def _error_text(result: Any) -> str | None:
-    if isinstance(result, dict) and result.get("error") is not None:
-        return str(result["error"])[:ERROR_TEXT_LIMIT]
-    if isinstance(result, str):
-        return result[:ERROR_TEXT_LIMIT]
-    return None
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-    return str(exc)
 
 
 class UniversalOrchestrator:
@@ -111,7 +51,7 @@ class UniversalOrchestrator:
         self._nc: Client | None = None
         self._subjects = Subjects()
         self._agents: LegacyAgents | None = None
-        self._delegating: dict[str, set[str]] = {}
+        self._tasks: LegacyTasks | None = None
         self._thresholds = Thresholds(self.config)
         self._background: list[asyncio.Task[None]] = []
 
@@ -153,8 +93,11 @@ class UniversalOrchestrator:
             self._local = None
             raise
         self._subjects = Subjects(core_config.prefix)
+        self._tasks = LegacyTasks(
+            self._nc, self._subjects, core_config, self._thresholds, self.config.request_timeout_s
+        )
         self._agents = LegacyAgents(
-            self._nc, self._subjects, core_config.request_timeout_s, self._claim
+            self._nc, self._subjects, core_config.request_timeout_s, self._tasks.claim
         )
         self._agents.heartbeat_interval_s = core_config.heartbeat_interval_s
         if local.core is not None:
@@ -188,6 +131,7 @@ class UniversalOrchestrator:
         if self._agents is not None:
             await self._agents.close()
             self._agents = None
+        self._tasks = None
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(Exception):
@@ -201,7 +145,7 @@ class UniversalOrchestrator:
         """Forget a run whose event loop is gone: only the server process can still be ended."""
         if self._local is not None:
             self._local.abandon()
-        self._nc, self._agents, self._background = None, None, []
+        self._nc, self._agents, self._tasks, self._background = None, None, None, []
         self.plugin_manager.detach()
 
     async def __aenter__(self) -> UniversalOrchestrator:
@@ -219,6 +163,11 @@ class UniversalOrchestrator:
         if self._nc is None or self._agents is None or self.core_config is None:
             raise RuntimeError("the orchestrator is not running: await start() first")
         return self._nc, self._agents, self.core_config
+
+    def _tasks_and_agents(self) -> tuple[LegacyTasks, LegacyAgents]:
+        _, agents, _ = self._connection()
+        assert self._tasks is not None  # set with the connection
+        return self._tasks, agents
 
     def _plugin_context(self, core_orchestrator: Any) -> dict[str, Any]:
         return {
@@ -243,19 +192,12 @@ class UniversalOrchestrator:
         ``metadata["max_tasks"]`` sets how many tasks it holds at once (default 1).
         """
         _, agents, _ = self._connection()
-        role_value = plain(role)
         try:
-            registration = RegisterRequest(
-                agent_id=agent_id,
-                role=role_value.lower() if isinstance(role_value, str) else role_value,
-                capabilities=_names(capabilities),
-                max_tasks=_max_tasks(metadata),
-                metadata=_jsonable(metadata or {}),
-            )
+            registration = arguments.registration(agent_id, role, capabilities, metadata)
         except (ValidationError, ValueError, TypeError) as exc:
             log.warning(
                 "agent not registered: invalid",
-                extra={"agent_id": str(agent_id), "error": _reason(exc)},
+                extra={"agent_id": str(agent_id), "error": arguments.invalid_reason(exc)},
             )
             return False
         try:
@@ -271,21 +213,6 @@ class UniversalOrchestrator:
 
     # --- tasks ------------------------------------------------------------------------
 
-    def _claim(self, task_id: str, agent_id: str) -> bool:
-        accepted = self._delegating.get(task_id)
-        if accepted is None:
-            return False
-        accepted.add(agent_id)
-        return True
-
-    def _release(self, task_id: str, agent_ids: Iterable[str]) -> None:
-        if self._agents is None:
-            return
-        for agent_id in agent_ids:
-            responder = self._agents.get(agent_id)
-            if responder is not None:
-                responder.held.discard(task_id)
-
     async def delegate_task(
         self,
         task_id: str,
@@ -299,90 +226,33 @@ class UniversalOrchestrator:
         Nothing lingers after ``None``: the task is not queued (``queue=False``), so the same
         id can be delegated again later.
         """
-        nc, _, core_config = self._connection()
+        tasks, agents = self._tasks_and_agents()
         try:
-            request = DelegateRequest(
-                task_id=task_id,
-                task_type=task_type,
-                required_capabilities=_names(required_capabilities),
-                priority=plain(priority),
-                metadata=_jsonable(metadata or {}),
-                queue=False,
+            request = arguments.delegation(
+                task_id, task_type, required_capabilities, priority, metadata
             )
         except (ValidationError, ValueError, TypeError) as exc:
             log.warning(
                 "task not delegated: invalid",
-                extra={"task_id": str(task_id), "error": _reason(exc)},
+                extra={"task_id": str(task_id), "error": arguments.invalid_reason(exc)},
             )
             return None
-        owner = task_id not in self._delegating  # a concurrent duplicate shares the first claim
-        if owner:
-            self._delegating[task_id] = set()
-        timeout = (
-            core_config.request_timeout_s
-            + core_config.offer_timeout_s * core_config.offer_candidates
-        )
-        assigned: str | None = None
-        try:
-            with Thresholds.timing(self._thresholds.delegation_ms):
-                raw = await call(nc, self._subjects.delegate, request, timeout)
-            reply = DelegateReply.model_validate(raw)
-            # A fast agent (a real one on the same bus) may finish before the reply is sent.
-            assigned = reply.agent_id if reply.status in _TAKEN else None
-        except RemoteError as exc:
-            log.info(
-                "task not assigned",
-                extra={"task_id": task_id, "code": exc.code.value, "error": exc.message},
-            )
-        except TimeoutError:
-            log.warning("delegation not answered; cancelling the task", extra={"task_id": task_id})
-            await self._cancel_quietly(nc, task_id)
-        finally:
-            accepted = self._delegating.pop(task_id, set()) if owner else set()
-        # An acceptance that reached the core too late (it had moved on) holds no slot there.
-        self._release(task_id, accepted - {assigned} if assigned else accepted)
-        return assigned
-
-    async def _cancel_quietly(self, nc: Client, task_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await call(
-                nc,
-                self._subjects.cancel,
-                TaskRequest(task_id=task_id),
-                self.config.request_timeout_s,
-            )
+        return await tasks.delegate(request, agents)
 
     async def complete_task(
         self, task_id: str, agent_id: str, result: Any = None, success: bool = True
     ) -> bool:
         """Report the task done (or failed) by ``agent_id``, freeing its slot."""
-        nc, _, core_config = self._connection()
+        tasks, agents = self._tasks_and_agents()
         try:
-            request = CompleteRequest(
-                task_id=task_id,
-                agent_id=agent_id,
-                success=bool(success),
-                result=_jsonable(result),
-                error=None if success else _error_text(result),
-            )
+            request = arguments.completion(task_id, agent_id, result, success)
         except (ValidationError, ValueError, TypeError) as exc:
             log.warning(
                 "completion not sent: invalid",
-                extra={"task_id": str(task_id), "error": _reason(exc)},
+                extra={"task_id": str(task_id), "error": arguments.invalid_reason(exc)},
             )
             return False
-        try:
-            await call(nc, self._subjects.complete, request, core_config.request_timeout_s)
-        except RemoteError as exc:
-            if exc.code is ErrorCode.INVALID_STATE:
-                self._release(task_id, [agent_id])  # finished another way (cancelled)
-            log.warning(
-                "completion refused",
-                extra={"task_id": task_id, "code": exc.code.value, "error": exc.message},
-            )
-            return False
-        self._release(task_id, [agent_id])
-        return True
+        return await tasks.complete(request, agents)
 
     # --- status -----------------------------------------------------------------------
 
@@ -410,63 +280,3 @@ class UniversalOrchestrator:
 
 AgentOrchestrator = UniversalOrchestrator
 """The other legacy name of the same class."""
-
-
-# --- the process-wide instance --------------------------------------------------------------
-
-
-class _ProcessWide:
-    instance: UniversalOrchestrator | None = None
-    lock: asyncio.Lock | None = None
-    lock_loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def lock_for(cls, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
-        if cls.lock is None or cls.lock_loop is not loop:
-            cls.lock, cls.lock_loop = asyncio.Lock(), loop
-        return cls.lock
-
-
-async def get_universal_orchestrator(
-    config: OrchestratorConfig | None = None,
-) -> UniversalOrchestrator:
-    """The process-wide orchestrator, started on first call (later calls return it)."""
-    loop = asyncio.get_running_loop()
-    async with _ProcessWide.lock_for(loop):
-        instance = _ProcessWide.instance
-        if instance is not None and instance.running and instance.loop is not loop:
-            warnings.warn(
-                "the process-wide orchestrator ran on an event loop that is gone; starting anew",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            instance.abandon()
-            instance = None
-        if instance is not None and instance.running:
-            if config is not None and config != instance.config:
-                warnings.warn(
-                    "get_universal_orchestrator(config) ignored the config: the orchestrator is "
-                    "already running; call shutdown_universal_orchestrator() first to change it",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            return instance
-        instance = UniversalOrchestrator(config)
-        await instance.start()
-        _ProcessWide.instance = instance
-        return instance
-
-
-get_orchestrator = get_universal_orchestrator
-"""The other legacy name of ``get_universal_orchestrator``."""
-
-
-async def shutdown_universal_orchestrator() -> None:
-    """Shut the process-wide orchestrator down (a no-op when none is running)."""
-    instance, _ProcessWide.instance = _ProcessWide.instance, None
-    if instance is None:
-        return
-    if instance.loop is asyncio.get_running_loop():
-        await instance.shutdown()
-    else:
-        instance.abandon()

@@ -2,13 +2,11 @@
 
 Agents report ``context_window_usage`` (0.0-1.0) in their heartbeats; this plugin offers each
 task first to the candidate with the lowest usage, skipping those above ``max_context_usage``
-unless all are. The entry point names the module-level ``plugin`` instance.
+unless all are. The entry point names the ``ContextPlugin`` class: each core builds its own
+instance.
 """
 
 from .plugin import NAME, ContextPlugin, ContextSettings
 from .selection import Choice, choose, usage
 
-__all__ = ["NAME", "Choice", "ContextPlugin", "ContextSettings", "choose", "plugin", "usage"]
-
-plugin = ContextPlugin()
-"""What the ``hivebus`` entry point ``context`` loads."""
+__all__ = ["NAME", "Choice", "ContextPlugin", "ContextSettings", "choose", "usage"]

@@ -1,7 +1,7 @@
 """Append every hivebus lifecycle event to a JSON-lines audit file.
 
-A module-level plugin: pluggy registers this module, and the hooks below are its
-implementations. The file is opened at start-up and closed at shutdown.
+The entry point names the ``EchoAudit`` class, so each core builds its own instance (and its
+own file handle and count). The file is opened at start-up and closed at shutdown.
 """
 
 from __future__ import annotations
@@ -12,54 +12,45 @@ from typing import IO, Any
 
 from hivebus_hookspecs import Event, PluginConfig, hookimpl
 
-__all__ = [
-    "hivebus_event",
-    "hivebus_health",
-    "hivebus_shutdown",
-    "hivebus_startup",
-    "hivebus_status",
-]
+__all__ = ["DEFAULT_PATH", "NAME", "EchoAudit"]
 
 NAME = "echo-audit"
 DEFAULT_PATH = "hivebus-audit.jsonl"
 
-_file: IO[str] | None = None
-_written = 0
-_path: Path | None = None
 
+class EchoAudit:
+    """Writes each event as one line; reports the file and the count in ``hivebus_status``."""
 
-@hookimpl
-def hivebus_startup(config: PluginConfig | None) -> None:
-    global _file, _path, _written
-    settings = config.plugin_settings(NAME) if config is not None else {}
-    path = settings.get("path") or os.environ.get("HIVEBUS_ECHO_AUDIT_PATH", DEFAULT_PATH)
-    _path = Path(str(path))
-    _path.parent.mkdir(parents=True, exist_ok=True)
-    _file = _path.open("a", encoding="utf-8", buffering=1)
-    _written = 0
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self._written = 0
+        self._path: Path | None = None
 
+    @hookimpl
+    def hivebus_startup(self, config: PluginConfig | None) -> None:
+        settings = config.plugin_settings(NAME) if config is not None else {}
+        path = settings.get("path") or os.environ.get("HIVEBUS_ECHO_AUDIT_PATH", DEFAULT_PATH)
+        self._path = Path(str(path))
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self._path.open("a", encoding="utf-8", buffering=1)
+        self._written = 0
 
-@hookimpl
-def hivebus_event(event: Event) -> None:
-    global _written
-    if _file is not None:
-        _file.write(event.model_dump_json() + "\n")
-        _written += 1
+    @hookimpl
+    def hivebus_event(self, event: Event) -> None:
+        if self._file is not None:
+            self._file.write(event.model_dump_json() + "\n")
+            self._written += 1
 
+    @hookimpl
+    def hivebus_status(self) -> dict[str, Any]:
+        return {"path": str(self._path) if self._path else None, "events_written": self._written}
 
-@hookimpl
-def hivebus_status() -> dict[str, Any]:
-    return {"path": str(_path) if _path else None, "events_written": _written}
+    @hookimpl
+    def hivebus_health(self) -> str:
+        return "healthy" if self._file is not None and not self._file.closed else "degraded"
 
-
-@hookimpl
-def hivebus_health() -> str:
-    return "healthy" if _file is not None and not _file.closed else "degraded"
-
-
-@hookimpl
-def hivebus_shutdown() -> None:
-    global _file
-    if _file is not None:
-        _file.close()
-        _file = None
+    @hookimpl
+    def hivebus_shutdown(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,7 +1,8 @@
 """Prometheus metrics for hivebus: lifecycle counters, task durations, agents and queue depth.
 
-The entry point names the module-level ``plugin`` instance; its registry, metrics and HTTP
-endpoint are created at ``hivebus_startup`` and the endpoint is closed at shutdown.
+The entry point names the ``PerformancePlugin`` class: each core builds its own instance, whose
+registry, metrics and HTTP endpoint are created at ``hivebus_startup`` and the endpoint is
+closed at shutdown.
 """
 
 from .metrics import DEFAULT_BUCKETS, Metrics, OrchestratorCollector
@@ -14,8 +15,4 @@ __all__ = [
     "OrchestratorCollector",
     "PerformancePlugin",
     "PerformanceSettings",
-    "plugin",
 ]
-
-plugin = PerformancePlugin()
-"""What the ``hivebus`` entry point ``performance`` loads."""

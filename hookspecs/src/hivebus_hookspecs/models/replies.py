@@ -1,0 +1,124 @@
+"""Replies, and the views of agents, tasks and plugins they carry."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from .bodies import CoreBody
+from .enums import AgentRole, AgentState, ErrorCode, HealthStatus, Priority, TaskStatus
+from .identifiers import Metadata
+
+__all__ = [
+    "AgentView",
+    "AgentsReply",
+    "DelegateReply",
+    "DeregisterReply",
+    "ErrorBody",
+    "ErrorReply",
+    "OkReply",
+    "PluginInfo",
+    "PluginsReply",
+    "RegisterReply",
+    "TaskReply",
+    "TaskView",
+    "TasksReply",
+]
+
+
+class AgentView(CoreBody):
+    agent_id: str
+    role: AgentRole
+    capabilities: list[str]
+    max_tasks: int
+    active_tasks: int
+    state: AgentState
+    metadata: Metadata = Field(default_factory=dict)
+    context_window_usage: float | None = None
+    registered_at: float
+    last_seen: float
+    quarantined_by: str | None = None
+    """Set while the agent is out of rotation: who took it out (a plugin's name)."""
+    quarantine_reason: str | None = None
+
+
+class TaskView(CoreBody):
+    task_id: str
+    task_type: str
+    status: TaskStatus
+    agent_id: str | None
+    required_capabilities: list[str]
+    priority: Priority
+    payload: JsonValue = None
+    metadata: Metadata = Field(default_factory=dict)
+    attempts: int
+    success: bool | None = None
+    result: JsonValue = None
+    error: str | None = None
+    created_at: float
+    assigned_at: float | None = None
+    finished_at: float | None = None
+    not_before: float | None = None
+    """A queued task retried after a delay is offered no sooner than this."""
+
+
+class PluginInfo(CoreBody):
+    name: str
+    version: str | None
+    hooks: list[str]
+    health: HealthStatus
+    failures: int = 0
+    last_error: str | None = None
+    vetoes: int = 0
+    """Agents and tasks this plugin refused since the core started."""
+
+
+class OkReply(CoreBody):
+    ok: Literal[True] = True
+
+
+class RegisterReply(OkReply):
+    agent_id: str
+    assign_subject: str
+    heartbeat_interval_s: float
+
+
+class DeregisterReply(OkReply):
+    requeued: list[str]
+
+
+class DelegateReply(OkReply):
+    task_id: str
+    status: TaskStatus
+    agent_id: str | None
+
+
+class TaskReply(OkReply):
+    task: TaskView
+
+
+class TasksReply(OkReply):
+    tasks: list[TaskView]
+    next_cursor: str | None = None
+    """Set when more tasks follow: pass it as ``cursor`` for the next page."""
+
+
+class AgentsReply(OkReply):
+    agents: list[AgentView]
+    next_cursor: str | None = None
+    """Set when more agents follow: pass it as ``cursor`` for the next page."""
+
+
+class PluginsReply(OkReply):
+    plugins: list[PluginInfo]
+
+
+class ErrorBody(CoreBody):
+    code: ErrorCode
+    message: str
+
+
+class ErrorReply(CoreBody):
+    ok: Literal[False] = False
+    error: ErrorBody

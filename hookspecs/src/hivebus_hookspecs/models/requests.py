@@ -1,0 +1,93 @@
+"""Requests: the bodies a client sends the core. Unknown fields are rejected, so a typo is an
+error, not a silently ignored option."""
+
+from __future__ import annotations
+
+from pydantic import Field, JsonValue
+
+from .bodies import RequestBody
+from .enums import AgentRole, Priority, TaskPriority, TaskStatus
+from .identifiers import AgentId, Capability, Metadata, TaskId
+
+__all__ = [
+    "AgentsRequest",
+    "CompleteRequest",
+    "DelegateRequest",
+    "DeregisterRequest",
+    "EmptyRequest",
+    "HeartbeatRequest",
+    "RegisterRequest",
+    "TaskRequest",
+    "TasksRequest",
+]
+
+
+class EmptyRequest(RequestBody):
+    """``orchestrator.status|plugins`` take an empty object."""
+
+
+class AgentsRequest(RequestBody):
+    """``orchestrator.agents``: agents by id, a page at a time."""
+
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=256)
+    """The ``next_cursor`` of the previous page; opaque."""
+
+
+class RegisterRequest(RequestBody):
+    agent_id: AgentId
+    role: AgentRole = AgentRole.WORKER
+    capabilities: list[Capability] = Field(default_factory=list, max_length=256)
+    max_tasks: int = Field(default=1, ge=1, le=10_000)
+    metadata: Metadata = Field(default_factory=dict)
+    instance_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Identifies one run of the agent process: registering again with the same one (after a
+    reconnect) is answered as a success; another process with the same agent id is refused
+    with ``agent_exists`` until the first one is gone."""
+
+
+class HeartbeatRequest(RequestBody):
+    agent_id: AgentId
+    active_tasks: int | None = Field(default=None, ge=0)
+    context_window_usage: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class DeregisterRequest(RequestBody):
+    agent_id: AgentId
+
+
+class DelegateRequest(RequestBody):
+    task_id: TaskId | None = None
+    task_type: str = Field(default="task", min_length=1, max_length=128)
+    required_capabilities: list[Capability] = Field(default_factory=list, max_length=256)
+    priority: Priority = TaskPriority.MEDIUM
+    payload: JsonValue = None
+    metadata: Metadata = Field(default_factory=dict)
+    queue: bool = True
+    queue_timeout_s: float | None = Field(default=None, gt=0)
+    """Fail the task as ``expired`` if nobody has accepted it this long after delegation."""
+    execution_timeout_s: float | None = Field(default=None, gt=0)
+    """Requeue (or fail, as configured) a task still running this long after assignment."""
+
+
+class CompleteRequest(RequestBody):
+    task_id: TaskId
+    agent_id: AgentId
+    success: bool = True
+    result: JsonValue = None
+    error: str | None = Field(default=None, max_length=8192)
+
+
+class TaskRequest(RequestBody):
+    """``task.get`` and ``task.cancel``."""
+
+    task_id: TaskId
+
+
+class TasksRequest(RequestBody):
+    """``orchestrator.tasks``: live tasks first, newest first."""
+
+    status: TaskStatus | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=256)
+    """The ``next_cursor`` of the previous page; opaque."""
