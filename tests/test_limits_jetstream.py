@@ -132,3 +132,29 @@ async def test_a_burst_of_registrations_on_two_replicas_never_passes_max_agents(
     finally:
         for core in cores:
             await core.stop()
+
+
+async def test_a_seat_freed_while_it_is_claimed_is_claimed_again(
+    nats_server: EmbeddedServer, nats_client: Any, monkeypatch: Any
+):
+    """nats-py's create reads a key back when told it exists; if the seat was given back in
+    between, that read finds nothing. The claim must try again, not fail the registration
+    (it once answered internal_error, under the hostile storm)."""
+    import nats.js.errors
+
+    config = js_config(nats_server, max_agents=5)
+    async with Core(config) as core:
+        seats = core._state._seats  # type: ignore[union-attr]
+        create = seats._kv.create
+        raced: list[str] = []
+
+        async def freed_meanwhile(key: str, value: bytes, **kwargs: Any) -> int:
+            if not raced:
+                raced.append(key)
+                raise nats.js.errors.KeyNotFoundError
+            return await create(key, value, **kwargs)
+
+        monkeypatch.setattr(seats._kv, "create", freed_meanwhile)
+        await Wire(nats_client).ok("agent.register", {"agent_id": "raced"})
+        assert raced == ["raced"]
+        assert await core._state.seat_holders() == {"raced"}  # type: ignore[union-attr]

@@ -70,10 +70,22 @@ class AgentSeats:
         return cls(js, await js.key_value(bucket), bucket)
 
     async def claim(self, agent_id: str) -> bool:
+        for _ in range(3):
+            try:
+                return await self._claim(agent_id)
+            except nats.js.errors.KeyNotFoundError:
+                # nats-py's create, told the key exists, reads it back to tell a live key
+                # from a deleted one; the seat was given back in between: claim it again.
+                continue
+        raise StateUnavailable(f"the seat of {agent_id!r} keeps changing")
+
+    async def _claim(self, agent_id: str) -> bool:
         try:
             await self._kv.create(agent_id, b"")
         except nats.js.errors.KeyWrongLastSequenceError:
             return True  # the seat is this agent's already
+        except nats.js.errors.KeyNotFoundError:
+            raise  # see claim(); nats-py builds this one without the API error's fields
         except nats.js.errors.APIError as exc:
             if exc.err_code == _FULL:
                 return False

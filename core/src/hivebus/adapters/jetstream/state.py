@@ -164,7 +164,8 @@ class JetStreamState:
                 # The key may hold a delete marker (a deregistered agent, a forgotten task):
                 # the client's create writes over one, and fails if the key is live.
                 revision = await kv.create(key, data)
-        except nats.js.errors.KeyWrongLastSequenceError:
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            # KeyNotFound: the client's create read the key back and it was purged meanwhile
             raise Conflict(key) from None
         except nats.errors.MaxPayloadError:
             raise HivebusError(
@@ -189,7 +190,7 @@ class JetStreamState:
             raise Conflict(agent.agent_id) from None
         except nats.js.errors.APIError as exc:
             # nats-py's delete reports a lost compare-and-set as a bad request (10071)
-            if exc.err_code in _WRONG_LAST:
+            if getattr(exc, "err_code", None) in _WRONG_LAST:
                 raise Conflict(agent.agent_id) from None
             if isinstance(exc, _TRANSIENT):
                 raise StateUnavailable(f"JetStream did not delete {agent.agent_id!r}") from exc
