@@ -17,7 +17,7 @@ from hivebus_hookspecs.models import Offer
 from ..config import HivebusConfig
 from ..logs import configure_logging
 from ..sdk import Agent
-from .shutdown import stop_requested
+from .shutdown import first_of, stop_requested
 
 __all__ = ["CommandFailed", "run_agent"]
 
@@ -76,11 +76,7 @@ async def run_agent(args: argparse.Namespace, config: HivebusConfig) -> int:
             "Ctrl-C to stop",
             flush=True,
         )
-        stopped = asyncio.create_task(stop.wait())
-        drained = asyncio.create_task(agent.drained.wait())
-        await asyncio.wait([stopped, drained], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        drained.cancel()
+        await first_of(stop, agent.drained)
         if agent.drained.is_set():
             print(f"hivebus: agent {agent.agent_id} drained and left the bus", flush=True)
     return 0

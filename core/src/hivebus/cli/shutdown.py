@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 
-__all__ = ["stop_requested"]
+__all__ = ["first_of", "stop_requested"]
 
 
 def stop_requested() -> asyncio.Event:
@@ -17,3 +17,13 @@ def stop_requested() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set (a stop request, or what ends the command itself)."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

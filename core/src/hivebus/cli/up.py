@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ..connection import redact
 from ..logs import configure_logging
 from ..runtime import Core
 from ..server import EmbeddedServer, port_open
-from .shutdown import stop_requested
+from .shutdown import first_of, stop_requested
 
 __all__ = ["up"]
 
@@ -65,11 +64,7 @@ async def up(args: argparse.Namespace) -> int:
             f"(plugins: {plugins}); Ctrl-C to stop",
             flush=True,
         )
-        stopped = asyncio.create_task(stop.wait())
-        lost = asyncio.create_task(core.lost.wait())
-        await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        lost.cancel()
+        await first_of(stop, core.lost)
         if core.lost.is_set():
             # Alive but deaf helps nobody: exit, so a supervisor restarts the core (state in
             # JetStream is where it was).

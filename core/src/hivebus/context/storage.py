@@ -19,10 +19,12 @@ from typing import Any
 
 import nats.js.errors
 import orjson
-from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
+
+from ..adapters.jetstream.state import open_bucket
 
 __all__ = [
     "JetStreamKeyValue",
@@ -177,18 +179,7 @@ async def open_plugin_stores(
         return MemoryKeyValue(), MemoryObjects()
     bucket = f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"
     described = f"hivebus plugin {plugin}"
-    try:
-        kv = await js.key_value(bucket)
-    except nats.js.errors.BucketNotFoundError:
-        kv = await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket,
-                history=1,
-                replicas=replicas,
-                storage=storage,
-                description=f"{described}: its key-value state",
-            )
-        )
+    kv = await open_bucket(js, bucket, replicas, storage, f"{described}: its key-value state")
     try:
         objects = await js.object_store(f"{bucket}_objects")
     except nats.js.errors.BucketNotFoundError:

@@ -31,7 +31,7 @@ from .cas import CasWriter
 from .follow import BucketFollower, Deliver
 from .seats import AgentSeats
 
-__all__ = ["BucketNames", "JetStreamState", "jetstream_available"]
+__all__ = ["BucketNames", "JetStreamState", "jetstream_available", "open_bucket"]
 
 log = logging.getLogger("hivebus.state")
 
@@ -95,6 +95,25 @@ class BucketNames:
         return cls(agents=f"{stem}_agents", tasks=f"{stem}_tasks", seats=f"{stem}_seats")
 
 
+async def open_bucket(
+    js: JetStreamContext, name: str, replicas: int, storage: StorageType, description: str
+) -> KeyValue:
+    """The key-value bucket ``name``, created (history 1) if it is missing; an existing one
+    is used as it is."""
+    try:
+        return await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=name,
+                history=1,
+                replicas=replicas,
+                storage=storage,
+                description=description,
+            )
+        )
+
+
 async def jetstream_available(nc: Client, timeout: float) -> bool:
     try:
         await nc.jetstream(timeout=timeout).account_info()
@@ -128,19 +147,8 @@ class JetStreamState:
         storage = StorageType.FILE if config.kv_storage == "file" else StorageType.MEMORY
         buckets = []
         for name in (names.agents, names.tasks):
-            try:
-                bucket = await js.key_value(name)
-            except nats.js.errors.BucketNotFoundError:
-                bucket = await js.create_key_value(
-                    KeyValueConfig(
-                        bucket=name,
-                        history=1,
-                        replicas=config.kv_replicas,
-                        storage=storage,
-                        description="hivebus state (see docs/operations.md)",
-                    )
-                )
-            buckets.append(bucket)
+            described = "hivebus state (see docs/operations.md)"
+            buckets.append(await open_bucket(js, name, config.kv_replicas, storage, described))
         seats = await AgentSeats.open(
             js, names.seats, config.max_agents, config.kv_replicas, storage
         )
