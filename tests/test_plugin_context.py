@@ -135,6 +135,16 @@ async def test_the_plugin_serves_retries_benches_and_alerts_through_its_context(
             assert failed.status is TaskStatus.FAILED
         await events.wait_for("agent.quarantined", agent_id="bad")
         await eventually(lambda: bad.sleeping)
+
+        async def both_replicas_know() -> bool:
+            # Each replica learns the other's writes from the bucket a moment later.
+            answers = [await hive.agents() for _ in range(4)]
+            return all(
+                {a.agent_id: a.quarantined_by for a in agents}["bad"] == "medic"
+                for agents in answers
+            )
+
+        await eventually(both_replicas_know)
         agents = {a.agent_id: a for a in await hive.agents()}
         assert agents["bad"].quarantined_by == "medic"
         assert agents["bad"].quarantine_reason == "2 failures"
@@ -143,8 +153,8 @@ async def test_the_plugin_serves_retries_benches_and_alerts_through_its_context(
             await hive.delegate("doomed", ["b"], queue=False)
         await eventually(lambda: any(a["fingerprint"] == "medic-bench-bad" for a in alerts))
         assert [a["source"] for a in alerts] == ["medic"]
-        status = await hive.status()
-        assert status["agents"]["quarantined"] == 1
+        for core in replicas:
+            assert (await core.orchestrator.status())["agents"]["quarantined"] == 1
 
     # The counter lives in the plugin's bucket: it survives both replicas going away.
     failures = (await wire.ok("plugin.medic.ping"))["failures"]
