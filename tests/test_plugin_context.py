@@ -136,13 +136,10 @@ async def test_the_plugin_serves_retries_benches_and_alerts_through_its_context(
         await events.wait_for("agent.quarantined", agent_id="bad")
         await eventually(lambda: bad.sleeping)
 
-        async def both_replicas_know() -> bool:
+        def both_replicas_know() -> bool:
             # Each replica learns the other's writes from the bucket a moment later.
-            answers = [await hive.agents() for _ in range(4)]
-            return all(
-                {a.agent_id: a.quarantined_by for a in agents}["bad"] == "medic"
-                for agents in answers
-            )
+            seen = [core.orchestrator.registry.get("bad") for core in replicas]
+            return all(agent is not None and agent.quarantined_by == "medic" for agent in seen)
 
         await eventually(both_replicas_know)
         agents = {a.agent_id: a for a in await hive.agents()}
