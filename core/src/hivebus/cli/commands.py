@@ -111,7 +111,7 @@ async def agents(hive: HiveClient, args: argparse.Namespace) -> int:
         [
             a.agent_id,
             a.role.value,
-            a.state.value,
+            a.state.value + (f" (quarantined by {a.quarantined_by})" if a.quarantined_by else ""),
             f"{a.active_tasks}/{a.max_tasks}",
             ",".join(a.capabilities),
             clock(a.last_seen),
