@@ -8,13 +8,14 @@ import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
+from hivebus_hookspecs.context import EndpointHandler
 from hivebus_hookspecs.models import HealthStatus
 from nats.aio.client import Client
 
 from .adapters.events import EventPublisher
 from .adapters.jetstream import JetStreamState, jetstream_available
 from .adapters.offers import NatsOffers
-from .adapters.service import CoreService, EndpointHandler
+from .adapters.service import CoreService
 from .config import HivebusConfig
 from .connection import connect, redact
 from .context import CorePluginContext, build_contexts

@@ -129,7 +129,9 @@ class ObjectStore(Protocol):
 
 EndpointHandler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 """Answers a request on ``plugin.<name>.<endpoint>``: the request object in, the reply's fields
-out (``ok: true`` is added). Raising ``EndpointError`` answers that error."""
+out (``ok: true`` is added). Raising ``EndpointError`` answers that error; running past the
+core's ``request_timeout_s`` answers ``unavailable``, anything else ``internal_error`` (both
+count against the plugin's health)."""
 
 TimerCallback = Callable[[], "object | Awaitable[object]"]
 

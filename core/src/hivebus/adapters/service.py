@@ -18,6 +18,7 @@ from importlib.metadata import version
 from typing import Any
 
 from hivebus_hookspecs import EndpointError
+from hivebus_hookspecs.context import EndpointHandler
 from hivebus_hookspecs.models import (
     AgentsReply,
     AgentsRequest,
@@ -60,10 +61,6 @@ QUEUE_GROUP = "hivebus"
 log = logging.getLogger("hivebus.service")
 
 Op = Callable[[bytes], Awaitable[BaseModel | dict[str, Any]]]
-EndpointHandler = Callable[[dict[str, Any]], Any]
-"""A plugin's endpoint: takes the request object, returns the reply's fields (a dict), or an
-awaitable of them; raising ``EndpointError`` answers that error, a timeout ``unavailable``,
-anything else ``internal_error`` (and counts against the plugin's health)."""
 Failed = Callable[[str, BaseException], None]
 """``failed(what, exc)``: tell the plugin host that a plugin's endpoint failed."""
 

@@ -10,6 +10,7 @@ produce the usual events). Nothing here lets a plugin write the core's state dir
 from __future__ import annotations
 
 import functools
+import itertools
 import secrets
 import time
 from collections import Counter
@@ -35,13 +36,13 @@ from pydantic import BaseModel, ValidationError
 from ..codec import encode
 from ..subjects import Subjects
 from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
-from .timers import Callback, TimerSet
+from .timers import Callback, Report, TimerSet
 
 if TYPE_CHECKING:
+    from hivebus_hookspecs.context import EndpointHandler
     from nats.js.client import JetStreamContext
 
     from ..adapters.events import EventPublisher
-    from ..adapters.service import EndpointHandler
     from ..config import HivebusConfig
     from ..domain import Orchestrator
 
@@ -50,7 +51,6 @@ __all__ = ["CorePluginContext", "PluginSettingsError", "build_contexts"]
 S = TypeVar("S", bound=BaseModel)
 
 Serve = Callable[[str, "EndpointHandler"], Any]
-Report = Callable[[str, BaseException], None]
 
 
 class PluginSettingsError(ValueError):
@@ -99,11 +99,10 @@ class CorePluginContext:
         return list(self._orch.agents())
 
     def agent(self, agent_id: str) -> AgentView | None:
-        return next((a for a in self._orch.agents() if a.agent_id == agent_id), None)
+        return self._orch.agent(agent_id)
 
     def tasks(self, status: TaskStatus | None = None, limit: int = 100) -> list[TaskView]:
-        views = self._orch.tasks(status)
-        return [view for _, view in zip(range(limit), views, strict=False)]
+        return list(itertools.islice(self._orch.tasks(status), limit))
 
     def task(self, task_id: str) -> TaskView | None:
         cached = self._orch.cache.tasks.get(task_id)

@@ -19,7 +19,7 @@ from hivebus_hookspecs.models import (
 
 from ..errors import HivebusError
 from .cas import Contended, delete_agent, update_agent
-from .kernel import Kernel, log
+from .kernel import Kernel, known_agent, log
 from .placement import Placement
 from .ports import Conflict
 from .registry import AgentRecord
@@ -150,9 +150,7 @@ class Agents:
         k = self._k
 
         def known(agent: AgentRecord | None) -> AgentRecord:
-            if agent is None:
-                raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {req.agent_id!r}")
-            return agent
+            return known_agent(agent, req.agent_id)
 
         try:
             agent = await delete_agent(k.cache, req.agent_id, known)

@@ -15,7 +15,7 @@ from hivebus_hookspecs.models import AgentView, ErrorCode, EventName, TaskStatus
 from ..errors import HivebusError
 from .cas import SKIP, AgentChange, Contended, Skip, update_agent, update_task
 from .delegation import Delegation
-from .kernel import Kernel, known, log
+from .kernel import Kernel, known, known_agent, log
 from .placement import Placement
 from .registry import AgentRecord
 from .tasks import TaskRecord
@@ -88,7 +88,7 @@ class Interventions:
         """Offer the agent nothing until ``release``; what it holds it keeps and finishes."""
 
         def bench(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
-            agent = self._known(agent, agent_id)
+            agent = known_agent(agent, agent_id)
             if agent.quarantined_by == by and agent.quarantine_reason == reason:
                 return SKIP
             return agent.evolve(quarantined_by=by, quarantine_reason=reason)
@@ -99,7 +99,7 @@ class Interventions:
         """Put a quarantined agent back in rotation, and offer it the waiting work."""
 
         def back(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
-            agent = self._known(agent, agent_id)
+            agent = known_agent(agent, agent_id)
             if agent.quarantined_by is None:
                 return SKIP
             return agent.evolve(quarantined_by=None, quarantine_reason=None)
@@ -122,14 +122,8 @@ class Interventions:
             _, stored = await update_agent(k.cache, agent_id, change)
         except Contended:
             raise HivebusError(ErrorCode.UNAVAILABLE, f"agent {agent_id!r} is contended") from None
-        agent = stored or self._known(k.registry.get(agent_id), agent_id)
+        agent = stored or known_agent(k.registry.get(agent_id), agent_id)
         if stored is not None:
             log.info(event.value, extra={"agent_id": agent_id, "by": by, "reason": reason})
             k.emit(event, agent_id=agent_id, by=by, reason=reason)
         return k.view(agent)
-
-    @staticmethod
-    def _known(agent: AgentRecord | None, agent_id: str) -> AgentRecord:
-        if agent is None:
-            raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no agent {agent_id!r}")
-        return agent

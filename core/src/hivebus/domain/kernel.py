@@ -117,6 +117,13 @@ class Kernel:
         return known(self.cache.tasks.get(task_id), task_id)
 
 
+def known_agent(agent: AgentRecord | None, agent_id: str) -> AgentRecord:
+    """``agent``, or the ``unknown_agent`` error when there is none."""
+    if agent is None:
+        raise HivebusError(ErrorCode.UNKNOWN_AGENT, f"no registered agent {agent_id!r}")
+    return agent
+
+
 def known(task: TaskRecord | None, task_id: str) -> TaskRecord:
     """``task``, or the ``unknown_task`` error when there is none."""
     if task is None:

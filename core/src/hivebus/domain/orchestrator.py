@@ -198,6 +198,11 @@ class Orchestrator:
             if agent is not None:
                 yield view(agent)
 
+    def agent(self, agent_id: str) -> AgentView | None:
+        """One agent's view, ``None`` when the core knows no such agent."""
+        agent = self.registry.get(agent_id)
+        return self._kernel.view(agent) if agent is not None else None
+
     def tasks(self, status: TaskStatus | None = None, skip: int = 0) -> Iterator[TaskView]:
         """Newest first; live tasks are listed before finished ones. ``skip`` the first ones."""
         chosen = (t for t in self.cache.newest_first() if status is None or t.status is status)
