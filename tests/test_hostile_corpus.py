@@ -34,8 +34,8 @@ from hivebus_hookspecs.models import (
     TasksRequest,
 )
 from nats.aio.client import Client
-from pydantic import BaseModel
 from processes import Proc, spawn
+from pydantic import BaseModel
 
 MEMORY_CEILING_MIB = 512
 """What docs/operations.md promises for a default ``hivebus up`` whatever clients send."""

@@ -192,8 +192,8 @@ class StateCache:
 
     async def save_task(self, task: TaskRecord) -> TaskRecord:
         """Compare-and-set ``task`` (raises ``Conflict``), then cache it."""
-        await self._state.save_task(task)
         old = self.tasks.get(task.task_id)
+        await self._state.save_task(task)
         self.apply_task(task)
         self.written(old, task)
         return task

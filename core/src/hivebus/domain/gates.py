@@ -18,6 +18,7 @@ meanwhile. Tasks with neither pay nothing: no read, no write.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any, Literal
@@ -52,6 +53,7 @@ class Gates:
         self._full: dict[str, float] = {}
         self._spent: dict[str, float] = {}
         self._known: dict[str, tuple[dict[str, Any] | None, int]] = {}  # the last read
+        self._locks: dict[str, asyncio.Lock] = {}
         self._stamps = 0
         self._stale: dict[tuple[str, str], float] = {}  # (key, task) -> first seen stale
         self.on_freed: Callable[[], None] = lambda: None
@@ -166,7 +168,16 @@ class Gates:
     async def _update(self, key: str, change: LimitChange) -> None:
         """Compare-and-set ``change(record)`` on the limit ``key``, re-reading on conflict.
 
-        The last record read is tried first: with one replica the read is rarely needed."""
+        One change at a time per key in this replica: a hundred tasks sharing a key would
+        otherwise spend their compare-and-sets losing to each other. The last record read is
+        tried first: with one replica the read is rarely needed."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            await self._update_now(key, change)
+
+    async def _update_now(self, key: str, change: LimitChange) -> None:
         state = self._k.state
         for _ in range(CAS_RETRIES):
             known = self._known.get(key)
