@@ -3,10 +3,11 @@
 Both are limits across every core replica, so both are kept in the shared store, one record
 per key or task type, changed with compare-and-set like every other record:
 
-- a concurrency key's record lists its holders (task id -> the stamp of the claim). A task
-  claims a place before it is stored as offered, keeps it while offered or assigned, and
-  gives it back when it leaves its agent. The stamp, stored in the task's record too, makes a
-  late give-back of an earlier placement harmless: it only removes its own claim.
+- a concurrency key's record lists its claims (a stamp unique to each claim -> the task). A
+  task claims a place before it is stored as offered, keeps it while offered or assigned, and
+  gives it back when it leaves its agent. The stamp, stored in the task's record too, makes
+  each give-back remove its own claim only: two replicas placing the same task at once hold
+  two places for a moment (the loser gives its back), never one for two.
 - a rate limit's record lists the times of the assignments in its last period (a sliding
   window, exact: never more than ``count`` in any ``period_s``). An offer takes its place in
   the window whether or not it is accepted, so assignments never pass the rate.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -54,8 +56,7 @@ class Gates:
         self._spent: dict[str, float] = {}
         self._known: dict[str, tuple[dict[str, Any] | None, int]] = {}  # the last read
         self._locks: dict[str, asyncio.Lock] = {}
-        self._stamps = 0
-        self._stale: dict[tuple[str, str], float] = {}  # (key, task) -> first seen stale
+        self._stale: dict[tuple[str, str], float] = {}  # (key, stamp) -> first seen stale
         self.on_freed: Callable[[], None] = lambda: None
         """Called when a place was given back: waiting tasks may be offered now."""
 
@@ -73,8 +74,7 @@ class Gates:
     async def enter(self, task: TaskRecord) -> str | None:
         """Claim the task's places; the claim's stamp, or ``None`` when it must wait."""
         k = self._k
-        self._stamps += 1
-        stamp = f"{k.config.orchestrator_id}:{self._stamps}"  # unique across replicas
+        stamp = secrets.token_hex(8)  # unique across replicas, whatever their configuration
         limit = task.concurrency
         if limit is not None and not await self._claim(task, stamp):
             self._full[limit["key"]] = k.monotonic() + self._recheck_s
@@ -96,9 +96,9 @@ class Gates:
     async def _give_back(self, name: str, task_id: str, stamp: str) -> None:
         def give_back(value: dict[str, Any] | None) -> dict[str, Any] | Literal[Skip.SKIP]:
             holders = dict((value or {}).get("holders", {}))
-            if holders.get(task_id) != stamp:
+            if stamp not in holders:
                 return SKIP
-            del holders[task_id]
+            del holders[stamp]
             return {"holders": holders}
 
         try:
@@ -135,10 +135,10 @@ class Gates:
 
         def take(value: dict[str, Any] | None) -> dict[str, Any] | Literal[Skip.SKIP]:
             holders = dict((value or {}).get("holders", {}))
-            outcome["taken"] = task_id in holders or len(holders) < limit
+            outcome["taken"] = len(holders) < limit
             if not outcome["taken"]:
                 return SKIP
-            holders[task_id] = stamp  # a claim left by an earlier placement is replaced
+            holders[stamp] = task_id
             return {"holders": holders}
 
         try:
@@ -208,11 +208,11 @@ class Gates:
         seen: dict[tuple[str, str], float] = {}
         for name in keys:
             value, _ = await k.state.load_limit(concurrency_key(name))
-            for task_id, stamp in (value or {}).get("holders", {}).items():
+            for stamp, task_id in (value or {}).get("holders", {}).items():
                 task = k.cache.tasks.get(task_id)
                 if task is not None and task.status in ACTIVE and task.gate == stamp:
                     continue
-                first = seen[(name, task_id)] = self._stale.get((name, task_id), now)
+                first = seen[(name, stamp)] = self._stale.get((name, stamp), now)
                 if now - first > grace:
                     log.warning(
                         "giving back a stale concurrency place",
