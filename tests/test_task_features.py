@@ -226,6 +226,8 @@ async def test_a_delayed_task_is_scheduled_and_offered_no_earlier(hive, make_age
     scheduled = await hive.get("later")
     assert scheduled.status is TaskStatus.SCHEDULED
     assert scheduled.not_before is not None
+    counts = (await hive.status())["tasks"]
+    assert (counts["waiting"]["scheduled"], counts["queued"], counts["active"]) == (1, 0, 0)
     task = await _final(hive, "later")
     assert task.status is TaskStatus.COMPLETED
     assert offered_at["later"] >= scheduled.not_before
