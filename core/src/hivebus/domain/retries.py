@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from hivebus_hookspecs.models import (
     MAX_ATTEMPTS_LIMIT,
-    Attempt,
     AttemptOutcome,
     DelegateRequest,
     RetryPolicy,
@@ -50,15 +49,15 @@ def with_attempt(
     task: TaskRecord, now: float, outcome: AttemptOutcome, error: str | None = None
 ) -> list[dict[str, Any]]:
     """The task's history with the attempt now ending added (the newest entries kept)."""
-    entry = Attempt(
-        attempt=task.attempts,
-        agent_id=task.agent_id,
-        assigned_at=task.assigned_at,
-        finished_at=now,
-        outcome=outcome,
-        error=error[:HISTORY_ERROR_CHARS] if error is not None else None,
-    )
-    history = [*task.history, entry.model_dump(mode="json")][-MAX_ATTEMPTS_LIMIT:]
+    entry: dict[str, Any] = {  # an ``Attempt``, built as its JSON: on every completion's path
+        "attempt": task.attempts,
+        "agent_id": task.agent_id,
+        "assigned_at": task.assigned_at,
+        "finished_at": now,
+        "outcome": outcome.value,
+        "error": error[:HISTORY_ERROR_CHARS] if error is not None else None,
+    }
+    history = [*task.history, entry][-MAX_ATTEMPTS_LIMIT:]
     while len(history) > 1 and len(orjson.dumps(history)) > HISTORY_ROOM:
         del history[0]  # the oldest go first; each entry's ``attempt`` says which are left
     return history
