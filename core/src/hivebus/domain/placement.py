@@ -96,7 +96,7 @@ class Placement:
                             status=TaskStatus.OFFERED,
                             agent_id=candidate.agent_id,
                             offered_at=k.clock(),
-                            gate=stamp,
+                            **_holding(stamp),
                         )
                     )
                 except Conflict:  # another replica is placing it: it has the last word
@@ -113,6 +113,8 @@ class Placement:
         """Who is offered the task next: the agent it requires (only that one), the agents
         it prefers, then the registry's order; the agent that failed its last attempt last."""
         registry, claimed = self._k.registry, self.claimed
+        if not (task.require_agent or task.prefer_agents or task.history):
+            return registry.candidates(task.required, budget, tried, claimed)
         if task.require_agent is not None:
             if task.require_agent in tried:
                 return []
@@ -368,7 +370,10 @@ class Placement:
             return "failed"
         try:
             offered = current.evolve(
-                status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=k.clock(), gate=stamp
+                status=TaskStatus.OFFERED,
+                agent_id=agent_id,
+                offered_at=k.clock(),
+                **_holding(stamp),
             )
             await k.cache.save_task(offered)
         except Conflict:  # another replica is dispatching it
@@ -439,6 +444,12 @@ class Placement:
 
 def assigned_copy(task: TaskRecord, now: float) -> TaskRecord:
     return task.evolve(status=TaskStatus.ASSIGNED, attempts=task.attempts + 1, assigned_at=now)
+
+
+def _holding(stamp: str | None) -> dict[str, str]:
+    """The change recording a concurrency place, none for the many tasks without one (a
+    change of ``gate`` makes the record's size be measured again)."""
+    return {"gate": stamp} if stamp is not None else {}
 
 
 def _free_for(agent: AgentRecord | None, task: TaskRecord, claimed: dict[str, int]) -> bool:

@@ -39,6 +39,10 @@ HISTORY_ROOM = 8192
 most ``MAX_ATTEMPTS_LIMIT``; a delegated task's record keeps this much room for it."""
 
 
+_ALWAYS_FIT = HISTORY_ROOM // (HISTORY_ERROR_CHARS * 6 + 256)
+"""This many entries fit whatever their errors hold: no need to measure them."""
+
+
 def policy_for(req: DelegateRequest, config: HivebusConfig) -> dict[str, Any] | None:
     """The policy in force for a new task, as stored in its record."""
     policy = req.retry or config.retry_by_type.get(req.task_type) or config.retry
@@ -58,6 +62,8 @@ def with_attempt(
         "error": error[:HISTORY_ERROR_CHARS] if error is not None else None,
     }
     history = [*task.history, entry][-MAX_ATTEMPTS_LIMIT:]
+    if len(history) <= _ALWAYS_FIT:
+        return history
     while len(history) > 1 and len(orjson.dumps(history)) > HISTORY_ROOM:
         del history[0]  # the oldest go first; each entry's ``attempt`` says which are left
     return history

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,10 +113,10 @@ class TaskRecord:
         return task
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in _STORED}
-        for name in _OPTIONAL:
-            if not data[name]:
-                del data[name]  # most tasks use none of these: keep their records lean
+        data = dict(zip(_ALWAYS, _always(self), strict=True))
+        optional = _optional(self)
+        if any(optional):  # most tasks use none of these: their records stay lean
+            data.update((n, v) for n, v in zip(_OPTIONAL, optional, strict=True) if v)
         data["priority"] = int(self.priority)
         data["status"] = self.status.value
         return data
@@ -129,10 +130,19 @@ class TaskRecord:
         return cls(**values)
 
     def view(self) -> TaskView:
+        status = self.status
+        optional = _optional(self)
+        shown = (
+            {n: v for n, v in zip(_OPTIONAL, optional, strict=True) if v and n in _VIEWED}
+            if any(optional)
+            else {}
+        )
+        if self.not_before is not None and status in _WAITS_FOR_TIME:
+            shown[_WAITS_FOR_TIME[status]] = self.not_before
         return TaskView(
             task_id=self.task_id,
             task_type=self.task_type,
-            status=self.status,
+            status=status,
             agent_id=self.agent_id,
             required_capabilities=self.required_list,
             priority=self.priority,
@@ -145,15 +155,7 @@ class TaskRecord:
             created_at=self.created_at,
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
-            not_before=self.not_before if self.status is TaskStatus.SCHEDULED else None,
-            next_attempt_at=self.not_before if self.status is TaskStatus.RETRYING else None,
-            retry=self.retry,
-            history=self.history,
-            depends_on=self.depends_on,
-            concurrency=self.concurrency,
-            tenant=self.tenant,
-            prefer_agents=self.prefer_agents,
-            require_agent=self.require_agent,
+            **shown,
         )
 
     @property
@@ -186,3 +188,9 @@ _OPTIONAL = (
 """Fields stored only when set: absent, they read back as their defaults."""
 _STORED = tuple(name for name in stored_fields(TaskRecord) if name != "revision")
 """What is stored: every field but the revision (the store's own sequence)."""
+_ALWAYS = tuple(name for name in _STORED if name not in _OPTIONAL)
+_always = operator.attrgetter(*_ALWAYS)
+_WAITS_FOR_TIME = {TaskStatus.SCHEDULED: "not_before", TaskStatus.RETRYING: "next_attempt_at"}
+_VIEWED = frozenset(_OPTIONAL) - {"queue_timeout_s", "attempts_base", "gate"}
+"""The optional fields a task view shows (only when set: a view's defaults cost nothing)."""
+_optional = operator.attrgetter(*_OPTIONAL)
