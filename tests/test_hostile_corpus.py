@@ -46,6 +46,7 @@ _FIELDS = {
     "task.complete": ["task_id", "agent_id", "success", "result", "error"],
     "task.get": ["task_id"],
     "task.cancel": ["task_id"],
+    "task.progress": ["task_id", "agent_id", "progress", "message", "data"],
     "orchestrator.status": [],
     "orchestrator.agents": ["limit", "cursor"],
     "orchestrator.tasks": ["status", "limit", "cursor"],
@@ -153,6 +154,11 @@ class Corpus:
             "task.complete": {"task_id": f"task-{r.randrange(3000)}", "agent_id": "agent-1"},
             "task.get": {"task_id": f"task-{r.randrange(3000)}"},
             "task.cancel": {"task_id": f"task-{r.randrange(3000)}"},
+            "task.progress": {
+                "task_id": f"task-{r.randrange(3000)}",
+                "agent_id": "agent-1",
+                "progress": r.random(),
+            },
             "orchestrator.agents": {"limit": r.randrange(1, 50)},
             "orchestrator.tasks": {"limit": r.randrange(1, 500), "status": "queued"},
         }.get(subject, {})

@@ -31,6 +31,7 @@ from hivebus_hookspecs.models import (
     HeartbeatRequest,
     OkReply,
     PluginsReply,
+    ProgressRequest,
     RegisterReply,
     RegisterRequest,
     TaskReply,
@@ -96,6 +97,7 @@ class CoreService:
             "task-complete": (s.complete, self._complete),
             "task-get": (s.get, self._get),
             "task-cancel": (s.cancel, self._cancel),
+            "task-progress": (s.progress, self._progress),
             "orchestrator-status": (s.status, self._status),
             "orchestrator-agents": (s.agents, self._agents),
             "orchestrator-tasks": (s.tasks, self._tasks),
@@ -263,6 +265,10 @@ class CoreService:
     async def _cancel(self, data: bytes) -> TaskReply:
         req = decode(data, TaskRequest, self._limit)
         return TaskReply(task=await self._orch.cancel(req.task_id))
+
+    async def _progress(self, data: bytes) -> OkReply:
+        await self._orch.progress(decode(data, ProgressRequest, self._limit))
+        return OkReply()
 
     async def _status(self, data: bytes) -> dict[str, Any]:
         decode(data, EmptyRequest, self._limit)

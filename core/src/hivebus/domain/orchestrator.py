@@ -13,6 +13,7 @@ The parts, built here around one shared ``Kernel`` (config, ports, cache, figure
 - ``placement``: selection order, slots, offers and their answers, feeding the queue;
 - ``delegation``: a new task admitted, placed or queued;
 - ``transitions``: a placed task completed, cancelled, expired, timed out or requeued;
+- ``progress``: the holder's progress reports, which keep a task alive;
 - ``upkeep``: the periodic pass (liveness, deadlines, crash repairs, sweeps).
 
 This facade holds the public API used by the wire layer, the runtime and plugins, the views,
@@ -35,6 +36,7 @@ from hivebus_hookspecs.models import (
     DeregisterRequest,
     HealthStatus,
     HeartbeatRequest,
+    ProgressRequest,
     RegisterRequest,
     TaskStatus,
     TaskView,
@@ -47,6 +49,7 @@ from .interventions import Interventions
 from .kernel import Kernel
 from .placement import Placement
 from .ports import EventPort, HealthCheck, HookPort, OfferPort, StatePort
+from .progress import Progress
 from .queue import PendingQueue
 from .registry import AgentRecord, AgentRegistry
 from .status import assess, build_status
@@ -83,6 +86,7 @@ class Orchestrator:
         self._agents = Agents(kernel, self._placement, self._transitions)
         self._upkeep = Upkeep(kernel, self._agents, self._placement, self._transitions)
         self._interventions = Interventions(kernel, self._placement, self._delegation)
+        self._progress = Progress(kernel, self._placement)
         self._health_checks: list[HealthCheck] = []
         self.config = config
         self.clock = clock
@@ -147,6 +151,10 @@ class Orchestrator:
 
     async def complete(self, req: CompleteRequest) -> TaskView:
         return await self._transitions.complete(req)
+
+    async def progress(self, req: ProgressRequest) -> None:
+        """The holder's progress report: stored (it keeps the task alive), then announced."""
+        await self._progress.report(req)
 
     async def cancel(self, task_id: str) -> TaskView:
         return (await self._transitions.cancel(task_id)).view()

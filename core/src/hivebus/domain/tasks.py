@@ -61,6 +61,13 @@ class TaskRecord:
     """Queued, but offered no sooner than this (Unix time): a retry after a delay."""
     revision: int = 0
     """The store's revision this record was read at or written as; 0 before it is stored."""
+    progress: float | None = None
+    """The latest fraction done its agent reported (``task.progress``); ``data`` is never
+    stored, records stay small."""
+    progress_message: str | None = None
+    progress_at: float | None = None
+    """When the agent last reported progress: the execution timeout counts from the later of
+    this and ``assigned_at``, so it holds across replicas and restarts."""
     _size: int = field(default=-1, init=False, repr=False)
     _weight: int = field(default=-1, init=False, repr=False)
 
@@ -127,6 +134,9 @@ class TaskRecord:
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
             not_before=self.not_before,
+            progress=self.progress,
+            progress_message=self.progress_message,
+            progress_at=self.progress_at,
         )
 
 

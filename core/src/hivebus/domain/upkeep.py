@@ -164,8 +164,11 @@ class Upkeep:
             return
         self._orphans.pop(task_id, None)
         if task.status is TaskStatus.ASSIGNED:
+            # Progress keeps a task alive: the limit counts from the latest sign of work (a
+            # report from an earlier attempt is older than this assignment, so it is ignored).
             limit = task.execution_timeout_s
-            if limit is not None and task.assigned_at and now > task.assigned_at + limit:
+            since = max(task.assigned_at or 0.0, task.progress_at or 0.0)
+            if limit is not None and since and now > since + limit:
                 await self._transitions.time_out(task)
         elif task.offered_at is not None and now - task.offered_at > self._stale_offer_s:
             await self._recover_offer(task)

@@ -33,6 +33,7 @@ class EventName(enum.StrEnum):
     TASK_CANCELLED = "task.cancelled"
     TASK_EXPIRED = "task.expired"
     PLUGIN_VETOED = "plugin.vetoed"
+    TASK_PROGRESS = "task.progress"
 
 
 class AlertSeverity(enum.StrEnum):

@@ -61,6 +61,11 @@ class TaskView(CoreBody):
     finished_at: float | None = None
     not_before: float | None = None
     """A queued task retried after a delay is offered no sooner than this."""
+    progress: float | None = None
+    """The latest fraction done its agent reported (``task.progress``), if any."""
+    progress_message: str | None = None
+    progress_at: float | None = None
+    """When the agent last reported progress: the execution timeout counts from here."""
 
 
 class PluginInfo(CoreBody):
