@@ -22,7 +22,15 @@ from .config import HivebusConfig, OrchestratorMode
 from .domain import Orchestrator
 from .errors import HivebusError, RemoteError
 from .runtime import Core
-from .sdk import Agent, HiveClient, TaskHandler
+from .sdk import (
+    Agent,
+    HiveClient,
+    RunningTask,
+    TaskHandler,
+    TaskUpdate,
+    current_task,
+    report_progress,
+)
 from .server import EmbeddedServer
 from .universal import (
     AgentOrchestrator,
@@ -64,14 +72,18 @@ __all__ = [
     "PluginType",
     "Rejected",
     "RemoteError",
+    "RunningTask",
     "TaskHandler",
     "TaskPriority",
     "TaskStatus",
+    "TaskUpdate",
     "TaskView",
     "UniversalOrchestrator",
+    "current_task",
     "get_orchestrator",
     "get_universal_orchestrator",
     "hookimpl",
     "migrate_config",
+    "report_progress",
     "shutdown_universal_orchestrator",
 ]

@@ -6,5 +6,15 @@ facade; ``request.call`` is the one request/reply helper of every client.
 
 from .agent import Agent, TaskHandler
 from .client import HiveClient
+from .running import RunningTask, current_task, report_progress
+from .updates import TaskUpdate
 
-__all__ = ["Agent", "HiveClient", "TaskHandler"]
+__all__ = [
+    "Agent",
+    "HiveClient",
+    "RunningTask",
+    "TaskHandler",
+    "TaskUpdate",
+    "current_task",
+    "report_progress",
+]

@@ -24,6 +24,7 @@ from hivebus_hookspecs.models import (
     ErrorCode,
     Offer,
     OfferReply,
+    ProgressRequest,
     RegisterRequest,
 )
 from nats.aio.client import Client
@@ -34,12 +35,14 @@ from ..errors import RemoteError
 from ..owned import cancel_and_wait
 from ..subjects import Subjects
 from .request import call
+from .running import RunningTask, running
 from .session import AgentSession
 
 __all__ = ["Agent", "TaskHandler"]
 
 TaskHandler = Callable[[Offer], Awaitable[Any]]
-"""Receives the task; its return value is the result. Raising reports a failure."""
+"""Receives the task; its return value is the result. Raising reports a failure. While it
+runs, ``hivebus.current_task()`` / ``hivebus.report_progress()`` report progress on it."""
 
 log = logging.getLogger("hivebus.agent")
 
@@ -192,6 +195,8 @@ class Agent:
         self.drained.set()
 
     async def _work(self, offer: Offer) -> None:
+        # This asyncio task's own context: the handler (and what it calls) sees its task.
+        running(RunningTask(offer, self.agent_id, self._send_progress))
         try:
             result = await self.handler(offer)
             orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
@@ -216,6 +221,19 @@ class Agent:
         while len(self._done) > REMEMBERED_RESULTS:
             self._done.popitem(last=False)
         await self._report(report)
+
+    async def _send_progress(self, report: ProgressRequest) -> None:
+        """One progress report; unanswered ones are dropped (the next one tries again)."""
+        if self.nc is None:
+            return  # stopped meanwhile
+        try:
+            await call(self.nc, self.subjects.progress, report, self.config.request_timeout_s)
+        except (TimeoutError, ConnectionError) as exc:
+            log.info("progress not delivered", extra={"task_id": report.task_id, "error": str(exc)})
+        except RemoteError as exc:
+            if exc.code is not ErrorCode.UNAVAILABLE:
+                raise
+            log.info("progress not delivered", extra={"task_id": report.task_id, "error": str(exc)})
 
     async def _report(self, report: CompleteRequest) -> None:
         """Deliver a result; completion is idempotent, so retry until a core answers."""
