@@ -164,12 +164,18 @@ class Upkeep:
             return
         self._orphans.pop(task_id, None)
         if task.status is TaskStatus.ASSIGNED:
-            # Progress keeps a task alive: the limit counts from the latest sign of work (a
-            # report from an earlier attempt is older than this assignment, so it is ignored).
-            limit = task.execution_timeout_s
-            since = max(task.assigned_at or 0.0, task.progress_at or 0.0)
-            if limit is not None and since and now > since + limit:
-                await self._transitions.time_out(task)
+            if not _overdue(task, now):
+                return
+            # Our cache may lag another replica's write (a progress report it handled, a new
+            # assignment): decide on the stored record, not on what we last heard.
+            stored = await k.cache.refresh_task(task_id)
+            if (
+                stored is not None
+                and stored.status is TaskStatus.ASSIGNED
+                and stored.agent_id == task.agent_id
+                and _overdue(stored, now)
+            ):
+                await self._transitions.time_out(stored)
         elif task.offered_at is not None and now - task.offered_at > self._stale_offer_s:
             await self._recover_offer(task)
 
@@ -239,3 +245,12 @@ class Upkeep:
                     )
                     await self._placement.free(agent.agent_id, task_id)
         self._phantoms = suspects
+
+
+def _overdue(task: TaskRecord, now: float) -> bool:
+    """Past its execution timeout, counted from the latest sign of work: the assignment or a
+    progress report, whichever is later (a report from an earlier attempt is older than this
+    assignment, so it buys the new attempt nothing)."""
+    limit = task.execution_timeout_s
+    since = max(task.assigned_at or 0.0, task.progress_at or 0.0)
+    return limit is not None and since > 0.0 and now > since + limit
