@@ -202,7 +202,9 @@ async def test_progress_keeps_a_task_alive_past_its_execution_timeout(hive, make
     async def steady(task: Offer) -> Any:
         return await _work_for(TIMEOUT_S * 3, report=True)
 
-    await make_agent("steady", ["x"], steady)
+    # Reports go out at least every 0.2 s, well inside the 1 s timeout (the default
+    # throttle, 1 s, is for real timeouts of minutes).
+    await make_agent("steady", ["x"], steady, progress_interval_s=0.2)
     done = await hive.delegate(
         "t", ["x"], task_id="long", execution_timeout_s=TIMEOUT_S, wait=True, wait_timeout=30
     )
@@ -246,6 +248,24 @@ async def test_a_handler_reports_through_current_task(hive, make_agent):
     done = await hive.delegate("t", ["x"], task_id="t1", wait=True, wait_timeout=10)
     assert seen == ["t1"]
     assert (done.progress, done.progress_message) == (0.5, "half")
+
+
+async def test_reports_are_throttled_and_the_latest_goes_before_the_outcome(
+    hive, make_agent, nats_client
+):
+    async def chatty(task: Offer) -> Any:
+        for i in range(100):
+            await report_progress(i / 100, f"item {i}")
+        return "done"
+
+    await make_agent("chatty", ["x"], chatty)  # at most one report a second
+    updates = await Updates.of(nats_client, "loop")
+    done = await hive.delegate("t", ["x"], task_id="loop", wait=True, wait_timeout=10)
+    assert done.progress_message == "item 99"
+    await eventually(lambda: "task.completed" in updates.names())
+    reports = [b["message"] for b in updates.bodies if b["event"] == "task.progress"]
+    assert reports == ["item 0", "item 99"]  # the first at once, the latest before the end
+    assert updates.names()[-1] == "task.completed"
 
 
 async def test_current_task_outside_a_handler_says_so():

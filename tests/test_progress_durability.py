@@ -127,7 +127,7 @@ async def test_two_jetstream_replicas_both_honour_progress(nats_server, make_age
         await core.start()
     try:
         steady = Steady()
-        await make_agent("steady", ["x"], steady)
+        await make_agent("steady", ["x"], steady, progress_interval_s=0.2)
         async with HiveClient(config=cores[0].config) as hive:
             await hive.delegate("t", ["x"], task_id="long", execution_timeout_s=TIMEOUT_S)
             await steady.started.wait()

@@ -66,8 +66,11 @@ class Agent:
         config: HivebusConfig | None = None,
         nats_url: str | None = None,
         nc: Client | None = None,
+        progress_interval_s: float = 1.0,
     ) -> None:
         self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.progress_interval_s = progress_interval_s
+        """At most one progress report per task is sent this often (see ``running``)."""
         self.registration = RegisterRequest(
             agent_id=agent_id,
             role=AgentRole(role),
@@ -196,7 +199,8 @@ class Agent:
 
     async def _work(self, offer: Offer) -> None:
         # This asyncio task's own context: the handler (and what it calls) sees its task.
-        running(RunningTask(offer, self.agent_id, self._send_progress))
+        task = RunningTask(offer, self.agent_id, self._send_progress, self.progress_interval_s)
+        running(task)
         try:
             result = await self.handler(offer)
             orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
@@ -205,6 +209,7 @@ class Agent:
             )
         except asyncio.CancelledError:
             self._running.pop(offer.task_id, None)
+            await task.finish(send_kept=False)
             raise
         except Exception as exc:
             log.warning("task handler failed", extra={"task_id": offer.task_id, "error": repr(exc)})
@@ -214,6 +219,7 @@ class Agent:
                 success=False,
                 error=f"{type(exc).__name__}: {exc}"[:8192],
             )
+        await task.finish(send_kept=True)  # the latest progress goes before the outcome
         # The slot is free before the core hears of it: the core offers the next task the
         # moment it records the completion, and that offer must find the slot open.
         self._running.pop(offer.task_id, None)
