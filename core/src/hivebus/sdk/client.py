@@ -144,12 +144,11 @@ class HiveClient:
         # one task only. An update is only a hint to look: the answer is the task read back
         # from the core, and only a final one (an update can be forged, or come from a
         # replica a moment ahead).
-        async with (
-            asyncio.timeout(wait_timeout),
-            UpdatesSubscription(self._connected(), self.subjects.task_updates(task_id)) as updates,
-        ):
+        subject = self.subjects.task_updates(task_id)
+        async with UpdatesSubscription(self._connected(), subject) as updates:
             await self._call(self.subjects.delegate, request)
-            return await self._until_final(task_id, updates, on_progress)
+            async with asyncio.timeout(wait_timeout):
+                return await self._until_final(task_id, updates, on_progress)
 
     async def _until_final(
         self,
