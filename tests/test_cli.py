@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hivebus.cli.exec_agent import progress_line
 from hivebus.server import free_port
 from processes import run, spawn
 
@@ -162,3 +163,19 @@ def test_a_command_reports_progress_and_delegate_wait_shows_it(bus):
     finally:
         agent.stop()
         quitter.stop()
+
+
+@pytest.mark.parametrize(
+    ("line", "report"),
+    [
+        ("0.4 linking", (0.4, "linking")),
+        ("1", (1.0, None)),
+        ("- waiting for the lock", (None, "waiting for the lock")),
+        ("waiting for the lock", (None, "waiting for the lock")),
+        ("1.5 too far", (None, "1.5 too far")),
+        ("nan", (None, "nan")),
+        ("", (None, None)),
+    ],
+)
+def test_progress_lines_a_command_may_print(line: str, report: tuple[float | None, str | None]):
+    assert progress_line(line) == report

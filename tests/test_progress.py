@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from conftest import eventually
 from contract_wire import WAIT_S, EventLog, RawAgent, Wire
+from fake_ports import World
 from hivebus import (
+    HivebusError,
     HiveClient,
     Offer,
     RemoteError,
@@ -24,7 +26,8 @@ from hivebus import (
     current_task,
     report_progress,
 )
-from hivebus_hookspecs.models import ErrorCode
+from hivebus.domain.kernel import FAILURE_ROOM
+from hivebus_hookspecs.models import ErrorCode, ProgressRequest
 from nats.aio.client import Client
 
 
@@ -302,10 +305,13 @@ async def test_following_a_task_sees_each_step_and_ends(hive, make_agent, nats_c
             seen.append(update)
 
     following = asyncio.create_task(collect())
-    # Once the follower's subscription exists, a ping on the subject reaches it.
+    # Once the follower's subscription exists, a ping on the subject reaches it; what is not
+    # an event at all is passed over.
     ping = json.dumps({"event": "test.ping"}).encode()
 
     async def subscribed() -> bool:
+        await nats_client.publish("task.watched.updates", b"not json")
+        await nats_client.publish("task.watched.updates", b'{"no": "event"}')
         await nats_client.publish("task.watched.updates", ping)
         return bool(seen)
 
@@ -380,3 +386,31 @@ async def test_waiting_shows_progress_and_hears_only_its_own_task(hivebus_core, 
 
 async def _completed(hive: HiveClient, task_id: str) -> bool:
     return (await hive.get(task_id)).status is TaskStatus.COMPLETED
+
+
+# --- the record keeps room for the outcome (the domain on fake ports) ----------------------
+
+
+async def test_a_message_that_would_crowd_out_the_outcome_is_refused():
+    world = World()
+    try:
+        await world.register("a", ["x"])
+        await world.delegate("small", ["x"])
+        bare = world.task("small").size
+        # A task delegated just inside the limit: its record leaves the failure room and
+        # about 100 bytes more.
+        room = world.orch.max_record_bytes - FAILURE_ROOM - bare - 100
+        await world.register("b", ["y"])
+        await world.delegate("big", ["y"], payload="p" * room)
+
+        def report(message: str) -> ProgressRequest:
+            return ProgressRequest(task_id="big", agent_id="b", message=message)
+
+        with pytest.raises(HivebusError) as refused:
+            await world.orch.progress(report("é" * 1024))
+        assert refused.value.code is ErrorCode.PAYLOAD_TOO_LARGE
+        assert world.task("big").progress_message is None
+        await world.orch.progress(report("short"))
+        assert world.task("big").progress_message == "short"
+    finally:
+        await world.orch.stop()

@@ -21,7 +21,7 @@ from ..logs import configure_logging
 from ..sdk import Agent, report_progress
 from .shutdown import first_of, stop_requested
 
-__all__ = ["CommandFailed", "run_agent"]
+__all__ = ["CommandFailed", "progress_line", "run_agent"]
 
 
 class CommandFailed(Exception):
@@ -96,12 +96,12 @@ async def _watch_stderr(stderr: asyncio.StreamReader | None) -> str:
             return tail
         line = raw.decode(errors="replace")
         if line.startswith(PROGRESS_MARK + " ") or line.rstrip() == PROGRESS_MARK:
-            await report_progress(*_progress(line[len(PROGRESS_MARK) :].strip()))
+            await report_progress(*progress_line(line[len(PROGRESS_MARK) :].strip()))
         else:
             tail = (tail + line)[-STDERR_TAIL:]
 
 
-def _progress(text: str) -> tuple[float | None, str | None]:
+def progress_line(text: str) -> tuple[float | None, str | None]:
     """``0.4 linking`` -> (0.4, "linking"); ``- waiting`` or ``waiting`` -> (None, ...)."""
     first, _, rest = text.partition(" ")
     try:
