@@ -264,7 +264,51 @@ async function progress(bus) {
   }
 }
 
-const SCENARIOS = { progress };
+/** A task cancelled while its agent works: the agent hears it, and its reports are refused. */
+async function cancel(bus) {
+  const capability = unique("js-cap");
+  const agent = new Agent(bus, unique("js-agent"), [capability]);
+  await agent.start();
+  const notices = bus.nc.subscribe(bus.subject(`agent.${agent.agentId}.cancel`), { max: 1 });
+  try {
+    const taskId = unique("js-task");
+    const other = unique("js-other"); // queued for nobody: its events are not ours
+    const updates = bus.follow(taskId);
+    await bus.nc.flush();
+    await bus.ok("task.delegate", { task_id: other, required_capabilities: [unique("none")] });
+    await bus.ok("task.delegate", { task_id: taskId, required_capabilities: [capability] });
+    await agent.nextOffer();
+    await agent.progress(taskId, { message: "started" });
+
+    const cancelled = (await bus.ok("task.cancel", { task_id: taskId })).task;
+    check(cancelled.status === "cancelled", "task.cancel cancels an assigned task", cancelled);
+    check(cancelled.progress_message === "started", "the last report is kept", cancelled);
+    const notice = await withTimeout(
+      (async () => {
+        for await (const msg of notices) return decode(msg.data);
+      })(),
+      `a notice on agent.${agent.agentId}.cancel`,
+    );
+    check(notice.task_id === taskId && notice.reason === "cancelled", "the notice", notice);
+    await bus.fails(
+      "task.progress",
+      { task_id: taskId, agent_id: agent.agentId, progress: 0.2 },
+      "invalid_state",
+    );
+    await updates.waitFor("task.cancelled");
+    const names = updates.names();
+    const expected = ["task.assigned", "task.progress", "task.cancelled"];
+    check(JSON.stringify(names) === JSON.stringify(expected), "the task's updates, in order", names);
+    check(updates.events.every((e) => e.task_id === taskId), "only this task's", updates.events);
+    await bus.ok("task.cancel", { task_id: other });
+    updates.stop();
+  } finally {
+    notices.unsubscribe();
+    await agent.stop();
+  }
+}
+
+const SCENARIOS = { progress, cancel };
 
 // --- running one ----------------------------------------------------------------------------
 
