@@ -26,6 +26,7 @@ REQUEST_SUBJECTS = [
     "task.get",
     "task.cancel",
     "task.retry",
+    "task.progress",
     "orchestrator.status",
     "orchestrator.agents",
     "orchestrator.tasks",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hivebus.cli.exec_agent import progress_line
 from hivebus.server import free_port
 from processes import run, spawn
 
@@ -120,3 +121,61 @@ def test_a_bad_configuration_is_reported_clearly(tmp_path):
     result = run("up", "--config", str(config))
     assert result.returncode == 2
     assert "max_agents" in result.stderr
+
+
+REPORTER = [
+    sys.executable,
+    "-c",
+    "import sys, time\n"
+    "sys.stdin.read()\n"
+    "print('HIVEBUS_PROGRESS 0.5 half way', file=sys.stderr, flush=True)\n"
+    "print('a note for the log', file=sys.stderr, flush=True)\n"
+    "time.sleep(0.2)\n"
+    "print('HIVEBUS_PROGRESS - nearly there', file=sys.stderr, flush=True)\n"
+    "sys.exit(sys.argv[1] if len(sys.argv) > 1 else 0)",
+]
+
+
+def test_a_command_reports_progress_and_delegate_wait_shows_it(bus):
+    """``HIVEBUS_PROGRESS`` lines on a command's stderr become ``task.progress`` reports;
+    ``delegate --wait`` prints them on stderr, so ``--json`` keeps stdout one JSON document."""
+    url, _ = bus
+    agent = spawn("agent", "--nats", url, "--id", "reporter", "--cap", "p", "--", *REPORTER)
+    agent.wait_for("ready")
+    failing = [*REPORTER, "gave up"]
+    quitter = spawn("agent", "--nats", url, "--id", "quitter", "--cap", "q", "--", *failing)
+    quitter.wait_for("ready")
+    try:
+        done = run("delegate", "--nats", url, "--cap", "p", "--wait", "--json")
+        assert done.returncode == 0, done.stderr
+        task = json.loads(done.stdout)
+        assert (task["progress"], task["progress_message"]) == (None, "nearly there")
+        lines = [line for line in done.stderr.splitlines() if " progress" in line]
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            "progress 50% half way",
+            "progress nearly there",
+        ]
+        failed = json.loads(run("delegate", "--nats", url, "--cap", "q", "--wait", "--json").stdout)
+        assert failed["status"] == "failed"
+        assert "a note for the log" in failed["error"]
+        assert "gave up" in failed["error"]
+        assert "HIVEBUS_PROGRESS" not in failed["error"]  # reports are not log lines
+    finally:
+        agent.stop()
+        quitter.stop()
+
+
+@pytest.mark.parametrize(
+    ("line", "report"),
+    [
+        ("0.4 linking", (0.4, "linking")),
+        ("1", (1.0, None)),
+        ("- waiting for the lock", (None, "waiting for the lock")),
+        ("waiting for the lock", (None, "waiting for the lock")),
+        ("1.5 too far", (None, "1.5 too far")),
+        ("nan", (None, "nan")),
+        ("", (None, None)),
+    ],
+)
+def test_progress_lines_a_command_may_print(line: str, report: tuple[float | None, str | None]):
+    assert progress_line(line) == report

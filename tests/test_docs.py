@@ -31,6 +31,7 @@ OPERATIONS_MD = ROOT / "docs" / "operations.md"
 # What to substitute for each parameter of a subject-building method of ``Subjects``.
 PLACEHOLDERS: dict[str, list[str]] = {
     "agent_id": ["<agent_id>"],
+    "task_id": ["<task_id>"],
     "name": [name.value for name in EventName],
     "severity": ["<severity>"],
     "plugin": ["<plugin>"],
@@ -208,6 +209,7 @@ MODEL_SECTIONS = {
     "OkReply": "## Conventions",
     "PluginInfo": "### orchestrator.plugins",
     "PluginsReply": "### orchestrator.plugins",
+    "ProgressRequest": "### task.progress",
     "RegisterReply": "### agent.register",
     "RegisterRequest": "### agent.register",
     "TaskReply": "### task.get",

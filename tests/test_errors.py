@@ -79,6 +79,7 @@ async def test_every_subject_answers_bad_input(
         ("task.complete", "task_id"),
         ("task.get", "task_id"),
         ("task.cancel", "task_id"),
+        ("task.progress", "task_id"),
     ],
 )
 async def test_a_missing_required_field_is_named(wire: Wire, subject: str, field: str):

@@ -29,6 +29,7 @@ from hivebus_hookspecs.models import (
     EmptyRequest,
     ErrorCode,
     HeartbeatRequest,
+    ProgressRequest,
     RegisterRequest,
     TaskRequest,
     TasksRequest,
@@ -49,6 +50,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "task.get": TaskRequest,
     "task.cancel": TaskRequest,
     "task.retry": TaskRequest,
+    "task.progress": ProgressRequest,
     "orchestrator.status": EmptyRequest,
     "orchestrator.agents": AgentsRequest,
     "orchestrator.tasks": TasksRequest,
@@ -158,6 +160,11 @@ class Corpus:
             "task.complete": {"task_id": f"task-{r.randrange(3000)}", "agent_id": "agent-1"},
             "task.get": {"task_id": f"task-{r.randrange(3000)}"},
             "task.cancel": {"task_id": f"task-{r.randrange(3000)}"},
+            "task.progress": {
+                "task_id": f"task-{r.randrange(3000)}",
+                "agent_id": "agent-1",
+                "progress": r.random(),
+            },
             "orchestrator.agents": {"limit": r.randrange(1, 50)},
             "orchestrator.tasks": {"limit": r.randrange(1, 500), "status": "queued"},
         }.get(subject, {})

@@ -24,7 +24,16 @@ from .config import HivebusConfig, OrchestratorMode
 from .domain import Orchestrator
 from .errors import HivebusError, RemoteError
 from .runtime import Core
-from .sdk import Agent, HiveClient, PermanentFailure, TaskHandler
+from .sdk import (
+    Agent,
+    HiveClient,
+    PermanentFailure,
+    RunningTask,
+    TaskHandler,
+    TaskUpdate,
+    current_task,
+    report_progress,
+)
 from .server import EmbeddedServer
 from .universal import (
     AgentOrchestrator,
@@ -69,14 +78,18 @@ __all__ = [
     "Rejected",
     "RemoteError",
     "RetryPolicy",
+    "RunningTask",
     "TaskHandler",
     "TaskPriority",
     "TaskStatus",
+    "TaskUpdate",
     "TaskView",
     "UniversalOrchestrator",
+    "current_task",
     "get_orchestrator",
     "get_universal_orchestrator",
     "hookimpl",
     "migrate_config",
+    "report_progress",
     "shutdown_universal_orchestrator",
 ]

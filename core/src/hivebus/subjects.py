@@ -60,6 +60,14 @@ class Subjects:
         return self._("task.retry")
 
     @property
+    def progress(self) -> str:
+        return self._("task.progress")
+
+    def task_updates(self, task_id: str) -> str:
+        """Every event of one task: ``task.<task_id>.updates`` (a dotted id adds tokens)."""
+        return self._(f"task.{task_id}.updates")
+
+    @property
     def status(self) -> str:
         return self._("orchestrator.status")
 

@@ -33,7 +33,12 @@ class EventPublisher:
         self._task = asyncio.create_task(self._run(), name="hivebus-events")
 
     def publish(self, event: Event) -> None:
-        self.publish_message(self._subjects.event(event.event), encode(event))
+        payload = encode(event)
+        self.publish_message(self._subjects.event(event.event), payload)
+        if event.task_id is not None:
+            # The same bytes again for whoever follows this one task (task.<id>.updates), so
+            # a delegator waiting for its task never has to receive the whole bus.
+            self.publish_message(self._subjects.task_updates(event.task_id), payload)
 
     def publish_message(self, subject: str, payload: bytes) -> None:
         """Any other message the core announces (a plugin's event, an alert), in order."""

@@ -31,6 +31,7 @@ from hivebus_hookspecs.models import (
     HeartbeatRequest,
     OkReply,
     PluginsReply,
+    ProgressRequest,
     RegisterReply,
     RegisterRequest,
     TaskReply,
@@ -97,6 +98,7 @@ class CoreService:
             "task-get": (s.get, self._get),
             "task-cancel": (s.cancel, self._cancel),
             "task-retry": (s.retry, self._retry),
+            "task-progress": (s.progress, self._progress),
             "orchestrator-status": (s.status, self._status),
             "orchestrator-agents": (s.agents, self._agents),
             "orchestrator-tasks": (s.tasks, self._tasks),
@@ -268,6 +270,10 @@ class CoreService:
     async def _retry(self, data: bytes) -> TaskReply:
         req = decode(data, TaskRequest, self._limit)
         return TaskReply(task=await self._orch.retry(req.task_id, by="task.retry"))
+
+    async def _progress(self, data: bytes) -> OkReply:
+        await self._orch.progress(decode(data, ProgressRequest, self._limit))
+        return OkReply()
 
     async def _status(self, data: bytes) -> dict[str, Any]:
         decode(data, EmptyRequest, self._limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from hivebus_hookspecs.models import TaskStatus, TaskView
 
 from ..config import HivebusConfig
 from ..connection import connect
-from ..sdk import HiveClient
+from ..sdk import HiveClient, TaskUpdate
 from .extensions import DEST, Command
 from .shutdown import stop_requested
 from .tables import clock, event_line, table
@@ -167,6 +168,7 @@ async def delegate(hive: HiveClient, args: argparse.Namespace) -> int:
         wait=args.wait,
         wait_timeout=args.timeout,
         **task_options(args),
+        on_progress=show_progress,
     )
     if args.json:
         _print_json(answer.model_dump(mode="json"))
@@ -182,6 +184,13 @@ async def delegate(hive: HiveClient, args: argparse.Namespace) -> int:
     if isinstance(answer, TaskView) and answer.status is not TaskStatus.COMPLETED:
         return 1
     return 0
+
+
+def show_progress(update: TaskUpdate) -> None:
+    """A progress line on stderr while ``delegate --wait`` waits (stdout keeps the answer)."""
+    done = "" if update.progress is None else f" {update.progress:.0%}"
+    said = f" {update.message}" if update.message else ""
+    print(f"{clock(time.time())} progress{done}{said}", file=sys.stderr, flush=True)
 
 
 async def tap(args: argparse.Namespace) -> int:

@@ -22,10 +22,10 @@ from hivebus_hookspecs.models import (
 )
 
 from ..errors import HivebusError
-from .kernel import FAILURE_ROOM, Kernel, log
+from .kernel import OUTCOME_ROOM, Kernel, log
 from .placement import Placement
 from .ports import Conflict
-from .retries import HISTORY_ROOM, policy_for
+from .retries import policy_for
 from .tasks import TaskRecord
 from .waiting import Waiting
 
@@ -195,7 +195,7 @@ class Delegation:
         """Refuse, before anything is stored, a task that could not be stored or finished."""
         k = self._k
         k.check_metadata(task.metadata)
-        limit = k.max_record_bytes - FAILURE_ROOM - HISTORY_ROOM
+        limit = k.max_record_bytes - OUTCOME_ROOM
         if task.size > limit:
             raise HivebusError(
                 ErrorCode.PAYLOAD_TOO_LARGE,

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from .registry import AgentRecord
     from .tasks import TaskRecord
 
-__all__ = ["ACTIVE", "FAILURE_ROOM", "RECORD_HEADROOM", "Kernel", "log"]
+__all__ = [
+    "ACTIVE",
+    "FAILURE_ROOM",
+    "HISTORY_ROOM",
+    "OUTCOME_ROOM",
+    "RECORD_HEADROOM",
+    "Kernel",
+    "log",
+]
 
 log = logging.getLogger("hivebus.orchestrator")
 """One logger for the whole orchestrator, whichever part speaks."""
@@ -40,6 +48,10 @@ RECORD_HEADROOM = 4096
 FAILURE_ROOM = 4 * 8192 + 256
 """Room a delegated task's record keeps for a failure report (an error of up to 8,192
 characters), so a task that was accepted can always be finished, if only as failed."""
+HISTORY_ROOM = 8192
+"""Bytes a task's history may take in its record (as JSON): the newest attempts that fit."""
+OUTCOME_ROOM = FAILURE_ROOM + HISTORY_ROOM
+"""What a task's record keeps free for its ending: a failure report and its history."""
 
 
 class Kernel:

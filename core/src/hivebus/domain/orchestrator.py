@@ -16,6 +16,7 @@ The parts, built here around one shared ``Kernel`` (config, ports, cache, figure
 - ``waiting``: scheduled, retrying and blocked tasks, moved on when their wait is over;
 - ``transitions``: a placed task completed, cancelled, expired, timed out or requeued
   (what a failed attempt makes of it: ``retries``);
+- ``progress``: the holder's progress reports, which keep a task alive;
 - ``upkeep``: the periodic pass (liveness, deadlines, crash repairs, sweeps).
 
 This facade holds the public API used by the wire layer, the runtime and plugins, the views,
@@ -38,6 +39,7 @@ from hivebus_hookspecs.models import (
     DeregisterRequest,
     HealthStatus,
     HeartbeatRequest,
+    ProgressRequest,
     RegisterRequest,
     TaskStatus,
     TaskView,
@@ -51,6 +53,7 @@ from .interventions import Interventions
 from .kernel import Kernel
 from .placement import Placement
 from .ports import EventPort, HealthCheck, HookPort, OfferPort, StatePort
+from .progress import Progress
 from .queue import PendingQueue
 from .registry import AgentRecord, AgentRegistry
 from .status import assess, build_status
@@ -92,6 +95,7 @@ class Orchestrator:
             kernel, self._agents, self._placement, self._transitions, self._waiting, self._gates
         )
         self._interventions = Interventions(kernel, self._placement, self._delegation)
+        self._progress = Progress(kernel, self._placement)
         self._waiting.finished = self._transitions.finished
         self._gates.on_freed = self._place_freed
         kernel.cache.observe = self._waiting.observe
@@ -166,6 +170,10 @@ class Orchestrator:
 
     async def complete(self, req: CompleteRequest) -> TaskView:
         return await self._transitions.complete(req)
+
+    async def progress(self, req: ProgressRequest) -> None:
+        """The holder's progress report: stored (it keeps the task alive), then announced."""
+        await self._progress.report(req)
 
     async def cancel(self, task_id: str) -> TaskView:
         return (await self._transitions.cancel(task_id)).view()

@@ -25,18 +25,17 @@ from hivebus_hookspecs.models import (
     TaskStatus,
 )
 
+from .kernel import HISTORY_ROOM
+
 if TYPE_CHECKING:
     from ..config import HivebusConfig
     from .tasks import TaskRecord
 
-__all__ = ["HISTORY_ERROR_CHARS", "HISTORY_ROOM", "after_failure", "policy_for", "with_attempt"]
+__all__ = ["HISTORY_ERROR_CHARS", "after_failure", "policy_for", "with_attempt"]
 
 HISTORY_ERROR_CHARS = 200
 """An attempt's error as kept in the history: its first characters (the task's ``error``
 keeps the whole of the last one)."""
-HISTORY_ROOM = 8192
-"""Bytes a task's history may take in its record (as JSON): the newest attempts that fit, at
-most ``MAX_ATTEMPTS_LIMIT``; a delegated task's record keeps this much room for it."""
 
 
 _ALWAYS_FIT = HISTORY_ROOM // (HISTORY_ERROR_CHARS * 6 + 256)

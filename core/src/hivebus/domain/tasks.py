@@ -78,6 +78,13 @@ class TaskRecord:
     """The stamp of the concurrency place this task holds while offered or assigned."""
     revision: int = 0
     """The store's revision this record was read at or written as; 0 before it is stored."""
+    progress: float | None = None
+    """The latest fraction done its agent reported (``task.progress``); ``data`` is never
+    stored, records stay small."""
+    progress_message: str | None = None
+    progress_at: float | None = None
+    """When the agent last reported progress: the execution timeout counts from the later of
+    this and ``assigned_at``, so it holds across replicas and restarts."""
     _size: int = field(default=-1, init=False, repr=False)
     _weight: int = field(default=-1, init=False, repr=False)
 
@@ -155,8 +162,19 @@ class TaskRecord:
             created_at=self.created_at,
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
+            progress=self.progress,
+            progress_message=self.progress_message,
+            progress_at=self.progress_at,
             **shown,
         )
+
+    def overdue(self, now: float) -> bool:
+        """Past its execution timeout, counted from the latest sign of work: the assignment
+        or a progress report, whichever is later (a report from an earlier attempt is older
+        than this assignment, so it buys the new attempt nothing)."""
+        limit = self.execution_timeout_s
+        since = max(self.assigned_at or 0.0, self.progress_at or 0.0)
+        return limit is not None and since > 0.0 and now > since + limit
 
     @property
     def policy(self) -> RetryPolicy | None:

@@ -208,6 +208,8 @@ class Transitions:
         def back(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             if task is None or task.agent_id != agent_id or task.status not in ACTIVE:
                 return SKIP
+            if outcome is AttemptOutcome.TIMED_OUT and not task.overdue(k.clock()):
+                return SKIP  # a progress report (on any replica) got in first
             if task.status is TaskStatus.OFFERED:
                 return task.evolve(
                     status=TaskStatus.QUEUED, agent_id=None, assigned_at=None, offered_at=None

@@ -187,9 +187,18 @@ class Upkeep:
             return
         self._orphans.pop(task_id, None)
         if task.status is TaskStatus.ASSIGNED:
-            limit = task.execution_timeout_s
-            if limit is not None and task.assigned_at and now > task.assigned_at + limit:
-                await self._transitions.time_out(task)
+            if not task.overdue(now):
+                return
+            # Our cache may lag another replica's write (a progress report it handled, a new
+            # assignment): decide on the stored record, not on what we last heard.
+            stored = await k.cache.refresh_task(task_id)
+            if (
+                stored is not None
+                and stored.status is TaskStatus.ASSIGNED
+                and stored.agent_id == task.agent_id
+                and stored.overdue(now)
+            ):
+                await self._transitions.time_out(stored)
         elif task.offered_at is not None and now - task.offered_at > self._stale_offer_s:
             await self._recover_offer(task)
 

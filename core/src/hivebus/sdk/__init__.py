@@ -6,5 +6,16 @@ facade; ``request.call`` is the one request/reply helper of every client.
 
 from .agent import Agent, PermanentFailure, TaskHandler
 from .client import HiveClient
+from .running import RunningTask, current_task, report_progress
+from .updates import TaskUpdate
 
-__all__ = ["Agent", "HiveClient", "PermanentFailure", "TaskHandler"]
+__all__ = [
+    "Agent",
+    "HiveClient",
+    "PermanentFailure",
+    "RunningTask",
+    "TaskHandler",
+    "TaskUpdate",
+    "current_task",
+    "report_progress",
+]

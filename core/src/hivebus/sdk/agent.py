@@ -24,6 +24,7 @@ from hivebus_hookspecs.models import (
     ErrorCode,
     Offer,
     OfferReply,
+    ProgressRequest,
     RegisterRequest,
 )
 from nats.aio.client import Client
@@ -34,12 +35,14 @@ from ..errors import RemoteError
 from ..owned import cancel_and_wait
 from ..subjects import Subjects
 from .request import call
+from .running import RunningTask, running
 from .session import AgentSession
 
 __all__ = ["Agent", "PermanentFailure", "TaskHandler"]
 
 TaskHandler = Callable[[Offer], Awaitable[Any]]
-"""Receives the task; its return value is the result. Raising reports a failure."""
+"""Receives the task; its return value is the result. Raising reports a failure. While it
+runs, ``hivebus.current_task()`` / ``hivebus.report_progress()`` report progress on it."""
 
 log = logging.getLogger("hivebus.agent")
 
@@ -70,8 +73,11 @@ class Agent:
         config: HivebusConfig | None = None,
         nats_url: str | None = None,
         nc: Client | None = None,
+        progress_interval_s: float = 1.0,
     ) -> None:
         self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.progress_interval_s = progress_interval_s
+        """At most one progress report per task is sent this often (see ``running``)."""
         self.registration = RegisterRequest(
             agent_id=agent_id,
             role=AgentRole(role),
@@ -199,6 +205,9 @@ class Agent:
         self.drained.set()
 
     async def _work(self, offer: Offer) -> None:
+        # This asyncio task's own context: the handler (and what it calls) sees its task.
+        task = RunningTask(offer, self.agent_id, self._send_progress, self.progress_interval_s)
+        running(task)
         try:
             result = await self.handler(offer)
             orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
@@ -207,6 +216,7 @@ class Agent:
             )
         except asyncio.CancelledError:
             self._running.pop(offer.task_id, None)
+            await task.finish(send_kept=False)
             raise
         except Exception as exc:
             log.warning("task handler failed", extra={"task_id": offer.task_id, "error": repr(exc)})
@@ -217,6 +227,7 @@ class Agent:
                 error=f"{type(exc).__name__}: {exc}"[:8192],
                 retryable=not isinstance(exc, PermanentFailure),
             )
+        await task.finish(send_kept=True)  # the latest progress goes before the outcome
         # The slot is free before the core hears of it: the core offers the next task the
         # moment it records the completion, and that offer must find the slot open.
         self._running.pop(offer.task_id, None)
@@ -224,6 +235,19 @@ class Agent:
         while len(self._done) > REMEMBERED_RESULTS:
             self._done.popitem(last=False)
         await self._report(report)
+
+    async def _send_progress(self, report: ProgressRequest) -> None:
+        """One progress report; unanswered ones are dropped (the next one tries again)."""
+        if self.nc is None:
+            return  # stopped meanwhile
+        try:
+            await call(self.nc, self.subjects.progress, report, self.config.request_timeout_s)
+        except (TimeoutError, ConnectionError) as exc:
+            log.info("progress not delivered", extra={"task_id": report.task_id, "error": str(exc)})
+        except RemoteError as exc:
+            if exc.code is not ErrorCode.UNAVAILABLE:
+                raise
+            log.info("progress not delivered", extra={"task_id": report.task_id, "error": str(exc)})
 
     async def _report(self, report: CompleteRequest) -> None:
         """Deliver a result; completion is idempotent, so retry until a core answers."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import inspect
 import uuid
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
-import orjson
 from hivebus_hookspecs.models import (
     AgentsRequest,
     AgentView,
@@ -26,19 +26,18 @@ from hivebus_hookspecs.models import (
     TaskView,
 )
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from ..config import HivebusConfig
 from ..connection import connect
 from ..errors import RemoteError
 from ..subjects import Subjects
 from .request import call
+from .updates import TaskUpdate, UpdatesSubscription
 
 __all__ = ["HiveClient"]
 
-_FINAL_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.expired")
 _WAIT_POLL_S = 2.0
-"""With ``wait``, the task is read back at least this often, events or not."""
+"""Waiting for a task, it is read back at least this often, updates or not."""
 
 
 class HiveClient:
@@ -80,20 +79,24 @@ class HiveClient:
     ) -> None:
         await self.close()
 
+    def _connected(self) -> Client:
+        if self.nc is None:
+            raise RuntimeError("HiveClient is not connected; use `async with` or connect()")
+        return self.nc
+
     async def _call(self, subject: str, body: Any, timeout: float | None = None) -> dict[str, Any]:
         """One request; ``unavailable`` (a failover in the state store) is retried a while.
 
         Every request this client sends is safe to repeat: delegations carry a task id
         chosen here, so a retry can never create a second task.
         """
-        if self.nc is None:
-            raise RuntimeError("HiveClient is not connected; use `async with` or connect()")
+        nc = self._connected()
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.retry_unavailable_s
         backoff = 0.1
         while True:
             try:
-                return await call(self.nc, subject, body, timeout or self.timeout)
+                return await call(nc, subject, body, timeout or self.timeout)
             except RemoteError as exc:
                 if exc.code is not ErrorCode.UNAVAILABLE or loop.time() > give_up_at:
                     raise
@@ -122,13 +125,17 @@ class HiveClient:
         require_agent: str | None = None,
         wait: bool = False,
         wait_timeout: float | None = None,
+        on_progress: Callable[[TaskUpdate], object] | None = None,
     ) -> DelegateReply | TaskView:
         """Delegate a task. With ``wait``, return the finished task instead of the receipt.
 
         The options are those of ``task.delegate`` (subjects.md): ``retry`` a policy,
         ``delay_s`` or ``not_before`` a start, ``depends_on`` tasks to complete first,
         ``concurrency`` a key and its limit, ``tenant`` for turns, ``prefer_agents`` and
-        ``require_agent`` for affinity."""
+        ``require_agent`` for affinity. While waiting, ``on_progress`` (a function or a
+        coroutine function) is called with each ``task.progress`` update of the task, as its
+        agent reports it; ``follow`` gives every update.
+        """
         options = {
             "retry": retry,
             "delay_s": delay_s,
@@ -156,40 +163,61 @@ class HiveClient:
         if not wait:
             raw = await self._call(self.subjects.delegate, request)
             return DelegateReply.model_validate(raw)
-        assert self.nc is not None
-        # Listen before delegating so a fast agent's completion cannot be missed. An event is
-        # only a hint to look: the answer is the task read back from the core, and only a
-        # final one (an event can be forged, or come from a replica a moment ahead).
-        hint = asyncio.Event()
-        receipt: dict[str, str] = {}
-
-        async def on_event(msg: Msg) -> None:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                if orjson.loads(msg.data).get("task_id") == receipt.get("task_id"):
-                    hint.set()
-
-        subs = [
-            await self.nc.subscribe(self.subjects.event(name), cb=on_event)
-            for name in _FINAL_EVENTS
-        ]
-        try:
-            raw = await self._call(self.subjects.delegate, request)
-            reply = DelegateReply.model_validate(raw)
-            receipt["task_id"] = reply.task_id
+        task_id = request.task_id or ""  # always set above: the client picks the id
+        # Listen before delegating so a fast agent's completion cannot be missed, and to this
+        # one task only. An update is only a hint to look: the answer is the task read back
+        # from the core, and only a final one (an update can be forged, or come from a
+        # replica a moment ahead).
+        subject = self.subjects.task_updates(task_id)
+        async with UpdatesSubscription(self._connected(), subject) as updates:
+            await self._call(self.subjects.delegate, request)
             async with asyncio.timeout(wait_timeout):
-                while True:
-                    task = await self.get(reply.task_id)
-                    if task.status.is_final:
-                        return task
-                    # Woken by an event naming the task, or after a while regardless, in
-                    # case the event was lost.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(hint.wait(), _WAIT_POLL_S)
-                    hint.clear()
-        finally:
-            for sub in subs:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                return await self._until_final(task_id, updates, on_progress)
+
+    async def _until_final(
+        self,
+        task_id: str,
+        updates: UpdatesSubscription,
+        on_progress: Callable[[TaskUpdate], object] | None,
+    ) -> TaskView:
+        """Read the task whenever an update says it may be final, and every ``_WAIT_POLL_S``
+        regardless (in case its final event was lost), until it is."""
+        loop = asyncio.get_running_loop()
+        while True:
+            task = await self.get(task_id)
+            if task.status.is_final:
+                return task
+            poll_at = loop.time() + _WAIT_POLL_S
+            while (update := await updates.next(poll_at - loop.time())) is not None:
+                if update.is_progress and on_progress is not None:
+                    called = on_progress(update)
+                    if inspect.isawaitable(called):
+                        await called
+                if update.looks_final:
+                    break
+
+    async def follow(
+        self, task_id: str, *, poll_s: float = _WAIT_POLL_S
+    ) -> AsyncIterator[TaskUpdate]:
+        """Every update of one task (assigned, progress, requeued, ...) as it happens.
+
+        Subscribes to ``task.<task_id>.updates`` first, then reads the task once: a task
+        already final ends the iteration at once (read it with ``get``). It ends after the
+        update that finishes the task, confirmed by reading the task back, or when a read
+        every ``poll_s`` seconds finds it final (its final event was lost). Breaking out
+        early is fine; wrap it in ``contextlib.aclosing`` to unsubscribe at once.
+        """
+        subject = self.subjects.task_updates(task_id)
+        async with UpdatesSubscription(self._connected(), subject) as updates:
+            if (await self.get(task_id)).status.is_final:
+                return
+            while True:
+                update = await updates.next(poll_s)
+                if update is not None:
+                    yield update
+                maybe_final = update is None or update.looks_final
+                if maybe_final and (await self.get(task_id)).status.is_final:
+                    return
 
     async def get(self, task_id: str) -> TaskView:
         raw = await self._call(self.subjects.get, TaskRequest(task_id=task_id))

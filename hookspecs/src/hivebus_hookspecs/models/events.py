@@ -37,6 +37,7 @@ class EventName(enum.StrEnum):
     TASK_RETRYING = "task.retrying"
     TASK_DEAD = "task.dead"
     PLUGIN_VETOED = "plugin.vetoed"
+    TASK_PROGRESS = "task.progress"
 
 
 class AlertSeverity(enum.StrEnum):

@@ -72,6 +72,11 @@ class TaskView(CoreBody):
     tenant: str | None = None
     prefer_agents: list[str] = Field(default_factory=list)
     require_agent: str | None = None
+    progress: float | None = None
+    """The latest fraction done its agent reported (``task.progress``), if any."""
+    progress_message: str | None = None
+    progress_at: float | None = None
+    """When the agent last reported progress: the execution timeout counts from here."""
 
 
 class PluginInfo(CoreBody):

@@ -17,6 +17,7 @@ __all__ = [
     "DeregisterRequest",
     "EmptyRequest",
     "HeartbeatRequest",
+    "ProgressRequest",
     "RegisterRequest",
     "TaskRequest",
     "TasksRequest",
@@ -115,3 +116,20 @@ class TasksRequest(RequestBody):
     limit: int = Field(default=100, ge=1, le=10_000)
     cursor: str | None = Field(default=None, max_length=256)
     """The ``next_cursor`` of the previous page; opaque."""
+
+
+PROGRESS_DATA_BYTES = 16 * 1024
+"""The most ``ProgressRequest.data`` may take as JSON: it travels in the event, never stored."""
+
+
+class ProgressRequest(RequestBody):
+    """``task.progress``: the agent holding a task says how far it got (keeps it alive)."""
+
+    task_id: TaskId
+    agent_id: AgentId
+    progress: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The fraction done; ``null`` when the agent cannot tell (a heartbeat with a message)."""
+    message: str | None = Field(default=None, max_length=1024)
+    data: JsonValue = None
+    """Anything for the followers, at most ``PROGRESS_DATA_BYTES`` as JSON; published in the
+    event only, so task records stay small."""
