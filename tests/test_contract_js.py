@@ -19,7 +19,7 @@ import pytest
 from hivebus import Core
 
 JS = Path(__file__).parent / "js"
-SCENARIOS = ["progress", "cancel"]
+SCENARIOS = ["progress", "cancel", "retries", "delay", "dependencies", "concurrency"]
 RUN_TIMEOUT_S = 60.0
 
 pytestmark = pytest.mark.timeout(180)

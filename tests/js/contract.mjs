@@ -308,7 +308,183 @@ async function cancel(bus) {
   }
 }
 
-const SCENARIOS = { progress, cancel };
+/** The task's record, read with task.get. */
+async function get(bus, taskId) {
+  return (await bus.ok("task.get", { task_id: taskId })).task;
+}
+
+/** Fails twice, completes on the third attempt with its backoff in the history; a task
+ * allowed two attempts dies, and task.retry brings it back. */
+async function retries(bus) {
+  const capability = unique("js-cap");
+  const agent = new Agent(bus, unique("js-agent"), [capability]);
+  await agent.start();
+  try {
+    const taskId = unique("js-flaky");
+    const updates = bus.follow(taskId);
+    await bus.nc.flush();
+    const retry = { max_attempts: 3, backoff_s: 0.2, backoff_factor: 2 };
+    await bus.ok("task.delegate", { task_id: taskId, required_capabilities: [capability], retry });
+    for (const attempt of [1, 2]) {
+      const offer = await agent.nextOffer();
+      check(offer.attempt === attempt, `offer ${attempt} is attempt ${attempt}`, offer);
+      const failed = (await agent.complete(taskId, { success: false, error: `boom ${attempt}` })).task;
+      check(failed.status === "retrying", "a failed attempt is retried", failed);
+      check(failed.next_attempt_at > failed.history.at(-1).finished_at, "later", failed);
+    }
+    const third = await agent.nextOffer();
+    check(third.attempt === 3, "the third offer is attempt 3", third);
+    const done = (await agent.complete(taskId, { result: "third time lucky" })).task;
+    check(done.status === "completed", "the third attempt completes", done);
+    const outcomes = done.history.map((h) => `${h.attempt}:${h.outcome}`);
+    check(outcomes.join() === "1:failed,2:failed,3:completed", "the history", done.history);
+    check(done.history[0].error === "boom 1", "each attempt's error", done.history);
+    for (const [i, wait] of [[1, 0.2], [2, 0.4]]) {
+      const gap = done.history[i].assigned_at - done.history[i - 1].finished_at;
+      check(gap >= wait, `attempt ${i + 1} waited its backoff of ${wait} s`, done.history);
+    }
+    await updates.waitFor("task.completed");
+    check(updates.names().filter((n) => n === "task.retrying").length === 2, "two retries",
+      updates.names());
+    updates.stop();
+
+    const doomed = unique("js-doomed");
+    const policy = { max_attempts: 2, backoff_s: 0 };
+    await bus.ok("task.delegate", { task_id: doomed, required_capabilities: [capability], retry: policy });
+    for (const attempt of [1, 2]) {
+      check((await agent.nextOffer()).attempt === attempt, "the next attempt");
+      await agent.complete(doomed, { success: false, error: "still broken" });
+    }
+    let task = await get(bus, doomed);
+    check(task.status === "dead", "out of attempts, the task is dead", task);
+    const back = (await bus.ok("task.retry", { task_id: doomed })).task;
+    check(["queued", "offered", "assigned"].includes(back.status), "task.retry requeues", back);
+    check((await agent.nextOffer()).attempt === 3, "attempts count on");
+    task = (await agent.complete(doomed, { result: "fixed" })).task;
+    check(task.status === "completed" && task.attempts === 3, "brought back, it completes", task);
+    await bus.fails("task.retry", { task_id: doomed }, "invalid_state");
+  } finally {
+    await agent.stop();
+  }
+}
+
+/** A delayed task is scheduled and offered no earlier than its not_before. */
+async function delay(bus) {
+  const capability = unique("js-cap");
+  const agent = new Agent(bus, unique("js-agent"), [capability]);
+  await agent.start();
+  try {
+    const taskId = unique("js-later");
+    const reply = await bus.ok("task.delegate", {
+      task_id: taskId,
+      required_capabilities: [capability],
+      delay_s: 0.5,
+    });
+    check(reply.status === "scheduled", "a delayed task is scheduled", reply);
+    const scheduled = await get(bus, taskId);
+    check(typeof scheduled.not_before === "number", "it shows when it is due", scheduled);
+    const offer = await agent.nextOffer();
+    const offeredAt = Date.now() / 1000;
+    check(offer.task_id === taskId, "it is offered once due", offer);
+    check(offeredAt >= scheduled.not_before, "no earlier than not_before", { offeredAt, scheduled });
+    const done = (await agent.complete(taskId, {})).task;
+    check(done.assigned_at >= scheduled.not_before, "assigned no earlier", done);
+    await bus.fails(
+      "task.delegate",
+      { task_id: unique("js-both"), delay_s: 1, not_before: Date.now() / 1000 + 5 },
+      "invalid_request",
+    );
+  } finally {
+    await agent.stop();
+  }
+}
+
+/** Three tasks chained with depends_on run in order; a failure propagates down a chain. */
+async function dependencies(bus) {
+  const capability = unique("js-cap");
+  const agent = new Agent(bus, unique("js-agent"), [capability]);
+  await agent.start();
+  try {
+    const [a, b, c] = ["a", "b", "c"].map((n) => unique(`js-${n}`));
+    const caps = [capability];
+    await bus.ok("task.delegate", { task_id: a, required_capabilities: caps });
+    const second = await bus.ok("task.delegate", { task_id: b, required_capabilities: caps, depends_on: [a] });
+    const third = await bus.ok("task.delegate", { task_id: c, required_capabilities: caps, depends_on: [b] });
+    check(second.status === "blocked" && third.status === "blocked", "blocked", [second, third]);
+    for (const [taskId, waitedFor] of [[a, []], [b, [a]], [c, [b]]]) {
+      const offer = await agent.nextOffer();
+      check(offer.task_id === taskId, "the chain runs in order", offer);
+      check(JSON.stringify(offer.depends_on) === JSON.stringify(waitedFor), "the offer says", offer);
+      await agent.complete(taskId, { result: taskId });
+    }
+    check((await get(bus, c)).status === "completed", "the chain completes");
+
+    const [x, y, z] = ["x", "y", "z"].map((n) => unique(`js-${n}`));
+    await bus.ok("task.delegate", { task_id: x, required_capabilities: caps });
+    await bus.ok("task.delegate", { task_id: y, required_capabilities: caps, depends_on: [x] });
+    await bus.ok("task.delegate", { task_id: z, required_capabilities: caps, depends_on: [y] });
+    await agent.nextOffer();
+    await agent.complete(x, { success: false, error: "root cause" });
+    for (const [taskId, cause] of [[y, x], [z, y]]) {
+      let task = await get(bus, taskId);
+      for (let i = 0; i < 50 && task.status !== "failed"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        task = await get(bus, taskId);
+      }
+      check(task.status === "failed", "a failed dependency fails the task", task);
+      check(task.error === `dependency_failed: task '${cause}' is failed`, "naming it", task);
+    }
+    const message = await bus.fails(
+      "task.delegate",
+      { task_id: unique("js-orphan"), depends_on: [unique("js-ghost")] },
+      "invalid_request",
+    );
+    check(message.includes("depends_on"), "an unknown dependency is named", message);
+  } finally {
+    await agent.stop();
+  }
+}
+
+/** A concurrency key holds its limit across many delegations at once. */
+async function concurrency(bus) {
+  const capability = unique("js-cap");
+  const agents = [];
+  for (let i = 0; i < 4; i++) agents.push(new Agent(bus, unique(`js-agent-${i}`), [capability]));
+  for (const agent of agents) await agent.start();
+  try {
+    const key = unique("repo");
+    const ids = Array.from({ length: 12 }, (_, i) => unique(`js-k${i}`));
+    await Promise.all(ids.map((id) =>
+      bus.ok("task.delegate", {
+        task_id: id,
+        required_capabilities: [capability],
+        concurrency: { key, limit: 2 },
+      })));
+    let done = 0;
+    let most = 0;
+    while (done < ids.length) {
+      const held = [];
+      for (const id of ids) {
+        const task = await get(bus, id);
+        if (task.status === "assigned" || task.status === "offered") held.push(task);
+      }
+      most = Math.max(most, held.length);
+      check(held.length <= 2, "never more than the limit at once", held.map((t) => t.task_id));
+      for (const task of held) {
+        const agent = agents.find((a) => a.agentId === task.agent_id);
+        agent.offers.length = 0;
+        await agent.complete(task.task_id, {});
+        done++;
+      }
+      if (held.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    check(most === 2, "the limit is reached", most);
+  } finally {
+    for (const agent of agents) await agent.stop();
+  }
+}
+
+const SCENARIOS = { progress, cancel, retries, delay, dependencies, concurrency };
 
 // --- running one ----------------------------------------------------------------------------
 
