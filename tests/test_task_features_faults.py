@@ -132,3 +132,48 @@ async def test_waiting_tasks_survive_a_kill_9_of_the_core(nats_server: EmbeddedS
 
 async def _is(hive: HiveClient, task_id: str, status: TaskStatus) -> bool:
     return (await hive.get(task_id)).status is status
+
+
+async def test_the_other_replica_moves_waiting_tasks_on_when_one_stops(
+    nats_server: EmbeddedServer,
+):
+    """Delegated to one replica, then only the other is left: its timers (armed from what
+    the store told it) and its periodic pass queue the scheduled, retrying and blocked tasks."""
+    config = js_config(nats_server)
+    first, second = (
+        Core(config.model_copy(update={"orchestrator_id": name})) for name in ("one", "two")
+    )
+    await first.start()
+    await second.start()
+    flaky_attempts: list[int] = []
+    gate = asyncio.Event()
+
+    async def work(task: Offer) -> Any:
+        if task.task_id == "flaky":
+            flaky_attempts.append(task.attempt)
+            if task.attempt == 1:
+                raise RuntimeError("first attempt fails")
+        if task.task_id == "root":
+            await gate.wait()
+        return task.attempt
+
+    agent = Agent("worker", ["x"], work, config=config, max_tasks=5)
+    try:
+        await agent.start()
+        async with HiveClient(config=config) as hive:
+            await hive.delegate("t", ["x"], task_id="later", delay_s=1.0)
+            await hive.delegate("t", ["x"], task_id="flaky", retry={"backoff_s": 1.0})
+            await hive.delegate("t", ["x"], task_id="root")
+            await hive.delegate("t", ["x"], task_id="leaf", depends_on=["root"])
+            await eventually(lambda: flaky_attempts == [1])
+            await first.stop()
+            gate.set()
+            ids = ["later", "flaky", "root", "leaf"]
+            await eventually(lambda: _all_final(hive, ids), timeout=20)
+            statuses = {t: (await hive.get(t)).status for t in ids}
+            assert set(statuses.values()) == {TaskStatus.COMPLETED}, statuses
+            assert flaky_attempts == [1, 2]
+    finally:
+        await agent.stop(grace_s=1)
+        await second.stop()
+        await first.stop()
