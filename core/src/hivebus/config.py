@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -66,7 +66,12 @@ class HivebusConfig(BaseSettings):
     """Shown as ``**********`` in every repr, log and validation error."""
     token: SecretStr | None = None
     nkeys_seed: Path | None = None
-    creds_file: Path | None = None
+    creds_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("creds_file", "HIVEBUS_CREDS", "HIVEBUS_CREDS_FILE"),
+    )
+    """A credentials file: one ``hivebus auth add`` wrote (nkey seed, inbox prefix, CA) or a
+    NATS JWT ``.creds`` file. Also ``HIVEBUS_CREDS``."""
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -74,6 +79,21 @@ class HivebusConfig(BaseSettings):
     reconnect_wait_s: float = Field(default=1.0, gt=0)
     max_reconnect_attempts: int = -1
     request_timeout_s: float = Field(default=5.0, gt=0)
+
+    # --- secure mode (docs/security.md) ---
+    auth_dir: Path | None = None
+    """An auth directory (``hivebus auth init``): the core authorizes every request from the
+    identity the NATS server stamps on it, and audits. ``None``: open mode."""
+    rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"agent": 50.0, "client": 20.0, "monitor": 20.0, "admin": 100.0}
+    )
+    """Requests per second each principal of a kind may send (a token bucket); 0: no limit."""
+    rate_burst_s: float = Field(default=2.0, gt=0)
+    """A principal may send this many seconds' worth of its rate at once."""
+    max_live_tasks_per_principal: int = Field(default=1000, ge=1)
+    """How many queued or running tasks one delegator may have; past it, ``rate_limited``."""
+    audit_retention_s: float = Field(default=30 * 86400.0, gt=0)
+    """How long the audit stream keeps records (JetStream state)."""
 
     # --- state ---
     state: Literal["auto", "memory", "jetstream"] = "auto"

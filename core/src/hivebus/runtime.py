@@ -105,7 +105,12 @@ class Core:
         )
         await self.plugins.start(orchestrator, self._events, self._contexts)
         orchestrator.start()
-        self._service = CoreService(nc, orchestrator, self.plugins, self.subjects)
+        guard = None
+        if self.config.auth_dir is not None:  # secure mode: docs/security.md
+            from .auth.wiring import open_guard
+
+            guard = await open_guard(self.config, orchestrator, self._events, self.subjects, js)
+        self._service = CoreService(nc, orchestrator, self.plugins, self.subjects, guard)
         await self._service.start()
         for context in self._contexts.values():
             await context.bind(self._endpoint_binder(context.name))

@@ -67,6 +67,12 @@ from .requests import (
     TaskRequest,
     TasksRequest,
 )
+from .security import (
+    AuditReply,
+    AuditRequest,
+    Decision,
+    SecurityEvent,
+)
 
 __all__ = [
     "AGENT_ID_PATTERN",
@@ -81,10 +87,13 @@ __all__ = [
     "Alert",
     "AlertSeverity",
     "AlertStatus",
+    "AuditReply",
+    "AuditRequest",
     "Capability",
     "CompleteRequest",
     "ControlAction",
     "ControlMessage",
+    "Decision",
     "DelegateReply",
     "DelegateRequest",
     "DeregisterReply",
@@ -106,6 +115,7 @@ __all__ = [
     "Priority",
     "RegisterReply",
     "RegisterRequest",
+    "SecurityEvent",
     "TaskId",
     "TaskPriority",
     "TaskReply",
