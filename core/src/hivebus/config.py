@@ -16,7 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode"]
+__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "with_creds"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -92,6 +92,9 @@ class HivebusConfig(BaseSettings):
     """A principal may send this many seconds' worth of its rate at once."""
     max_live_tasks_per_principal: int = Field(default=1000, ge=1)
     """How many queued or running tasks one delegator may have; past it, ``rate_limited``."""
+    nats_server_log: Path | None = None
+    """The log of the nats-server of a secure bus: the refusals it makes itself (permissions,
+    authentication) are read from it into the audit. ``hivebus up --auth`` sets it."""
     audit_retention_s: float = Field(default=30 * 86400.0, gt=0)
     """How long the audit stream keeps records (JetStream state)."""
 
@@ -201,3 +204,10 @@ class HivebusConfig(BaseSettings):
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         return self.plugin_config.get(name, {})
+
+
+def with_creds(config: HivebusConfig, creds: str | Path | None) -> HivebusConfig:
+    """``config`` connecting with the credentials file ``creds`` (``creds=`` of the SDK)."""
+    if creds is None:
+        return config
+    return config.model_copy(update={"creds_file": Path(creds)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hivebus_hookspecs.models import (
@@ -31,6 +32,9 @@ from .audit import AuditLog
 from .identity import Identity, identity_from_headers
 from .policy import DELEGATOR_KEY, STATE_CHANGING, Ask, Policy, Refusal, TaskFacts
 from .principals import Principal
+from .server_config import HIVE_ACCOUNT
+from .server_log import Refusal as ServerRefusal
+from .server_log import ServerLogFollower
 
 __all__ = ["Admitted", "Guard"]
 
@@ -70,6 +74,7 @@ class Guard:
         limit: int,
         orchestrator_id: str,
         clock: Callable[[], float] = time.time,
+        server_log: Path | None = None,
     ) -> None:
         self._policy = policy
         self.audit = audit
@@ -78,6 +83,9 @@ class Guard:
         self._limit = limit
         self._orchestrator_id = orchestrator_id
         self._clock = clock
+        self._follower = (
+            ServerLogFollower(server_log, self.server_refused) if server_log is not None else None
+        )
 
     def admit(self, operation: str, headers: Mapping[str, str] | None, data: bytes) -> Admitted:
         identity = identity_from_headers(headers)
@@ -104,6 +112,22 @@ class Guard:
             metadata = {**body.metadata, DELEGATOR_KEY: principal.name}
             data = encode(body.model_copy(update={"metadata": metadata}))
         return Admitted(principal, identity, operation, data, ask.agent_id, ask.task_id)
+
+    def server_refused(self, refusal: ServerRefusal) -> None:
+        """Audit a refusal the NATS server made itself (read from its log)."""
+        operation, key, what = refusal
+        principal, revoked = self._policy.find(key) if key else (None, None)
+        decision = Decision.UNAUTHENTICATED if operation == "server-connect" else Decision.FORBIDDEN
+        account = Identity(HIVE_ACCOUNT, key) if key and principal else None
+        self._record(decision, Ask(operation), what, principal, account, name=revoked)
+
+    def start(self) -> None:
+        if self._follower is not None:
+            self._follower.start()
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            await self._follower.stop()
 
     def settle(self, admitted: Admitted, outcome: str, task_id: str | None = None) -> None:
         """Audit an allowed request once answered: ``outcome`` is ``ok`` or the error code."""

@@ -141,6 +141,10 @@ class Policy:
         self.max_live_tasks = max_live_tasks
         self._limiter = RateLimiter(monotonic)
 
+    def find(self, key: str) -> tuple[Principal | None, str | None]:
+        """The principal with this public key, or ``None`` and its name if revoked."""
+        return self._principals.find(key)
+
     def authenticate(self, identity: Identity | None) -> Principal:
         if identity is None:
             raise Refusal(

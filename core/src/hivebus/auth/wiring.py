@@ -67,4 +67,5 @@ async def open_guard(
         live_tasks=live_tasks,
         limit=config.max_payload_bytes,
         orchestrator_id=config.orchestrator_id,
+        server_log=config.nats_server_log,
     )

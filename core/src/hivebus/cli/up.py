@@ -75,6 +75,8 @@ async def up(args: argparse.Namespace) -> int:
                 flush=True,
             )
             url = server.url
+            if config.auth_dir is not None and config.nats_server_log is None:
+                config = config.model_copy(update={"nats_server_log": server.log_path})
         config = config.model_copy(update={"nats_url": url})
     try:
         core = Core(config)

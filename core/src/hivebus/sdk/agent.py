@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +29,7 @@ from hivebus_hookspecs.models import (
 )
 from nats.aio.client import Client
 
-from ..config import HivebusConfig
+from ..config import HivebusConfig, with_creds
 from ..connection import connect
 from ..errors import RemoteError
 from ..owned import cancel_and_wait
@@ -63,8 +64,9 @@ class Agent:
         config: HivebusConfig | None = None,
         nats_url: str | None = None,
         nc: Client | None = None,
+        creds: str | Path | None = None,
     ) -> None:
-        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.config = with_creds(config or HivebusConfig.load(nats_url=nats_url), creds)
         self.registration = RegisterRequest(
             agent_id=agent_id,
             role=AgentRole(role),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,7 +27,7 @@ from hivebus_hookspecs.models import (
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from ..config import HivebusConfig
+from ..config import HivebusConfig, with_creds
 from ..connection import connect
 from ..errors import RemoteError
 from ..subjects import Subjects
@@ -49,8 +50,9 @@ class HiveClient:
         config: HivebusConfig | None = None,
         nc: Client | None = None,
         timeout: float | None = None,
+        creds: str | Path | None = None,
     ) -> None:
-        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.config = with_creds(config or HivebusConfig.load(nats_url=nats_url), creds)
         self.subjects = Subjects(self.config.prefix)
         self.timeout = timeout or self.config.request_timeout_s
         self.nc = nc
