@@ -399,3 +399,10 @@ def test_an_auth_directory_holds_no_secret_but_the_credentials(tmp_path: Path):
         assert seed not in book
         assert path.stat().st_mode & 0o077 == 0
     assert AuthDir(tmp_path / "auth").book().get("coder-a") is not None
+
+
+async def test_the_cores_own_cancel_notice_still_reaches_the_agent(bus: SecureBus, held: Held):
+    """The control for the forged notice above: a real one does stop the work."""
+    carol = await bus.caller("carol")
+    await carol.wire.ok("task.cancel", {"task_id": "t-b"})
+    await eventually(lambda: held.cancelled == ["t-b"])

@@ -37,7 +37,8 @@ def parse_refusal(line: str) -> Refusal | None:
     found = _VIOLATION.search(line)
     if found is not None:
         operation = "server-publish" if found["what"] == "Publish" else "server-subscribe"
-        what = f"the NATS server refused to let it {found['what'].lower()} {found['subject']}"
+        verb = "publish to" if found["what"] == "Publish" else "subscribe to"
+        what = f"the NATS server refused to let it {verb} {found['subject']}"
         if found["queue"]:
             what += f" (queue group {found['queue']})"
         return operation, found["key"], what
