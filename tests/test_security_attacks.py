@@ -406,3 +406,20 @@ async def test_the_cores_own_cancel_notice_still_reaches_the_agent(bus: SecureBu
     carol = await bus.caller("carol")
     await carol.wire.ok("task.cancel", {"task_id": "t-b"})
     await eventually(lambda: held.cancelled == ["t-b"])
+
+
+async def test_a_heartbeat_published_without_a_reply_subject_is_stamped_too(bus: SecureBus):
+    """Agents may publish heartbeats (no reply): the server stamps those as well."""
+    a = await bus.caller("coder-a")
+    await a.wire.ok("agent.register", {"agent_id": "coder-a", "capabilities": ["python"]})
+    assert bus.core is not None
+    before = bus.core.orchestrator.agent("coder-a")
+    assert before is not None
+    await asyncio.sleep(0.05)
+    await a.nc.publish("agent.heartbeat", json.dumps({"agent_id": "coder-a"}).encode())
+    await eventually(
+        lambda: bus.core is not None
+        and (seen := bus.core.orchestrator.agent("coder-a")) is not None
+        and seen.last_seen > before.last_seen
+    )
+    assert await bus.audit(decision="unauthenticated") == []
