@@ -418,8 +418,10 @@ async def test_a_heartbeat_published_without_a_reply_subject_is_stamped_too(bus:
     await asyncio.sleep(0.05)
     await a.nc.publish("agent.heartbeat", json.dumps({"agent_id": "coder-a"}).encode())
     await eventually(
-        lambda: bus.core is not None
-        and (seen := bus.core.orchestrator.agent("coder-a")) is not None
-        and seen.last_seen > before.last_seen
+        lambda: (
+            bus.core is not None
+            and (seen := bus.core.orchestrator.agent("coder-a")) is not None
+            and seen.last_seen > before.last_seen
+        )
     )
     assert await bus.audit(decision="unauthenticated") == []
