@@ -139,3 +139,30 @@ class SecureBus:
             if not caller.nc.is_closed:
                 await caller.nc.close()
         await self.stop_core()
+
+
+def secure_cluster(directory: AuthDir, root: Path, size: int = 3) -> list[EmbeddedServer]:
+    """``size`` nats-servers routed into one JetStream cluster, each with the secure config."""
+    from hivebus.server import free_port
+
+    client_ports = [free_port() for _ in range(size)]
+    route_ports = [free_port() for _ in range(size)]
+    routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
+    servers = []
+    for i, (port, route_port) in enumerate(zip(client_ports, route_ports, strict=True)):
+        args = (
+            "-c", str(directory.server_conf),
+            "--name", f"secure-{i}",
+            "--cluster_name", "secure",
+            "--cluster", f"nats://127.0.0.1:{route_port}",
+            "--routes", routes,
+        )  # fmt: skip
+        servers.append(EmbeddedServer(port=port, data_dir=root / f"n{i}", extra_args=args))
+    try:
+        for server in servers:
+            server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers

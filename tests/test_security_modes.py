@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -111,3 +112,28 @@ def test_a_connection_name_cannot_put_words_in_the_servers_mouth():
     refusal = parse_refusal(line)
     assert refusal is not None
     assert refusal[1] == KEY
+
+
+async def test_every_replica_hears_every_heartbeat_through_the_import(tmp_path: Path):
+    """Heartbeats use a queue group per replica: the service import must reach each one,
+    or a replica would mark a live agent offline."""
+    directory = make_auth_dir(tmp_path / "auth")
+    server = secure_server(directory, tmp_path / "nats")
+    server.start()
+    bus = SecureBus(directory, server, {"state": "jetstream"})
+    other = SecureBus(directory, server, {"state": "jetstream"})
+    try:
+        await bus.start_core()
+        await other.start_core()
+        async with Agent("coder-a", ["python"], echo, config=bus.config("coder-a")):
+            beats = 8  # heartbeat_interval_s 0.5: well past offline_after_missed (3)
+            await asyncio.sleep(0.5 * beats)
+            for core in (bus.core, other.core):
+                assert core is not None
+                seen = core.orchestrator.agent("coder-a")
+                assert seen is not None
+                assert seen.state.value == "active"
+    finally:
+        await other.close()
+        await bus.close()
+        server.stop()

@@ -85,9 +85,10 @@ class HivebusConfig(BaseSettings):
     """An auth directory (``hivebus auth init``): the core authorizes every request from the
     identity the NATS server stamps on it, and audits. ``None``: open mode."""
     rate_limits: dict[str, float] = Field(
-        default_factory=lambda: {"agent": 50.0, "client": 20.0, "monitor": 20.0, "admin": 100.0}
+        default_factory=lambda: {"agent": 100.0, "client": 100.0, "monitor": 50.0, "admin": 200.0}
     )
-    """Requests per second each principal of a kind may send (a token bucket); 0: no limit."""
+    """Requests per second each principal of a kind may send to one core (a token bucket);
+    0: no limit."""
     rate_burst_s: float = Field(default=2.0, gt=0)
     """A principal may send this many seconds' worth of its rate at once."""
     max_live_tasks_per_principal: int = Field(default=1000, ge=1)
