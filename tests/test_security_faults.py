@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import eventually
-from hivebus import Agent, HiveClient, HivebusConfig
+from hivebus import Agent, HivebusConfig, HiveClient
 from hivebus.auth import Kind, Permission
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
