@@ -173,6 +173,7 @@ class CoreService:
             handler=self._dispatcher(op, name),
             metadata={"plugin": plugin},
         )
+        await self._nc.flush()  # served once this returns, for any connection's request
         return subject
 
     async def stop(self, grace_s: float) -> None:
