@@ -354,6 +354,9 @@ async def test_a_flood_past_the_rate_limit_is_refused_and_audited(bus: SecureBus
     assert "rate_limited" in codes
     record = await bus.audited(principal="eve", decision="rate_limited")
     assert "requests/s" in record["reason"]
+    # A record stands for many refusals (one a second per principal), not one each.
+    flood = await bus.audit(principal="eve", decision="rate_limited")
+    assert len(flood) < codes.count("rate_limited")
     # Limits are per principal: another client is served meanwhile.
     carol = await bus.caller("carol")
     await carol.wire.ok("orchestrator.status")

@@ -83,6 +83,7 @@ class Guard:
         self._limit = limit
         self._orchestrator_id = orchestrator_id
         self._clock = clock
+        self._flooding: dict[str, tuple[float, int]] = {}
         self._follower = (
             ServerLogFollower(server_log, self.server_refused) if server_log is not None else None
         )
@@ -99,19 +100,34 @@ class Guard:
             facts = self._facts(ask.task_id) if operation in _NEEDS_TASK else None
             self._policy.authorize(principal, ask, facts, self._live_tasks)
         except Refusal as refusal:
+            reason = refusal.reason
+            if refusal.decision is Decision.RATE_LIMITED:
+                # A flood must not become a flood of audit records: one a second per
+                # principal, counting the ones it stands for.
+                held = self._flood_audit(refusal.name or "")
+                if held is None:
+                    raise
+                reason += f" ({held} more refused since the last record)" if held else ""
             self._record(
-                refusal.decision,
-                ask,
-                refusal.reason,
-                refusal.principal,
-                identity,
-                name=refusal.name,
+                refusal.decision, ask, reason, refusal.principal, identity, name=refusal.name
             )
             raise
         if isinstance(body, DelegateRequest):
             metadata = {**body.metadata, DELEGATOR_KEY: principal.name}
             data = encode(body.model_copy(update={"metadata": metadata}))
         return Admitted(principal, identity, operation, data, ask.agent_id, ask.task_id)
+
+    def _flood_audit(self, name: str) -> int | None:
+        """``None``: do not audit this rate-limited refusal; else how many were skipped."""
+        now = self._clock()
+        last, skipped = self._flooding.get(name, (0.0, 0))
+        if now - last < 1.0:
+            self._flooding[name] = (last, skipped + 1)
+            return None
+        self._flooding[name] = (now, 0)
+        if len(self._flooding) > 10_000:
+            self._flooding = {k: v for k, v in self._flooding.items() if now - v[0] < 1.0}
+        return skipped
 
     def server_refused(self, refusal: ServerRefusal) -> None:
         """Audit a refusal the NATS server made itself (read from its log)."""
