@@ -100,7 +100,12 @@ def test_up_auth_runs_a_secure_bus_that_honest_principals_use(tmp_path: Path):
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert '"HI"' in done.stdout
+        follow = spawn("audit", "--nats", url, "--creds", str(creds / "mon.creds"), "--follow",
+                       "--denied", "--limit", "0")  # fmt: skip
+        follow.wait_for("# following")
         refused = run("delegate", "--nats", url, "--creds", str(creds / "eve.creds"))
+        assert "task-delegate" in follow.wait_for("eve")
+        follow.stop()
         assert refused.returncode == 1
         assert "forbidden" in refused.stderr
         audit = run("audit", "--nats", url, "--creds", str(creds / "mon.creds"), "--json")

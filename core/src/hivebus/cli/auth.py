@@ -74,7 +74,9 @@ def add_auth_commands(commands: Any, nats_option: Any, json_option: Any) -> None
     audit.add_argument("--follow", action="store_true", help="then keep printing new records")
     audit.add_argument("--principal", default=None, help="only this principal's records")
     audit.add_argument("--denied", action="store_true", help="only refusals")
-    audit.add_argument("--limit", type=int, default=50, help="how many past records (50)")
+    audit.add_argument(
+        "--limit", type=int, default=50, help="how many past records (50, at most 1000; 0: none)"
+    )
 
 
 def _fail(message: str) -> int:
@@ -168,12 +170,14 @@ async def _run_audit(args: argparse.Namespace) -> int:
     subjects = Subjects(config.prefix)
     nc = await connect(config, "hivebus-audit")
     try:
-        request = AuditRequest(principal=args.principal, denied=args.denied, limit=args.limit)
-        reply = AuditReply.model_validate(
-            await call(nc, subjects.audit, request, config.request_timeout_s)
-        )
-        for event in reversed(reply.records):
-            _show(event, args.json)
+        if args.limit > 0:
+            limit = min(args.limit, 1000)
+            request = AuditRequest(principal=args.principal, denied=args.denied, limit=limit)
+            reply = AuditReply.model_validate(
+                await call(nc, subjects.audit, request, config.request_timeout_s)
+            )
+            for event in reversed(reply.records):
+                _show(event, args.json)
         if not args.follow:
             return 0
         done = stop_requested()
@@ -189,6 +193,7 @@ async def _run_audit(args: argparse.Namespace) -> int:
 
         await nc.subscribe(subjects.event("security.>"), cb=live)
         await nc.flush()
+        print("# following the audit; Ctrl-C to stop", file=sys.stderr, flush=True)
         await done.wait()
         return 0
     finally:
