@@ -48,43 +48,44 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Any, list[EmbeddedServe
             server.stop()
 
 
-async def test_kill_9_of_a_secure_core_loses_no_task_and_keeps_the_rules(cluster, tmp_path):
-    directory, servers = cluster
-    url = ",".join(s.url for s in servers)
-    cores: list[Proc] = []
-    env = {
-        "HIVEBUS_STATE": "jetstream",
-        "HIVEBUS_KV_REPLICAS": "3",
-        "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5",
-        "HIVEBUS_CONNECT_TIMEOUT_S": "5",
-        "HIVEBUS_RATE_LIMITS": '{"client": 0}',
-    }
+class SecureRun:
+    """Core processes (``hivebus up --auth``) on the secure cluster, agents and a loader."""
 
-    async def start_core() -> None:
+    def __init__(self, directory: Any, servers: list[EmbeddedServer], workdir: Path) -> None:
+        self.directory = directory
+        self.url = ",".join(s.url for s in servers)
+        self.workdir = workdir
+        self.cores: list[Proc] = []
+        self.recorders = {name: Recorder() for name in WORKERS}
+        self.agents = [Agent(n, ["x"], self.recorders[n], config=self.config(n)) for n in WORKERS]
+
+    def config(self, name: str) -> HivebusConfig:
+        base = {**TEST_DEFAULTS, "nats_url": self.url}
+        return HivebusConfig.load(**base, creds_file=self.directory.creds_path(name))
+
+    async def start_core(self) -> None:
+        env = {
+            "HIVEBUS_STATE": "jetstream",
+            "HIVEBUS_KV_REPLICAS": "3",
+            "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5",
+            "HIVEBUS_RATE_LIMITS": '{"client": 0}',
+        }
         core = spawn(
-            "up", "--auth", str(directory.root), "--nats", url, "-p", "no:echo-audit",
-            "-p", "no:performance", cwd=tmp_path, **env,
+            "up", "--auth", str(self.directory.root), "--nats", self.url,
+            "-p", "no:echo-audit", "-p", "no:performance", cwd=self.workdir, **env,
         )  # fmt: skip
         await core.until("serving on", timeout=60)
-        cores.append(core)
+        self.cores.append(core)
 
-    def config(name: str) -> HivebusConfig:
-        base = {**TEST_DEFAULTS, "nats_url": url}
-        return HivebusConfig.load(**base, creds_file=directory.creds_path(name))
-
-    recorders = {name: Recorder() for name in WORKERS}
-    agents = [Agent(n, ["x"], recorders[n], config=config(n)) for n in WORKERS]
-    ids = [f"secure-{i}" for i in range(40)]
-    try:
-        await start_core()
-        await start_core()
-        for agent in agents:
+    async def run(self, ids: list[str], fault: Any) -> None:
+        """Delegate half, cause ``fault``, delegate the rest; each completes exactly once."""
+        for agent in self.agents:
             await agent.start()
-        async with HiveClient(config=config("loader")) as hive:
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:20]))
-            cores[0].popen.send_signal(signal.SIGKILL)
-            cores[0].popen.wait()
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[20:]))
+        async with HiveClient(config=self.config("loader")) as hive:
+            half = len(ids) // 2
+            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:half]))
+            await fault()
+            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[half:]))
 
             async def all_final() -> bool:
                 return all([(await hive.get(t)).status.is_final for t in ids])
@@ -92,16 +93,47 @@ async def test_kill_9_of_a_secure_core_loses_no_task_and_keeps_the_rules(cluster
             await eventually(all_final, timeout=60)
             statuses = Counter([(await hive.get(t)).status for t in ids])
             assert statuses == {TaskStatus.COMPLETED: len(ids)}
-            ran = Counter(t for r in recorders.values() for t in r.ran)
+            ran = Counter(t for r in self.recorders.values() for t in r.ran)
             assert set(ran) == set(ids)
             assert max(ran.values()) == 1
-            # The surviving replica still enforces the rules.
+            # The bus still enforces the rules.
             refused = await hive.nc.request(  # type: ignore[union-attr]
                 "agent.register", b'{"agent_id": "w0"}', timeout=5
             )
             assert b'"forbidden"' in refused.data
-    finally:
-        for agent in agents:
+
+    async def stop(self) -> None:
+        for agent in self.agents:
             await agent.stop(grace_s=1)
-        for core in cores:
+        for core in self.cores:
             core.stop()
+
+
+async def test_kill_9_of_a_secure_core_loses_no_task_and_keeps_the_rules(cluster, tmp_path):
+    directory, servers = cluster
+    run = SecureRun(directory, servers, tmp_path)
+
+    async def kill_one_replica() -> None:
+        run.cores[0].popen.send_signal(signal.SIGKILL)
+        run.cores[0].popen.wait()
+
+    try:
+        await run.start_core()
+        await run.start_core()
+        await run.run([f"secure-{i}" for i in range(40)], kill_one_replica)
+    finally:
+        await run.stop()
+
+
+async def test_losing_a_nats_node_of_a_secure_cluster_loses_no_task(cluster, tmp_path):
+    directory, servers = cluster
+    run = SecureRun(directory, servers, tmp_path)
+
+    async def lose_a_node() -> None:
+        servers[0].kill()
+
+    try:
+        await run.start_core()
+        await run.run([f"node-{i}" for i in range(40)], lose_a_node)
+    finally:
+        await run.stop()
