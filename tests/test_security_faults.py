@@ -85,7 +85,19 @@ class SecureRun:
             half = len(ids) // 2
             await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[:half]))
             await fault()
-            await asyncio.gather(*(hive.delegate("t", ["x"], task_id=t) for t in ids[half:]))
+            # While the cluster fails over a request may time out: delegating again is
+            # idempotent (the task id is the delegator's).
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                try:
+                    await asyncio.gather(
+                        *(hive.delegate("t", ["x"], task_id=t) for t in ids[half:])
+                    )
+                    break
+                except (TimeoutError, ConnectionError):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
 
             async def all_final() -> bool:
                 return all([(await hive.get(t)).status.is_final for t in ids])
