@@ -137,3 +137,42 @@ async def test_every_replica_hears_every_heartbeat_through_the_import(tmp_path: 
         await other.close()
         await bus.close()
         server.stop()
+
+
+async def test_the_legacy_facade_joins_a_secure_bus_as_its_one_principal(tmp_path: Path):
+    from hivebus.auth import Kind, Permission
+    from hivebus.universal import (
+        AgentRole,
+        OrchestratorConfig,
+        get_universal_orchestrator,
+        shutdown_universal_orchestrator,
+    )
+
+    directory = make_auth_dir(tmp_path / "auth")
+    directory.add(Kind.AGENT, "legacy", can=[Permission.DELEGATE, Permission.READ])
+    server = secure_server(directory, tmp_path / "nats")
+    server.start()
+    bus = SecureBus(directory, server, {})
+    try:
+        await bus.start_core()
+        config = OrchestratorConfig(
+            nats_url=server.url,
+            run_core=False,
+            creds=directory.creds_path("legacy"),
+            max_memory_mb=4096.0,
+        )
+        orchestrator = await get_universal_orchestrator(config)
+        assert await orchestrator.register_agent("legacy", AgentRole.WORKER, ["python"])
+        assert not await orchestrator.register_agent("coder-a", AgentRole.WORKER, ["python"])
+        assert await orchestrator.delegate_task("t-1", "build", ["python"]) == "legacy"
+        assert await orchestrator.complete_task("t-1", "legacy", "done")
+        await shutdown_universal_orchestrator()
+        allowed = await bus.audit(principal="legacy", decision="allowed")
+        operations = [r["operation"] for r in reversed(allowed)]
+        assert operations == [
+            "agent-register", "task-delegate", "task-complete", "agent-deregister"
+        ]  # fmt: skip
+        await bus.audited(principal="legacy", decision="forbidden", agent_id="coder-a")
+    finally:
+        await bus.close()
+        server.stop()
