@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -142,3 +143,30 @@ def test_the_identity_is_account_and_user_only():
     assert identity_from_headers({"Nats-Request-Info": json.dumps(info)}) == Identity(
         "HIVE", "UABC"
     )
+
+
+def test_the_audit_file_rotates_and_reads_back_newest_first(tmp_path: Path):
+    from hivebus.auth.audit import FileAuditStore
+    from hivebus_hookspecs.models import AuditRequest, SecurityEvent
+
+    store = FileAuditStore(tmp_path / "audit.jsonl", max_bytes=600, backups=2)
+    for i in range(12):
+        event = SecurityEvent(
+            event="security.forbidden",
+            timestamp=float(i),
+            decision=Decision.FORBIDDEN if i % 2 else Decision.ALLOWED,
+            operation="task-get",
+            principal=f"p{i % 3}",
+        )
+        store.append(event, event.model_dump_json().encode())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"
+    ]  # fmt: skip
+    newest = asyncio.run(store.newest(AuditRequest(limit=3)))
+    assert [e.timestamp for e in newest] == [11.0, 10.0, 9.0]
+    denied = asyncio.run(store.newest(AuditRequest(denied=True, principal="p1", limit=10)))
+    assert denied
+    assert all(e.decision is Decision.FORBIDDEN and e.principal == "p1" for e in denied)
+    kept = asyncio.run(store.newest(AuditRequest(limit=100)))
+    oldest_kept = min(e.timestamp for e in kept)
+    assert oldest_kept > 0.0  # the oldest records rotated away

@@ -8,6 +8,7 @@ file (``FileAuditStore``) keeps them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
@@ -96,6 +97,10 @@ class FileAuditStore:
             yield self.path.with_name(f"{self.path.name}.{i}")
 
     async def newest(self, req: AuditRequest) -> list[SecurityEvent]:
+        # Up to (backups + 1) files of max_bytes: read off the event loop.
+        return await asyncio.to_thread(self._newest, req)
+
+    def _newest(self, req: AuditRequest) -> list[SecurityEvent]:
         found: list[SecurityEvent] = []
         for path in self._files():
             lines: list[bytes] = []
