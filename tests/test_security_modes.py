@@ -176,3 +176,31 @@ async def test_the_legacy_facade_joins_a_secure_bus_as_its_one_principal(tmp_pat
     finally:
         await bus.close()
         server.stop()
+
+
+async def test_a_prefixed_secure_bus(tmp_path: Path):
+    from hivebus.auth import AuthDir, Kind, Permission
+
+    directory = AuthDir(tmp_path / "auth")
+    directory.init(prefix="prod.hive")
+    directory.add(Kind.AGENT, "coder-a", capabilities=["python"])
+    directory.add(Kind.CLIENT, "carol", can=[Permission.DELEGATE, Permission.READ])
+    directory.add(Kind.CLIENT, "eve")
+    assert '"prod.hive.task.>"' in directory.server_conf.read_text()
+    server = secure_server(directory, tmp_path / "nats")
+    server.start()
+    bus = SecureBus(directory, server, {"prefix": "prod.hive"})
+    try:
+        await bus.start_core()
+        async with (
+            Agent("coder-a", ["python"], echo, config=bus.config("coder-a")),
+            HiveClient(config=bus.config("carol")) as hive,
+        ):
+            done = await hive.delegate("t", ["python"], payload="p", wait=True)
+            assert (done.status, done.result) == (TaskStatus.COMPLETED, "p")
+        eve = await bus.caller("eve")
+        eve.wire.prefix = "prod.hive"
+        await eve.wire.fail("task.delegate", {}, code="forbidden")
+    finally:
+        await bus.close()
+        server.stop()
