@@ -100,6 +100,10 @@ async def connect(
             last_error[:] = [message]
         # While connecting the first time, a failure is reported once, by the exception.
         level = logging.DEBUG if client is None else logging.WARNING
+        if "permissions violation" in message:
+            # Secure mode: a subscription this principal may not make (the client's wait
+            # tries the events and falls back to reading the task). The connection stays.
+            level = logging.INFO
         log.log(level, "nats error", extra={"error": message})
 
     async def closed_cb() -> None:
