@@ -25,6 +25,7 @@ REQUEST_SUBJECTS = [
     "task.complete",
     "task.get",
     "task.cancel",
+    "task.retry",
     "orchestrator.status",
     "orchestrator.agents",
     "orchestrator.tasks",

@@ -165,6 +165,7 @@ async def test_delegate_to_a_capable_agent_answers_assigned(wire: Wire, coder: R
         "payload": {"files": ["a.py"]},
         "metadata": {"pr": 42},
         "attempt": 1,
+        "depends_on": [],
     }
 
 

@@ -185,6 +185,9 @@ def test_every_event_is_in_subjects_md(event: EventName):
 # Where subjects.md documents each model of the wire contract: the heading of its section.
 MODEL_SECTIONS = {
     "AgentView": "### Agent view",
+    "Attempt": "### Task view",
+    "ConcurrencyLimit": "### task.delegate",
+    "RetryPolicy": "### Retries and dead letters",
     "AgentsReply": "### orchestrator.agents",
     "AgentsRequest": "### orchestrator.agents",
     "AuditReply": "### orchestrator.audit",

@@ -21,36 +21,41 @@ from contract_wire import REQUEST_SUBJECTS, Wire
 from hivebus import HivebusConfig
 from hivebus.connection import connect
 from hivebus.errors import MAX_MESSAGE_CHARS
-from hivebus_hookspecs.models import ErrorCode
+from hivebus_hookspecs.models import (
+    AgentsRequest,
+    CompleteRequest,
+    DelegateRequest,
+    DeregisterRequest,
+    EmptyRequest,
+    ErrorCode,
+    HeartbeatRequest,
+    RegisterRequest,
+    TaskRequest,
+    TasksRequest,
+)
 from nats.aio.client import Client
 from processes import Proc, spawn
+from pydantic import BaseModel
 
 MEMORY_CEILING_MIB = 512
 """What docs/operations.md promises for a default ``hivebus up`` whatever clients send."""
 
-_FIELDS = {
-    "agent.register": ["agent_id", "role", "capabilities", "max_tasks", "metadata", "instance_id"],
-    "agent.heartbeat": ["agent_id", "active_tasks", "context_window_usage"],
-    "agent.deregister": ["agent_id"],
-    "task.delegate": [
-        "task_id",
-        "task_type",
-        "required_capabilities",
-        "priority",
-        "payload",
-        "metadata",
-        "queue",
-        "queue_timeout_s",
-        "execution_timeout_s",
-    ],
-    "task.complete": ["task_id", "agent_id", "success", "result", "error"],
-    "task.get": ["task_id"],
-    "task.cancel": ["task_id"],
-    "orchestrator.status": [],
-    "orchestrator.agents": ["limit", "cursor"],
-    "orchestrator.tasks": ["status", "limit", "cursor"],
-    "orchestrator.plugins": [],
+_MODELS: dict[str, type[BaseModel]] = {
+    "agent.register": RegisterRequest,
+    "agent.heartbeat": HeartbeatRequest,
+    "agent.deregister": DeregisterRequest,
+    "task.delegate": DelegateRequest,
+    "task.complete": CompleteRequest,
+    "task.get": TaskRequest,
+    "task.cancel": TaskRequest,
+    "task.retry": TaskRequest,
+    "orchestrator.status": EmptyRequest,
+    "orchestrator.agents": AgentsRequest,
+    "orchestrator.tasks": TasksRequest,
+    "orchestrator.plugins": EmptyRequest,
 }
+_FIELDS = {subject: list(model.model_fields) for subject, model in _MODELS.items()}
+"""Each request subject's fields, from the models that are the contract."""
 
 
 @functools.cache

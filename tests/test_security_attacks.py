@@ -343,7 +343,7 @@ async def test_an_agent_registers_only_with_what_it_was_granted(bus: SecureBus):
 
 async def test_a_flood_past_the_rate_limit_is_refused_and_audited(bus: SecureBus):
     await bus.stop_core()
-    bus.settings = {"rate_limits": {"client": 2.0}, "rate_burst_s": 1.0}
+    bus.settings = {"principal_rate_limits": {"client": 2.0}, "principal_burst_s": 1.0}
     await bus.start_core()
     eve = await bus.caller("eve")
     codes = []
@@ -428,3 +428,37 @@ async def test_a_heartbeat_published_without_a_reply_subject_is_stamped_too(bus:
         )
     )
     assert await bus.audit(decision="unauthenticated") == []
+
+
+async def test_retrying_a_task_needs_cancel_or_being_its_delegator(bus: SecureBus):
+    carol = await bus.caller("carol")
+    await carol.wire.ok("task.delegate", {"task_id": "r-1", "required_capabilities": ["none"]})
+    await carol.wire.ok("task.cancel", {"task_id": "r-1"})
+    alice = await bus.caller("alice")
+    await alice.wire.fail("task.retry", {"task_id": "r-1"}, code="forbidden")
+    assert task_of(bus, "r-1")[0] is TaskStatus.CANCELLED
+    await bus.audited(principal="alice", operation="task-retry", decision="forbidden")
+    await alice.wire.ok("task.delegate", {"task_id": "r-2", "required_capabilities": ["none"]})
+    await alice.wire.ok("task.cancel", {"task_id": "r-2"})
+    await alice.wire.ok("task.retry", {"task_id": "r-2"})  # its own
+    assert task_of(bus, "r-2")[0] is TaskStatus.QUEUED
+    await carol.wire.ok("task.retry", {"task_id": "r-1"})  # carol holds cancel
+    await bus.audited(principal="carol", operation="task-retry", decision="allowed")
+
+
+async def test_a_delegation_reaches_the_domain_as_the_client_wrote_it(bus: SecureBus):
+    """The core adds the delegator and changes nothing else (task rules included)."""
+    alice = await bus.caller("alice")
+    body = {
+        "task_id": "w-1",
+        "required_capabilities": ["none"],
+        "priority": "high",
+        "metadata": {"ticket": 7},
+        "retry": {"max_attempts": 3},
+        "delay_s": 60,
+    }
+    await alice.wire.ok("task.delegate", body)
+    task = (await alice.wire.ok("task.get", {"task_id": "w-1"}))["task"]
+    assert task["metadata"] == {"ticket": 7, "delegated_by": "alice"}
+    assert task["priority"] == "high"
+    assert task["not_before"] is not None

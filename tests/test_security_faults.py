@@ -68,7 +68,7 @@ class SecureRun:
             "HIVEBUS_STATE": "jetstream",
             "HIVEBUS_KV_REPLICAS": "3",
             "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5",
-            "HIVEBUS_RATE_LIMITS": '{"client": 0}',
+            "HIVEBUS_PRINCIPAL_RATE_LIMITS": '{"client": 0}',
         }
         core = spawn(
             "up", "--auth", str(self.directory.root), "--nats", self.url,

@@ -33,7 +33,7 @@ async def test_a_task_is_given_up_after_max_attempts():
         w.beating.discard("b")  # b dies too: no attempts left
         await w.tick_after(OFFLINE_AFTER_S + 0.1)
         task = w.task("t")
-        assert (task.status, task.agent_id, task.success) == (TaskStatus.FAILED, None, False)
+        assert (task.status, task.agent_id, task.success) == (TaskStatus.DEAD, None, False)
         assert task.error == "gave up after 2 attempts (agent b went offline)"
     finally:
         await w.orch.stop()
@@ -47,7 +47,7 @@ async def test_a_task_is_given_up_after_max_attempts():
     assert lifecycle == [
         ("task.requeued", "a", "agent a went offline", 1, None),
         ("agent.offline", "a", None, None, None),  # after the requeue it caused
-        ("task.failed", None, None, None, "gave up after 2 attempts (agent b went offline)"),
+        ("task.dead", "b", None, 2, "gave up after 2 attempts (agent b went offline)"),
         ("agent.offline", "b", None, None, None),
     ]
     assert w.events.named("agent.offline")[0]["requeued"] == ["t"]
@@ -156,14 +156,16 @@ async def test_a_delegation_asks_at_most_offer_candidates_agents():
         await w.orch.stop()
 
 
-async def test_a_task_given_up_is_announced_failed_with_no_agent():
+async def test_a_task_given_up_is_dead_held_by_nobody_and_names_its_last_agent():
     w = World(max_attempts=1)
     try:
         await w.register("a", ["x"])
         await w.delegate("t", ["x"])
         await w.tick_after(OFFLINE_AFTER_S + 0.1)  # a never heartbeats
-        assert w.task("t").status is TaskStatus.FAILED
-        [failed] = w.events.named("task.failed")
-        assert failed["agent_id"] is None
+        task = w.task("t")
+        assert (task.status, task.agent_id) == (TaskStatus.DEAD, None)
+        assert w.events.named("task.failed") == []
+        [dead] = w.events.named("task.dead")
+        assert (dead["agent_id"], dead["attempts"]) == ("a", 1)
     finally:
         await w.orch.stop()

@@ -8,11 +8,13 @@ from hivebus_hookspecs import Rejected, hookimpl
 from hivebus_hookspecs.models import (
     AgentRole,
     AgentView,
+    ConcurrencyLimit,
     ErrorCode,
     Event,
     EventName,
     HealthStatus,
     Offer,
+    RetryPolicy,
     TaskPriority,
     TaskStatus,
     TaskView,
@@ -22,7 +24,7 @@ from .config import HivebusConfig, OrchestratorMode
 from .domain import Orchestrator
 from .errors import HivebusError, RemoteError
 from .runtime import Core
-from .sdk import Agent, HiveClient, TaskHandler
+from .sdk import Agent, HiveClient, PermanentFailure, TaskHandler
 from .server import EmbeddedServer
 from .universal import (
     AgentOrchestrator,
@@ -44,6 +46,7 @@ __all__ = [
     "AgentOrchestrator",
     "AgentRole",
     "AgentView",
+    "ConcurrencyLimit",
     "ConfigMigrationWarning",
     "Core",
     "EmbeddedServer",
@@ -59,11 +62,13 @@ __all__ = [
     "OrchestratorConfig",
     "OrchestratorMode",
     "OrchestratorPlugin",
+    "PermanentFailure",
     "PluginMetadata",
     "PluginNotInstalledWarning",
     "PluginType",
     "Rejected",
     "RemoteError",
+    "RetryPolicy",
     "TaskHandler",
     "TaskPriority",
     "TaskStatus",

@@ -5,9 +5,17 @@ from __future__ import annotations
 import enum
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from hivebus_hookspecs.models import RetryPolicy
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -16,7 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "with_creds"]
+__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "RateLimit", "with_creds"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -29,6 +37,39 @@ def _split_names(value: Any) -> Any:
 
 
 NameList = Annotated[list[str], NoDecode, BeforeValidator(_split_names)]
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+class RateLimit(NamedTuple):
+    """At most ``count`` assignments in any ``period_s`` seconds."""
+
+    count: int  # type: ignore[assignment]  # a field, not tuple.count
+    period_s: float
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        """``"10/m"``, ``"5/s"``, ``"100/h"`` (or ``[count, period_s]``)."""
+        if not isinstance(value, str):
+            return value
+        count, _, unit = value.strip().partition("/")
+        period = _PERIODS.get(unit.strip().lower())
+        if not count.strip().isdigit() or period is None:
+            raise ValueError(f"{value!r}: a rate is COUNT/UNIT with UNIT s, m or h, e.g. 10/m")
+        return cls(int(count), period)
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.period_s, f"{self.period_s}s")
+        return f"{self.count}/{unit}"
+
+
+def _check_rate(rate: RateLimit) -> RateLimit:
+    if not 1 <= rate.count <= 1000 or rate.period_s <= 0:
+        raise ValueError("a rate allows 1 to 1000 assignments per period")
+    return rate
+
+
+Rate = Annotated[RateLimit, BeforeValidator(RateLimit.parse), AfterValidator(_check_rate)]
 
 
 class OrchestratorMode(enum.StrEnum):
@@ -84,12 +125,12 @@ class HivebusConfig(BaseSettings):
     auth_dir: Path | None = None
     """An auth directory (``hivebus auth init``): the core authorizes every request from the
     identity the NATS server stamps on it, and audits. ``None``: open mode."""
-    rate_limits: dict[str, float] = Field(
+    principal_rate_limits: dict[str, float] = Field(
         default_factory=lambda: {"agent": 100.0, "client": 100.0, "monitor": 50.0, "admin": 200.0}
     )
     """Requests per second each principal of a kind may send to one core (a token bucket);
     0: no limit."""
-    rate_burst_s: float = Field(default=2.0, gt=0)
+    principal_burst_s: float = Field(default=2.0, gt=0)
     """A principal may send this many seconds' worth of its rate at once."""
     max_live_tasks_per_principal: int = Field(default=1000, ge=1)
     """How many queued or running tasks one delegator may have; past it, ``rate_limited``."""
@@ -142,7 +183,18 @@ class HivebusConfig(BaseSettings):
     """How long an agent has to answer an offer; ``offer_candidates`` of these fit in the
     client's ``request_timeout_s``."""
     offer_candidates: int = Field(default=3, ge=1)
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    """Without a retry policy: how often a task may be taken back from an agent that left or
+    ran past its execution timeout before it is ``dead``."""
+    retry: RetryPolicy | None = None
+    """The retry policy of tasks that bring none and whose type has none in ``retry_by_type``;
+    ``None``: a reported failure is final (see subjects.md, Retries)."""
+    retry_by_type: dict[str, RetryPolicy] = Field(default_factory=dict)
+    """Retry policies by task type, e.g. ``[retry_by_type.deploy] max_attempts = 5``."""
+    rate_limits: dict[str, Rate] = Field(default_factory=dict)
+    """Assignments per task type, across every replica: ``rate_limits = {deploy = "10/m"}``."""
+    tenant_weights: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
+    """Within a priority, a tenant with weight 2 is offered two tasks for another's one."""
     on_execution_timeout: Literal["requeue", "fail"] = "requeue"
     """What happens to a task past its ``execution_timeout_s``."""
     task_retention: int = Field(default=10_000, ge=0)

@@ -56,6 +56,10 @@ class Subjects:
         return self._("task.cancel")
 
     @property
+    def retry(self) -> str:
+        return self._("task.retry")
+
+    @property
     def status(self) -> str:
         return self._("orchestrator.status")
 

@@ -102,6 +102,7 @@ class CoreService:
             "task-complete": (s.complete, self._complete),
             "task-get": (s.get, self._get),
             "task-cancel": (s.cancel, self._cancel),
+            "task-retry": (s.retry, self._retry),
             "orchestrator-status": (s.status, self._status),
             "orchestrator-agents": (s.agents, self._agents),
             "orchestrator-tasks": (s.tasks, self._tasks),
@@ -289,6 +290,10 @@ class CoreService:
     async def _cancel(self, data: bytes) -> TaskReply:
         req = decode(data, TaskRequest, self._limit)
         return TaskReply(task=await self._orch.cancel(req.task_id))
+
+    async def _retry(self, data: bytes) -> TaskReply:
+        req = decode(data, TaskRequest, self._limit)
+        return TaskReply(task=await self._orch.retry(req.task_id, by="task.retry"))
 
     async def _status(self, data: bytes) -> dict[str, Any]:
         decode(data, EmptyRequest, self._limit)

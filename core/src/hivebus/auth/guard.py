@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hivebus_hookspecs.models import (
     CompleteRequest,
     Decision,
@@ -27,7 +28,7 @@ from hivebus_hookspecs.models import (
 )
 from pydantic import BaseModel
 
-from ..codec import decode, encode
+from ..codec import decode
 from .audit import AuditLog
 from .identity import Identity, identity_from_headers
 from .policy import DELEGATOR_KEY, STATE_CHANGING, Ask, Policy, Refusal, TaskFacts
@@ -49,6 +50,7 @@ _BODIES: dict[str, type[BaseModel]] = {
     "task-complete": CompleteRequest,
     "task-get": TaskRequest,
     "task-cancel": TaskRequest,
+    "task-retry": TaskRequest,
 }
 _NEEDS_TASK = frozenset({"task-complete", "task-progress", "task-get", "task-cancel", "task-retry"})
 
@@ -113,8 +115,11 @@ class Guard:
             )
             raise
         if isinstance(body, DelegateRequest):
-            metadata = {**body.metadata, DELEGATOR_KEY: principal.name}
-            data = encode(body.model_copy(update={"metadata": metadata}))
+            # The body as the client wrote it (already validated), plus the delegator: not
+            # the model re-encoded, so no field's form changes on the way to the domain.
+            raw = orjson.loads(data or b"{}")
+            raw["metadata"] = {**raw.get("metadata", {}), DELEGATOR_KEY: principal.name}
+            data = orjson.dumps(raw)
         return Admitted(principal, identity, operation, data, ask.agent_id, ask.task_id)
 
     def _flood_audit(self, name: str) -> int | None:

@@ -44,8 +44,8 @@ async def open_guard(
         store = FileAuditStore(directory.audit_file)
     policy = Policy(
         PrincipalSource(directory.book_path),
-        rates=config.rate_limits,
-        burst_s=config.rate_burst_s,
+        rates=config.principal_rate_limits,
+        burst_s=config.principal_burst_s,
         max_live_tasks=config.max_live_tasks_per_principal,
     )
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ..errors import RemoteError
 from .auth import add_auth_commands
 from .extensions import add_commands, load_commands
+from .task_options import add_task_options
 
 __all__ = ["main"]
 
@@ -95,6 +96,7 @@ def build_parser(
     delegate.add_argument("--no-queue", action="store_true", help="fail if nobody can take it")
     delegate.add_argument("--wait", action="store_true", help="wait for the result")
     delegate.add_argument("--timeout", type=float, default=None, help="with --wait, seconds")
+    add_task_options(delegate)
 
     agent = commands.add_parser(
         "agent", help="run a generic agent: COMMAND runs per task, payload on stdin"

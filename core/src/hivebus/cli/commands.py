@@ -16,6 +16,7 @@ from ..sdk import HiveClient
 from .extensions import DEST, Command
 from .shutdown import stop_requested
 from .tables import clock, event_line, table
+from .task_options import task_options
 
 __all__ = ["run"]
 
@@ -165,6 +166,7 @@ async def delegate(hive: HiveClient, args: argparse.Namespace) -> int:
         queue=not args.no_queue,
         wait=args.wait,
         wait_timeout=args.timeout,
+        **task_options(args),
     )
     if args.json:
         _print_json(answer.model_dump(mode="json"))

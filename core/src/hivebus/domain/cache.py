@@ -29,6 +29,7 @@ class StateCache:
         monotonic: Callable[[], float],
         on_forget: Callable[[str], None],
         retention_weight: int | None = None,
+        tenant_weights: dict[str, float] | None = None,
     ) -> None:
         self._state = state
         self._retention = retention
@@ -36,7 +37,7 @@ class StateCache:
         self._monotonic = monotonic
         self._on_forget = on_forget
         self.registry = AgentRegistry()
-        self.queue = PendingQueue()
+        self.queue = PendingQueue(tenant_weights)
         self.tasks: dict[str, TaskRecord] = {}
         self.live: set[str] = set()
         self.finished: OrderedDict[str, int] = OrderedDict()  # task id -> its weight
@@ -49,6 +50,11 @@ class StateCache:
         self.admitting: dict[str, int] = {}  # task id -> weight
         self.admitting_weight = 0
         self.registering: set[str] = set()
+        self.dependents: dict[str, set[str]] = {}  # task id -> blocked tasks waiting on it
+        self.observe: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
+        """Told of every task record taken in (this replica's writes and other replicas')."""
+        self.written: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
+        """Told of every task record this replica wrote."""
         self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self.context: dict[str, float] = {}  # agent id -> reported context window usage
 
@@ -65,6 +71,9 @@ class StateCache:
             self.queue.push(task)
         else:
             self.queue.discard(task_id)
+        if task.depends_on:
+            self._index_dependencies(old, task)
+        self.observe(old, task)
         if not task.status.is_final:
             if task_id in self.finished:  # retried: live again
                 self.finished_weight -= self.finished.pop(task_id)
@@ -88,6 +97,19 @@ class StateCache:
             self.tasks.pop(old_id, None)
             self._on_forget(old_id)
 
+    def _index_dependencies(self, old: TaskRecord | None, task: TaskRecord) -> None:
+        blocked = task.status is TaskStatus.BLOCKED
+        if blocked == (old is not None and old.status is TaskStatus.BLOCKED):
+            return
+        for dep in task.depends_on:
+            waiting = self.dependents.setdefault(dep, set())
+            if blocked:
+                waiting.add(task.task_id)
+            else:
+                waiting.discard(task.task_id)
+                if not waiting:
+                    del self.dependents[dep]
+
     def admit(self, task_id: str, weight: int) -> None:
         """Count a task being delegated against the limits until it is stored."""
         if task_id not in self.admitting:
@@ -108,7 +130,9 @@ class StateCache:
 
     def forget_task(self, task_id: str) -> None:
         """Drop a task (it is gone from the store)."""
-        self.tasks.pop(task_id, None)
+        task = self.tasks.pop(task_id, None)
+        if task is not None and task.status is TaskStatus.BLOCKED:
+            self._index_dependencies(task, task.evolve(status=TaskStatus.FAILED))
         self.live.discard(task_id)
         self.live_weight -= self._live_weights.pop(task_id, 0)
         self.finished_weight -= self.finished.pop(task_id, 0)
@@ -168,8 +192,10 @@ class StateCache:
 
     async def save_task(self, task: TaskRecord) -> TaskRecord:
         """Compare-and-set ``task`` (raises ``Conflict``), then cache it."""
+        old = self.tasks.get(task.task_id)
         await self._state.save_task(task)
         self.apply_task(task)
+        self.written(old, task)
         return task
 
     async def save_agent(self, agent: AgentRecord) -> AgentRecord:

@@ -25,15 +25,18 @@ from ..errors import HivebusError
 from .kernel import FAILURE_ROOM, Kernel, log
 from .placement import Placement
 from .ports import Conflict
+from .retries import HISTORY_ROOM, policy_for
 from .tasks import TaskRecord
+from .waiting import Waiting
 
 __all__ = ["Delegation"]
 
 
 class Delegation:
-    def __init__(self, kernel: Kernel, placement: Placement) -> None:
+    def __init__(self, kernel: Kernel, placement: Placement, waiting: Waiting) -> None:
         self._k = kernel
         self._placement = placement
+        self._waiting = waiting
         # task id -> the answer of the delegation placing it now (stored or not yet)
         self._delegating: dict[str, asyncio.Future[DelegateReply]] = {}
 
@@ -49,6 +52,9 @@ class Delegation:
         self.check_capacity(0)  # before any work: a flood is refused cheaply
         now = k.clock()
         execution_timeout_s = req.execution_timeout_s or k.config.default_execution_timeout_s
+        not_before = req.not_before
+        if req.delay_s:
+            not_before = now + req.delay_s
         task = TaskRecord(
             task_id=task_id,
             task_type=req.task_type,
@@ -60,6 +66,14 @@ class Delegation:
             seq=time.time_ns(),
             queue_deadline=now + req.queue_timeout_s if req.queue_timeout_s else None,
             execution_timeout_s=execution_timeout_s,
+            not_before=not_before if not_before is not None and not_before > now else None,
+            queue_timeout_s=req.queue_timeout_s,
+            retry=policy_for(req, k.config),
+            depends_on=list(dict.fromkeys(req.depends_on)),
+            concurrency=req.concurrency.model_dump() if req.concurrency else None,
+            tenant=req.tenant,
+            prefer_agents=list(dict.fromkeys(req.prefer_agents)),
+            require_agent=req.require_agent,
         )
         future: asyncio.Future[DelegateReply] = asyncio.get_running_loop().create_future()
         self._delegating[task_id] = future
@@ -82,6 +96,10 @@ class Delegation:
             task = _amended(task, await k.hooks.amend_task(task.view()))
         self._admit(task)
         k.stats.delegated(k.clock())
+        if task.depends_on or task.not_before is not None:
+            waits = await self._wait_first(task, queue)
+            if waits is not None:
+                return waits
         placed = await self._placement.place(task)
         if placed is not None:
             return _reply(placed)
@@ -117,6 +135,47 @@ class Delegation:
         )
         return _reply(queued)
 
+    async def _wait_first(self, task: TaskRecord, queue: bool) -> DelegateReply | None:
+        """Store a task that must wait (a delay, dependencies) as such; ``None``: it need
+        not wait, place it now."""
+        k = self._k
+        if task.task_id in task.depends_on:
+            raise HivebusError(
+                ErrorCode.INVALID_REQUEST, "depends_on: a task cannot wait for itself"
+            )
+        for dep in task.depends_on:
+            if dep not in k.cache.tasks:
+                stored = await k.state.load_task(dep)  # delegated on another replica just now
+                if stored is None:
+                    raise HivebusError(ErrorCode.INVALID_REQUEST, f"depends_on: no task {dep!r}")
+                k.cache.apply_task(stored)
+        status, error = self._waiting.next_status(task)
+        if status is TaskStatus.QUEUED:
+            return None
+        if not queue:
+            raise HivebusError(
+                ErrorCode.INVALID_REQUEST,
+                "queue: false asks for an agent now; a task with a delay or unmet "
+                "dependencies must wait for one",
+            )
+        changes: dict[str, Any] = {"status": status, "queue_deadline": None}
+        if status is TaskStatus.FAILED:
+            changes |= {"success": False, "error": error, "finished_at": k.clock()}
+        try:
+            stored = await k.cache.save_task(task.evolve(**changes))
+        except Conflict:  # another replica stored it first: its record is the answer
+            refreshed = await k.cache.refresh_task(task.task_id)
+            if refreshed is None:
+                raise HivebusError(
+                    ErrorCode.INTERNAL_ERROR, "task vanished while storing"
+                ) from None
+            return _reply(refreshed)
+        self._waiting.announce(stored, None)
+        if status is TaskStatus.BLOCKED:
+            # a dependency may have finished between the look and the write
+            k.spawn(self._waiting.move_on(task.task_id), name=f"hivebus-unblock-{task.task_id}")
+        return _reply(stored)
+
     def check_capacity(self, weight: int) -> None:
         cache, config = self._k.cache, self._k.config
         if cache.live_count >= config.max_concurrent_tasks:
@@ -136,7 +195,7 @@ class Delegation:
         """Refuse, before anything is stored, a task that could not be stored or finished."""
         k = self._k
         k.check_metadata(task.metadata)
-        limit = k.max_record_bytes - FAILURE_ROOM
+        limit = k.max_record_bytes - FAILURE_ROOM - HISTORY_ROOM
         if task.size > limit:
             raise HivebusError(
                 ErrorCode.PAYLOAD_TOO_LARGE,

@@ -22,7 +22,9 @@ from .tasks import TaskRecord
 
 __all__ = ["RETRYABLE", "Interventions"]
 
-RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED})
+RETRYABLE = frozenset(
+    {TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.EXPIRED, TaskStatus.CANCELLED}
+)
 """A completed task is done; a live one is its agent's (take it back by cancelling)."""
 
 
@@ -33,26 +35,32 @@ class Interventions:
         self._delegation = delegation
 
     async def retry(self, task_id: str, delay_s: float, by: str, reason: str) -> TaskView:
-        """Queue a failed, expired or cancelled task again; with ``delay_s``, it is offered no
-        sooner than that from now (stored, so a restart or another replica keeps it)."""
+        """Queue a failed, dead, expired or cancelled task again; with ``delay_s``, it is
+        ``retrying`` until that much time has passed (stored, so a restart or another replica
+        keeps it). Its attempts count on; its retry policy allows as many again."""
         k = self._k
         if delay_s < 0:
             raise HivebusError(ErrorCode.INVALID_REQUEST, "delay_s: must not be negative")
-        not_before = k.clock() + delay_s if delay_s else None
+        now = k.clock()
+        not_before = now + delay_s if delay_s else None
 
         def again(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             task = known(task, task_id)
-            if task.status is TaskStatus.QUEUED and task.not_before == not_before:
+            if task.status in (TaskStatus.QUEUED, TaskStatus.RETRYING) and task.not_before == (
+                not_before
+            ):
                 return SKIP
             if task.status not in RETRYABLE:
                 raise HivebusError(
                     ErrorCode.INVALID_STATE,
-                    f"task {task_id!r} is {task.status.value}: only a failed, expired or "
-                    "cancelled task can be retried",
+                    f"task {task_id!r} is {task.status.value}: only a failed, dead, expired "
+                    "or cancelled task can be retried",
                 )
             self._delegation.check_capacity(task.weight)
+            deadline = now + task.queue_timeout_s if task.queue_timeout_s else None
             return task.evolve(
-                status=TaskStatus.QUEUED,
+                status=TaskStatus.RETRYING if not_before is not None else TaskStatus.QUEUED,
+                attempts_base=task.attempts,
                 agent_id=None,
                 success=None,
                 result=None,
@@ -60,7 +68,7 @@ class Interventions:
                 assigned_at=None,
                 offered_at=None,
                 finished_at=None,
-                queue_deadline=None,
+                queue_deadline=None if not_before is not None else deadline,
                 not_before=not_before,
             )
 
@@ -80,7 +88,7 @@ class Interventions:
             attempts=queued.attempts,
             not_before=not_before,
         )
-        if not_before is None:
+        if not_before is None:  # else its timer moves it on (``waiting``)
             k.spawn(self._placement.dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
         return queued.view()
 

@@ -69,6 +69,7 @@ class Kernel:
             monotonic,
             on_forget=self._forget_stored,
             retention_weight=config.task_retention_bytes,
+            tenant_weights=config.tenant_weights,
         )
         self.registry = self.cache.registry
         self.queue = self.cache.queue

@@ -6,6 +6,8 @@ entry per record; revisions come from one counter, like a stream sequence.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .ports import Conflict
 from .registry import AgentRecord
 from .tasks import TaskRecord
@@ -20,6 +22,7 @@ class MemoryState:
         self._sequence = 0
         self._seats: set[str] = set()
         self._max_seats = max_seats
+        self._limits: dict[str, tuple[dict[str, Any], int]] = {}
 
     def _next(self) -> int:
         self._sequence += 1
@@ -68,3 +71,12 @@ class MemoryState:
 
     async def seat_holders(self) -> set[str]:
         return set(self._seats)
+
+    async def load_limit(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        return self._limits.get(key, (None, 0))
+
+    async def save_limit(self, key: str, value: dict[str, Any], revision: int) -> int:
+        if self._limits.get(key, (None, 0))[1] != revision:
+            raise Conflict(key)
+        self._limits[key] = (value, self._next())
+        return self._limits[key][1]

@@ -12,7 +12,10 @@ The parts, built here around one shared ``Kernel`` (config, ports, cache, figure
 - ``agents``: registration and seats, heartbeats, deregistration, going offline, pruning;
 - ``placement``: selection order, slots, offers and their answers, feeding the queue;
 - ``delegation``: a new task admitted, placed or queued;
-- ``transitions``: a placed task completed, cancelled, expired, timed out or requeued;
+- ``gates``: concurrency keys and rate limits, shared by replicas in the store;
+- ``waiting``: scheduled, retrying and blocked tasks, moved on when their wait is over;
+- ``transitions``: a placed task completed, cancelled, expired, timed out or requeued
+  (what a failed attempt makes of it: ``retries``);
 - ``upkeep``: the periodic pass (liveness, deadlines, crash repairs, sweeps).
 
 This facade holds the public API used by the wire layer, the runtime and plugins, the views,
@@ -43,6 +46,7 @@ from hivebus_hookspecs.models import (
 from ..owned import cancel_and_wait
 from .agents import Agents
 from .delegation import Delegation
+from .gates import Gates
 from .interventions import Interventions
 from .kernel import Kernel
 from .placement import Placement
@@ -52,6 +56,7 @@ from .registry import AgentRecord, AgentRegistry
 from .status import assess, build_status
 from .transitions import Transitions
 from .upkeep import Upkeep
+from .waiting import Waiting
 
 if TYPE_CHECKING:
     from ..config import HivebusConfig
@@ -77,12 +82,20 @@ class Orchestrator:
         kernel = Kernel(config, offers, events, hooks, state, clock, monotonic, max_message_bytes)
         self._kernel = kernel
         self._hooks = hooks
-        self._placement = Placement(kernel)
-        self._delegation = Delegation(kernel, self._placement)
+        self._gates = Gates(kernel)
+        self._placement = Placement(kernel, self._gates)
+        self._waiting = Waiting(kernel, self._placement)
+        self._delegation = Delegation(kernel, self._placement, self._waiting)
         self._transitions = Transitions(kernel, self._placement)
         self._agents = Agents(kernel, self._placement, self._transitions)
-        self._upkeep = Upkeep(kernel, self._agents, self._placement, self._transitions)
+        self._upkeep = Upkeep(
+            kernel, self._agents, self._placement, self._transitions, self._waiting, self._gates
+        )
         self._interventions = Interventions(kernel, self._placement, self._delegation)
+        self._waiting.finished = self._transitions.finished
+        self._gates.on_freed = self._place_freed
+        kernel.cache.observe = self._waiting.observe
+        kernel.cache.written = self._gates.left_agent
         self._health_checks: list[HealthCheck] = []
         self.config = config
         self.clock = clock
@@ -102,7 +115,13 @@ class Orchestrator:
     def start(self) -> None:
         self._upkeep.start()
 
+    def _place_freed(self) -> None:
+        """A concurrency place was given back: offer the waiting work now."""
+        if len(self.queue):
+            self._kernel.spawn(self._placement.sweep(), name="hivebus-sweep-gate")
+
     async def stop(self) -> None:
+        self._waiting.stop()
         await cancel_and_wait([self._upkeep.ticker, *self._kernel.background])
         self._upkeep.ticker = None
         self._kernel.background.clear()

@@ -14,6 +14,7 @@ from typing import Literal
 from hivebus_hookspecs.models import AgentState, EventName, Offer, TaskStatus
 
 from .cas import SKIP, Contended, Skip, update_agent, update_task
+from .gates import Gates
 from .kernel import Kernel, log
 from .ports import Conflict, OfferOutcome, OfferResult
 from .registry import AgentRecord
@@ -23,8 +24,9 @@ __all__ = ["Placement", "assigned_copy"]
 
 
 class Placement:
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, gates: Gates) -> None:
         self._k = kernel
+        self._gates = gates
         self.offering: set[str] = set()
         """Tasks whose offer this process is awaiting (nobody else should touch them)."""
         # agent -> slots this process is reserving right now (the write not yet stored): other
@@ -52,10 +54,29 @@ class Placement:
             settled = await self._offer(task.task_id, first)
             if settled is not None:
                 return settled
+            # the place at its gates, taken when it was stored as offered, goes on
+            current = k.cache.tasks.get(task.task_id, task)
+            return await self._place(current, budget, tried, current.gate)
+        stamp = None
+        if self._gates.applies(task):
+            stamp = await self._gates.enter(task)
+            if stamp is None:
+                return None  # its key is full or its type's rate spent: it waits in line
+        try:
+            placed = await self._place(task, budget, tried, stamp)
+        except BaseException:
+            await self._gates.leave(task, stamp)
+            raise
+        if placed is None:
+            await self._gates.leave(task, stamp)
+        return placed
+
+    async def _place(
+        self, task: TaskRecord, budget: int, tried: set[str], stamp: str | None
+    ) -> TaskRecord | None:
+        k = self._k
         while budget > 0:
-            candidates = k.registry.candidates(
-                task.required, budget, frozenset(tried), self.claimed
-            )
+            candidates = self._candidates(task, budget, frozenset(tried))
             if not candidates:
                 return None
             if len(candidates) > 1 and k.hooks.wants("hivebus_select_agent"):
@@ -75,6 +96,7 @@ class Placement:
                             status=TaskStatus.OFFERED,
                             agent_id=candidate.agent_id,
                             offered_at=k.clock(),
+                            gate=stamp,
                         )
                     )
                 except Conflict:  # another replica is placing it: it has the last word
@@ -84,6 +106,30 @@ class Placement:
                 if settled is not None:
                     return settled
         return None
+
+    def _candidates(
+        self, task: TaskRecord, budget: int, tried: frozenset[str]
+    ) -> list[AgentRecord]:
+        """Who is offered the task next: the agent it requires (only that one), the agents
+        it prefers, then the registry's order; the agent that failed its last attempt last."""
+        registry, claimed = self._k.registry, self.claimed
+        if task.require_agent is not None:
+            if task.require_agent in tried:
+                return []
+            required = registry.get(task.require_agent)
+            return [required] if _free_for(required, task, claimed) else []  # type: ignore[list-item]
+        preferred: list[AgentRecord] = []
+        for agent_id in task.prefer_agents:
+            agent = registry.get(agent_id)
+            if agent is not None and agent_id not in tried and _free_for(agent, task, claimed):
+                preferred.append(agent)
+        exclude = tried | {a.agent_id for a in preferred}
+        candidates = preferred + registry.candidates(task.required, budget, exclude, claimed)
+        candidates = candidates[:budget]
+        if task.history and len(candidates) > 1:
+            failed_last = task.history[-1]["agent_id"]
+            candidates.sort(key=lambda a: a.agent_id == failed_last)  # stable: order kept
+        return candidates
 
     async def _plugin_order(
         self, task: TaskRecord, candidates: list[AgentRecord]
@@ -171,6 +217,7 @@ class Placement:
             payload=task.payload,
             metadata=task.metadata,
             attempt=task.attempts + 1,
+            depends_on=task.depends_on,
         )
         self.offering.add(task_id)
         try:
@@ -253,14 +300,18 @@ class Placement:
         )
         self._refusals[task_id] = (count, self._k.monotonic() + delay)
 
-    def _ready(self, task_id: str) -> bool:
-        """May ``task_id`` be offered now: not backing off after a refusal, and not retried
-        with a delay that has not passed?"""
+    def _ready(self, task_id: str, agent_id: str) -> bool:
+        """May ``task_id`` be offered to ``agent_id`` now: not backing off after a refusal,
+        not waiting at its gates, and not bound to another agent?"""
         refused = self._refusals.get(task_id)
         if refused is not None and self._k.monotonic() < refused[1]:
             return False
         task = self._k.cache.tasks.get(task_id)
-        return task is None or task.not_before is None or self._k.clock() >= task.not_before
+        if task is None:
+            return True
+        if task.require_agent is not None and task.require_agent != agent_id:
+            return False
+        return not self._gates.applies(task) or self._gates.ready(task)
 
     def forget_refusals(self) -> None:
         """Drop the back-off of tasks that are not live any more."""
@@ -277,40 +328,56 @@ class Placement:
             agent = k.registry.get(agent_id)
             if agent is None or not agent.has_free_slot:
                 return
-            task = k.queue.pop_for(agent.capability_set, self._ready)
+            task = k.queue.pop_for(agent.capability_set, lambda t: self._ready(t, agent_id))
             if task is None:
                 return
-            offered = False
+            outcome = "failed"
             try:
-                offered = await self._offer_from_queue(task.task_id, agent_id)
+                outcome = await self._offer_from_queue(task.task_id, agent_id)
             finally:
                 # Whatever stopped it (a refusal, a lost race, the store failing over), a task
                 # taken out of line and not offered goes back, keeping its place.
-                if not offered:
+                if outcome != "offered":
                     self._back_in_line(task.task_id)
-            if not offered:
+            if outcome == "failed":
                 return  # the next periodic pass tries again
+            # offered, or held at its gates (now known here): the next one in line
 
-    async def _offer_from_queue(self, task_id: str, agent_id: str) -> bool:
-        """Reserve the agent and store the task as offered to it; the offer goes out after."""
+    async def _offer_from_queue(
+        self, task_id: str, agent_id: str
+    ) -> Literal["offered", "gated", "failed"]:
+        """Pass the task's gates, reserve the agent and store the task as offered to it; the
+        offer goes out after."""
         k = self._k
+        current = k.cache.tasks.get(task_id)
+        if current is None or current.status is not TaskStatus.QUEUED:
+            return "failed"
+        stamp = None
+        if self._gates.applies(current):
+            stamp = await self._gates.enter(current)
+            if stamp is None:
+                return "gated"
         if not await self.reserve(agent_id, task_id):
-            return False
+            await self._gates.leave(current, stamp)
+            return "failed"
         current = k.cache.tasks.get(task_id)
         if current is None or current.status is not TaskStatus.QUEUED:
             await self.unreserve(agent_id, task_id)
-            return False
+            if current is not None:
+                await self._gates.leave(current, stamp)
+            return "failed"
         try:
             offered = current.evolve(
-                status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=k.clock()
+                status=TaskStatus.OFFERED, agent_id=agent_id, offered_at=k.clock(), gate=stamp
             )
             await k.cache.save_task(offered)
         except Conflict:  # another replica is dispatching it
             await self.unreserve(agent_id, task_id)
+            await self._gates.leave(current, stamp)
             await k.cache.refresh_task(task_id)
-            return False
+            return "failed"
         k.spawn(self._settle(task_id, agent_id), name=f"hivebus-offer-{task_id}")
-        return True
+        return "offered"
 
     async def _settle(self, task_id: str, agent_id: str) -> None:
         """Finish placing a task already stored as offered to ``agent_id``."""
@@ -372,6 +439,13 @@ class Placement:
 
 def assigned_copy(task: TaskRecord, now: float) -> TaskRecord:
     return task.evolve(status=TaskStatus.ASSIGNED, attempts=task.attempts + 1, assigned_at=now)
+
+
+def _free_for(agent: AgentRecord | None, task: TaskRecord, claimed: dict[str, int]) -> bool:
+    """Whether ``agent`` can be offered ``task`` now (capable, in rotation, a slot free)."""
+    if agent is None or not agent.has_free_slot or not task.required <= agent.capability_set:
+        return False
+    return len(agent.tasks) + claimed.get(agent.agent_id, 0) < agent.max_tasks
 
 
 def _offered_to(task: TaskRecord, agent_id: str) -> bool:

@@ -142,3 +142,13 @@ class StatePort(Protocol):
     async def seat_holders(self) -> set[str]:
         """The agents holding a seat (to find seats a crash left behind)."""
         ...
+
+    async def load_limit(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """A shared limit's record (concurrency key holders, a rate window) and its revision
+        (``(None, 0)`` when there is none). Keys are dot-separated tokens of ``[A-Za-z0-9_-]``."""
+        ...
+
+    async def save_limit(self, key: str, value: dict[str, Any], revision: int) -> int:
+        """Compare-and-set a limit's record on ``revision`` (0: create); the new revision.
+        Raises ``Conflict`` when another writer changed it first."""
+        ...

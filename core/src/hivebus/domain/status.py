@@ -67,6 +67,11 @@ def build_status(
     agents = list(orch.registry)
     active = [a for a in agents if a.state is AgentState.ACTIVE]
     queued = len(orch.queue)
+    waiting = Counter(
+        task.status.value
+        for task in (orch.cache.tasks.get(t) for t in orch.cache.live)
+        if task is not None and task.status.is_waiting
+    )
     return {
         "orchestrator_id": orch.orchestrator_id,
         "mode": orch.config.mode.value,
@@ -82,8 +87,9 @@ def build_status(
             "by_role": dict(Counter(a.role.value for a in active)),
         },
         "tasks": {
-            "active": orch.live_count - queued,
+            "active": orch.live_count - queued - sum(waiting.values()),
             "queued": queued,
+            "waiting": {status: waiting[status] for status in ("scheduled", "blocked", "retrying")},
             "completed_total": orch.stats.completed_total,
             "error_total": orch.stats.error_total,
             "delegations_total": orch.stats.delegations_total,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from hivebus_hookspecs.models import TaskPriority, TaskStatus, TaskView
+from hivebus_hookspecs.models import RetryPolicy, TaskPriority, TaskStatus, TaskView
 
 from .records import copier, stored_fields
 
@@ -58,7 +58,23 @@ class TaskRecord:
     queue_deadline: float | None = None
     execution_timeout_s: float | None = None
     not_before: float | None = None
-    """Queued, but offered no sooner than this (Unix time): a retry after a delay."""
+    """``scheduled``: queued at this Unix time; ``retrying``: the next attempt's time."""
+    # What the delegator asked for beyond "run it" (stored only when set: see ``to_dict``).
+    queue_timeout_s: float | None = None
+    retry: dict[str, Any] | None = None
+    """The retry policy in force, as a ``RetryPolicy``'s fields; ``None``: the legacy rule
+    (a reported failure is final, a task taken back is queued again up to max_attempts)."""
+    attempts_base: int = 0
+    """``attempts`` when the task was last retried by hand: the policy counts from here."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One ``Attempt`` per acceptance that ended; never mutated (a transition makes a new list)."""
+    depends_on: list[str] = field(default_factory=list)
+    concurrency: dict[str, Any] | None = None
+    tenant: str | None = None
+    prefer_agents: list[str] = field(default_factory=list)
+    require_agent: str | None = None
+    gate: str | None = None
+    """The stamp of the concurrency place this task holds while offered or assigned."""
     revision: int = 0
     """The store's revision this record was read at or written as; 0 before it is stored."""
     _size: int = field(default=-1, init=False, repr=False)
@@ -97,6 +113,9 @@ class TaskRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _STORED}
+        for name in _OPTIONAL:
+            if not data[name]:
+                del data[name]  # most tasks use none of these: keep their records lean
         data["priority"] = int(self.priority)
         data["status"] = self.status.value
         return data
@@ -126,8 +145,24 @@ class TaskRecord:
             created_at=self.created_at,
             assigned_at=self.assigned_at,
             finished_at=self.finished_at,
-            not_before=self.not_before,
+            not_before=self.not_before if self.status is TaskStatus.SCHEDULED else None,
+            next_attempt_at=self.not_before if self.status is TaskStatus.RETRYING else None,
+            retry=self.retry,
+            history=self.history,
+            depends_on=self.depends_on,
+            concurrency=self.concurrency,
+            tenant=self.tenant,
+            prefer_agents=self.prefer_agents,
+            require_agent=self.require_agent,
         )
+
+    @property
+    def policy(self) -> RetryPolicy | None:
+        return RetryPolicy.model_validate(self.retry) if self.retry is not None else None
+
+    @property
+    def concurrency_key(self) -> str | None:
+        return self.concurrency["key"] if self.concurrency else None
 
 
 _copy = copier(TaskRecord)
@@ -136,5 +171,18 @@ _SIZE_KEEPING = frozenset(
 )
 """Changes that leave the record's size as it was, give or take a few bytes of numbers."""
 _KNOWN = frozenset(stored_fields(TaskRecord))
+_OPTIONAL = (
+    "queue_timeout_s",
+    "retry",
+    "attempts_base",
+    "history",
+    "depends_on",
+    "concurrency",
+    "tenant",
+    "prefer_agents",
+    "require_agent",
+    "gate",
+)
+"""Fields stored only when set: absent, they read back as their defaults."""
 _STORED = tuple(name for name in stored_fields(TaskRecord) if name != "revision")
 """What is stored: every field but the revision (the store's own sequence)."""

@@ -1,6 +1,6 @@
 """Transitions of a task already placed: completed or failed, cancelled, expired, timed out,
-taken back from its agent (requeued, or failed past ``max_attempts``), and the announcements
-and slot bookkeeping that follow each.
+taken back from its agent (retried or requeued, or dead past its attempts: ``retries``), and
+the announcements and slot bookkeeping that follow each.
 
 Every transition is one ``cas.update_task`` call: a change function that decides on the
 record as it is, so a transition that lost a race re-decides and never acts twice.
@@ -11,13 +11,21 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from hivebus_hookspecs.models import CompleteRequest, ErrorCode, EventName, TaskStatus, TaskView
+from hivebus_hookspecs.models import (
+    AttemptOutcome,
+    CompleteRequest,
+    ErrorCode,
+    EventName,
+    TaskStatus,
+    TaskView,
+)
 
 from ..errors import HivebusError
 from .cas import SKIP, Contended, Skip, update_task
 from .kernel import ACTIVE, Kernel, known, log
 from .placement import Placement, assigned_copy
 from .registry import AgentRecord
+from .retries import after_failure, with_attempt
 from .tasks import TaskRecord
 
 __all__ = ["Transitions"]
@@ -33,14 +41,9 @@ class Transitions:
 
         def finish(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             task = known(task, req.task_id)
+            if _reported_already(task, req):
+                return SKIP  # a retried completion: answered, never counted twice
             if task.status.is_final:
-                same = (
-                    task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
-                    and task.agent_id == req.agent_id
-                    and task.success == req.success
-                )
-                if same:
-                    return SKIP  # a retried completion: answered, never counted twice
                 raise HivebusError(
                     ErrorCode.INVALID_STATE,
                     f"task {task.task_id!r} is already {task.status.value}",
@@ -55,13 +58,24 @@ class Transitions:
                 # The agent accepted and finished before its acceptance reached us: record
                 # the assignment too, so observers see the same life as for a slower agent.
                 task = assigned_copy(task, now)
-            finished = task.evolve(
-                status=TaskStatus.COMPLETED if req.success else TaskStatus.FAILED,
-                success=req.success,
-                result=req.result,
-                error=None if req.success else (req.error or "failed"),
-                finished_at=now,
-            )
+            if req.success:
+                finished = task.evolve(
+                    status=TaskStatus.COMPLETED,
+                    success=True,
+                    result=req.result,
+                    error=None,
+                    finished_at=now,
+                    history=with_attempt(task, now, AttemptOutcome.COMPLETED),
+                )
+            else:
+                finished = after_failure(
+                    task,
+                    now,
+                    AttemptOutcome.FAILED,
+                    req.error or "failed",
+                    config=k.config,
+                    final=not req.retryable,
+                ).evolve(result=req.result)
             if finished.size > k.max_record_bytes:
                 raise HivebusError(
                     ErrorCode.PAYLOAD_TOO_LARGE,
@@ -84,8 +98,8 @@ class Transitions:
             await self._placement.free(req.agent_id, req.task_id)
             return seen.view()
         if seen.status is TaskStatus.OFFERED:
-            self._placement.assigned(finished)
-        self.finished(finished, req.agent_id, finished.assigned_at)
+            self._placement.assigned(assigned_copy(seen, finished.finished_at or k.clock()))
+        self.settled(finished, req.agent_id, assigned_at=_assigned_at(seen, finished))
         await self._placement.free(req.agent_id, req.task_id)
         return finished.view()
 
@@ -125,7 +139,11 @@ class Transitions:
                 raise HivebusError(
                     ErrorCode.INVALID_STATE, f"task {task_id!r} is already {task.status.value}"
                 )
-            return task.evolve(status=status, finished_at=k.clock(), error=error)
+            now = k.clock()
+            history = task.history
+            if task.status is TaskStatus.ASSIGNED:
+                history = with_attempt(task, now, AttemptOutcome.CANCELLED, error)
+            return task.evolve(status=status, finished_at=now, error=error, history=history)
 
         try:
             seen, ended = await update_task(k.cache, task_id, end)
@@ -145,27 +163,17 @@ class Transitions:
         return ended
 
     async def time_out(self, task: TaskRecord) -> None:
-        """An assigned task past its execution timeout: failed, or requeued (the default).
+        """An assigned task past its execution timeout: a failed attempt (retried as its
+        policy says), or without a policy failed or requeued, as ``on_execution_timeout``
+        says (requeue is the default).
 
         ``Contended`` propagates: the periodic pass postpones the check to its next round.
         """
-        k = self._k
         agent_id = task.agent_id
         reason = f"execution timeout of {task.execution_timeout_s}s"
-        if k.config.on_execution_timeout == "fail":
-
-            def fail(current: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
-                if current is None or current.status is not TaskStatus.ASSIGNED:
-                    return SKIP
-                return current.evolve(
-                    status=TaskStatus.FAILED, success=False, error=reason, finished_at=k.clock()
-                )
-
-            _, failed = await update_task(k.cache, task.task_id, fail)
-            if failed is not None:
-                self.finished(failed, agent_id, failed.assigned_at)
-                await self.stop_agent_work(agent_id, task.task_id)
-        elif agent_id is not None and await self.requeue(task.task_id, agent_id, reason):
+        if agent_id is not None and await self.requeue(
+            task.task_id, agent_id, reason, AttemptOutcome.TIMED_OUT
+        ):
             await self.stop_agent_work(agent_id, task.task_id)
 
     async def take_back(self, agent: AgentRecord, reason: str) -> list[str]:
@@ -180,47 +188,83 @@ class Transitions:
                 requeued.append(task_id)
         return requeued
 
-    async def requeue(self, task_id: str, agent_id: str, reason: str) -> bool:
-        """Take the task back from ``agent_id``: queued again, or failed past max_attempts.
+    async def requeue(
+        self,
+        task_id: str,
+        agent_id: str,
+        reason: str,
+        outcome: AttemptOutcome = AttemptOutcome.LOST,
+    ) -> bool:
+        """Take the task back from ``agent_id``: its attempt failed with ``outcome``.
 
-        ``False`` when it is not the agent's any more, or when it stayed contended (then the
-        orphan rule of the periodic pass requeues it later).
+        An offer not yet accepted goes back in line as it was. An attempt is retried as the
+        task's policy says (see ``retries``). ``False`` when the task is not the agent's any
+        more, or when it stayed contended (then the orphan rule of the periodic pass
+        requeues it later).
         """
         k = self._k
+        final = outcome is AttemptOutcome.TIMED_OUT and k.config.on_execution_timeout == "fail"
 
         def back(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
             if task is None or task.agent_id != agent_id or task.status not in ACTIVE:
                 return SKIP
-            changes: dict[str, Any] = {"agent_id": None, "assigned_at": None, "offered_at": None}
-            if task.attempts >= k.config.max_attempts:
-                changes |= {
-                    "status": TaskStatus.FAILED,
-                    "success": False,
-                    "error": f"gave up after {task.attempts} attempts ({reason})",
-                    "finished_at": k.clock(),
-                }
-            else:
-                changes["status"] = TaskStatus.QUEUED
-            return task.evolve(**changes)
+            if task.status is TaskStatus.OFFERED:
+                return task.evolve(
+                    status=TaskStatus.QUEUED, agent_id=None, assigned_at=None, offered_at=None
+                )
+            return after_failure(
+                task,
+                k.clock(),
+                outcome,
+                reason,
+                config=k.config,
+                final=final and task.retry is None,
+            )
 
         try:
-            _, saved = await update_task(k.cache, task_id, back)
+            seen, saved = await update_task(k.cache, task_id, back)
         except Contended:
             return False
-        if saved is None:
+        if saved is None or seen is None:
             return False
-        if saved.status is TaskStatus.FAILED:
-            self.finished(saved, None, None)  # held by nobody any more
-        else:
+        self.settled(saved, agent_id, assigned_at=seen.assigned_at, reason=reason)
+        return True
+
+    def settled(
+        self,
+        task: TaskRecord,
+        agent_id: str | None,
+        *,
+        assigned_at: float | None,
+        reason: str | None = None,
+    ) -> None:
+        """Announce what an attempt that ended made of the task, stored as it now is."""
+        k = self._k
+        status = task.status
+        if status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.DEAD):
+            self.finished(task, agent_id, assigned_at)
+        elif status is TaskStatus.RETRYING:
+            log.info(
+                "task retrying",
+                extra={"task_id": task.task_id, "agent_id": agent_id, "error": task.error},
+            )
+            k.emit(
+                EventName.TASK_RETRYING,
+                task_id=task.task_id,
+                agent_id=agent_id,
+                attempts=task.attempts,
+                next_attempt_at=task.not_before,
+                error=task.error,
+            )  # its timer (``waiting``) queues it again when the backoff has passed
+        elif status is TaskStatus.QUEUED:
             k.emit(
                 EventName.TASK_REQUEUED,
-                task_id=task_id,
+                task_id=task.task_id,
                 agent_id=agent_id,
                 reason=reason,
-                attempts=saved.attempts,
+                attempts=task.attempts,
             )
-            k.spawn(self._placement.dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
-        return True
+            k.spawn(self._placement.dispatch(task.task_id), name=f"hivebus-dispatch-{task.task_id}")
 
     async def stop_agent_work(self, agent_id: str | None, task_id: str) -> None:
         """After the store says the task left the agent: tell the agent, free its slot."""
@@ -229,7 +273,7 @@ class Transitions:
         await self._placement.free(agent_id, task_id)
 
     def finished(self, task: TaskRecord, agent_id: str | None, since: float | None) -> None:
-        """Count and announce a task stored as completed or failed."""
+        """Count and announce a task stored as completed, failed or dead."""
         k = self._k
         success = task.status is TaskStatus.COMPLETED
         duration_ms = None
@@ -239,7 +283,7 @@ class Transitions:
         # A success is on events.> already; a failure is worth a line at INFO too.
         log.log(
             logging.DEBUG if success else logging.INFO,
-            "task completed" if success else "task failed",
+            f"task {task.status.value}",
             extra={"task_id": task.task_id, "agent_id": agent_id, "error": task.error},
         )
         fields: dict[str, Any] = {"task_id": task.task_id, "agent_id": agent_id}
@@ -247,7 +291,37 @@ class Transitions:
             fields["duration_ms"] = round(duration_ms, 3)
         if not success:
             fields["error"] = task.error
-        k.emit(EventName.TASK_COMPLETED if success else EventName.TASK_FAILED, **fields)
+        if task.status is TaskStatus.DEAD:
+            fields["attempts"] = task.attempts
+        k.emit(_FINISHED_EVENTS[task.status], **fields)
         hook = "hivebus_task_completed" if success else "hivebus_task_failed"
         if k.hooks.wants(hook):
             k.hooks.notify(hook, task=task.view())
+
+
+_FINISHED_EVENTS = {
+    TaskStatus.COMPLETED: EventName.TASK_COMPLETED,
+    TaskStatus.FAILED: EventName.TASK_FAILED,
+    TaskStatus.DEAD: EventName.TASK_DEAD,
+}
+
+
+def _reported_already(task: TaskRecord, req: CompleteRequest) -> bool:
+    """Whether ``req`` repeats the completion that ended the task's last attempt (its reply
+    was lost and the agent sent it again): answered as it was, never applied twice."""
+    if task.status in ACTIVE and task.agent_id == req.agent_id:
+        return False  # the agent holds it (again): this is news
+    if not task.history:  # a record stored before histories were kept
+        return (
+            task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+            and task.agent_id == req.agent_id
+            and task.success == req.success
+        )
+    last = task.history[-1]
+    expected = AttemptOutcome.COMPLETED if req.success else AttemptOutcome.FAILED
+    return bool(last["agent_id"] == req.agent_id and last["outcome"] == expected)
+
+
+def _assigned_at(seen: TaskRecord, finished: TaskRecord) -> float | None:
+    """When the attempt that just ended was assigned (a retried task has let go of it)."""
+    return finished.assigned_at if finished.assigned_at is not None else seen.assigned_at

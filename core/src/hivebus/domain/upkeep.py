@@ -1,9 +1,10 @@
 """Upkeep: everything that happens because time passed, in one periodic pass.
 
-Silent agents are marked offline; queue deadlines and execution timeouts are applied; what a
-crash left behind is repaired (an offer whose sender died, a task held by an agent that left,
-a slot reserved for nothing, a seat nobody holds); waiting work is offered to free agents and
-long-gone agents are forgotten. Each repair waits a grace period first: another replica's
+Silent agents are marked offline; queue deadlines and execution timeouts are applied; waiting
+tasks whose time has come move on; what a crash left behind is repaired (an offer whose
+sender died, a task held by an agent that left, a slot reserved for nothing, a seat nobody
+holds, a concurrency place held for a task off its agent); waiting work is offered to free
+agents and long-gone agents are forgotten. Each repair waits a grace period first: another replica's
 watch may only be a moment ahead of ours.
 """
 
@@ -16,23 +17,34 @@ from hivebus_hookspecs.models import AgentState, TaskStatus
 from ..errors import HivebusError
 from .agents import Agents
 from .cas import Contended
+from .gates import Gates
 from .kernel import ACTIVE, Kernel, log
 from .placement import Placement
 from .ports import Conflict, OfferResult, StateUnavailable
 from .tasks import TaskRecord
 from .transitions import Transitions
+from .waiting import Waiting
 
 __all__ = ["Upkeep"]
 
 
 class Upkeep:
     def __init__(
-        self, kernel: Kernel, agents: Agents, placement: Placement, transitions: Transitions
+        self,
+        kernel: Kernel,
+        agents: Agents,
+        placement: Placement,
+        transitions: Transitions,
+        waiting: Waiting,
+        gates: Gates,
     ) -> None:
         self._k = kernel
         self._agents = agents
         self._placement = placement
         self._transitions = transitions
+        self._waiting = waiting
+        self._gates = gates
+        self._gates_checked = kernel.monotonic()
         self.ticker: asyncio.Task[None] | None = None
         self._bus_up = True
         self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
@@ -66,6 +78,7 @@ class Upkeep:
             self._placement.sweep,
             self._agents.prune_offline,
             self._release_stray_seats,
+            self._repair_gates,
         )
         for step in steps:
             try:
@@ -124,6 +137,13 @@ class Upkeep:
                 await k.state.release_seat(agent_id)
         self._stray_seats = {a: t for a, t in stray.items() if now - t < grace}
 
+    async def _repair_gates(self) -> None:
+        """Concurrency places a crash left held, every other grace period."""
+        now = self._k.monotonic()
+        if now - self._gates_checked >= self._k.config.heartbeat_interval_s * 2:
+            self._gates_checked = now
+            await self._gates.repair()
+
     async def _expire_and_recover(self) -> None:
         """Deadlines, and tasks a crash left with nobody to finish them.
 
@@ -146,6 +166,9 @@ class Upkeep:
         if task is None:
             return
         now = k.clock()
+        if task.status.is_waiting:
+            await self._waiting.check(task)
+            return
         if task.status is TaskStatus.QUEUED:
             if task.queue_deadline is not None and now > task.queue_deadline:
                 await self._transitions.expire(task_id)

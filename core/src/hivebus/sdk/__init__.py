@@ -4,7 +4,7 @@ One implementation of the agent-side protocol, used by the SDK's ``Agent`` and b
 facade; ``request.call`` is the one request/reply helper of every client.
 """
 
-from .agent import Agent, TaskHandler
+from .agent import Agent, PermanentFailure, TaskHandler
 from .client import HiveClient
 
-__all__ = ["Agent", "HiveClient", "TaskHandler"]
+__all__ = ["Agent", "HiveClient", "PermanentFailure", "TaskHandler"]

@@ -37,12 +37,19 @@ from ..subjects import Subjects
 from .request import call
 from .session import AgentSession
 
-__all__ = ["Agent", "TaskHandler"]
+__all__ = ["Agent", "PermanentFailure", "TaskHandler"]
 
 TaskHandler = Callable[[Offer], Awaitable[Any]]
 """Receives the task; its return value is the result. Raising reports a failure."""
 
 log = logging.getLogger("hivebus.agent")
+
+
+class PermanentFailure(Exception):
+    """Raised by a task handler: the task failed and trying again cannot help (bad input, a
+    refused permission), so it is ``failed`` at once whatever its retry policy. Any other
+    exception is a failure its retry policy may retry."""
+
 
 REMEMBERED_RESULTS = 1000
 REPORT_PATIENCE_S = 300.0
@@ -210,6 +217,7 @@ class Agent:
                 agent_id=self.agent_id,
                 success=False,
                 error=f"{type(exc).__name__}: {exc}"[:8192],
+                retryable=not isinstance(exc, PermanentFailure),
             )
         # The slot is free before the core hears of it: the core offers the next task the
         # moment it records the completion, and that offer must find the slot open.

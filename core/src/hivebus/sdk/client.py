@@ -13,11 +13,13 @@ import orjson
 from hivebus_hookspecs.models import (
     AgentsRequest,
     AgentView,
+    ConcurrencyLimit,
     DelegateReply,
     DelegateRequest,
     EmptyRequest,
     ErrorCode,
     PluginInfo,
+    RetryPolicy,
     TaskPriority,
     TaskRequest,
     TasksRequest,
@@ -112,12 +114,36 @@ class HiveClient:
         queue: bool = True,
         queue_timeout_s: float | None = None,
         execution_timeout_s: float | None = None,
+        retry: RetryPolicy | dict[str, Any] | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        depends_on: list[str] | None = None,
+        concurrency: ConcurrencyLimit | dict[str, Any] | None = None,
+        tenant: str | None = None,
+        prefer_agents: list[str] | None = None,
+        require_agent: str | None = None,
         wait: bool = False,
         wait_timeout: float | None = None,
     ) -> DelegateReply | TaskView:
-        """Delegate a task. With ``wait``, return the finished task instead of the receipt."""
+        """Delegate a task. With ``wait``, return the finished task instead of the receipt.
+
+        The options are those of ``task.delegate`` (subjects.md): ``retry`` a policy,
+        ``delay_s`` or ``not_before`` a start, ``depends_on`` tasks to complete first,
+        ``concurrency`` a key and its limit, ``tenant`` for turns, ``prefer_agents`` and
+        ``require_agent`` for affinity."""
+        options = {
+            "retry": retry,
+            "delay_s": delay_s,
+            "not_before": not_before,
+            "depends_on": depends_on,
+            "concurrency": concurrency,
+            "tenant": tenant,
+            "prefer_agents": prefer_agents,
+            "require_agent": require_agent,
+        }
         request = DelegateRequest.model_validate(
             {
+                **{name: value for name, value in options.items() if value is not None},
                 "task_id": task_id or uuid.uuid4().hex,
                 "task_type": task_type,
                 "required_capabilities": required_capabilities or [],
@@ -169,6 +195,11 @@ class HiveClient:
 
     async def get(self, task_id: str) -> TaskView:
         raw = await self._call(self.subjects.get, TaskRequest(task_id=task_id))
+        return TaskView.model_validate(raw["task"])
+
+    async def retry(self, task_id: str) -> TaskView:
+        """Queue a dead, failed, expired or cancelled task again (``task.retry``)."""
+        raw = await self._call(self.subjects.retry, TaskRequest(task_id=task_id))
         return TaskView.model_validate(raw["task"])
 
     async def cancel(self, task_id: str) -> TaskView:

@@ -7,7 +7,8 @@ not a silently ignored option.
 
 One module per part of the contract: ``identifiers`` and ``enums`` (the values bodies share),
 ``requests`` (what clients send), ``agent_messages`` (offers and control messages to an agent),
-``replies`` (replies and the views they carry), ``events`` (events and alerts).
+``replies`` (replies and the views they carry), ``events`` (events and alerts),
+``task_options`` (retry policies, concurrency limits, the history of attempts).
 """
 
 from .agent_messages import (
@@ -73,9 +74,17 @@ from .security import (
     Decision,
     SecurityEvent,
 )
+from .task_options import (
+    MAX_ATTEMPTS_LIMIT,
+    Attempt,
+    AttemptOutcome,
+    ConcurrencyLimit,
+    RetryPolicy,
+)
 
 __all__ = [
     "AGENT_ID_PATTERN",
+    "MAX_ATTEMPTS_LIMIT",
     "MAX_JSON_DEPTH",
     "TASK_ID_PATTERN",
     "AgentId",
@@ -87,10 +96,13 @@ __all__ = [
     "Alert",
     "AlertSeverity",
     "AlertStatus",
+    "Attempt",
+    "AttemptOutcome",
     "AuditReply",
     "AuditRequest",
     "Capability",
     "CompleteRequest",
+    "ConcurrencyLimit",
     "ControlAction",
     "ControlMessage",
     "Decision",
@@ -115,6 +127,7 @@ __all__ = [
     "Priority",
     "RegisterReply",
     "RegisterRequest",
+    "RetryPolicy",
     "SecurityEvent",
     "TaskId",
     "TaskPriority",

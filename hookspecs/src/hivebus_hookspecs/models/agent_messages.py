@@ -28,6 +28,8 @@ class Offer(CoreBody):
     payload: JsonValue = None
     metadata: Metadata = Field(default_factory=dict)
     attempt: int = 1
+    depends_on: list[str] = Field(default_factory=list)
+    """The tasks this one waited for, all completed: ``task.get`` reads their results."""
 
 
 class ControlAction(enum.StrEnum):

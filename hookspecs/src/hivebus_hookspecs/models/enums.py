@@ -61,22 +61,42 @@ Priority = Annotated[
 
 
 class TaskStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    """Delegated with a delay: queued once its ``not_before`` has come."""
+    BLOCKED = "blocked"
+    """Waiting for the tasks it ``depends_on`` to complete."""
     QUEUED = "queued"
     OFFERED = "offered"
     ASSIGNED = "assigned"
+    RETRYING = "retrying"
+    """An attempt failed; queued again at ``next_attempt_at``."""
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    DEAD = "dead"
+    """Out of attempts: every attempt its retry policy allowed failed."""
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
+    @property
+    def is_waiting(self) -> bool:
+        """Not in the queue yet: for a time to come or for other tasks."""
+        return self in _WAITING
+
 
 _FINAL = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.EXPIRED,
+        TaskStatus.DEAD,
+    }
 )
+_WAITING = frozenset({TaskStatus.SCHEDULED, TaskStatus.BLOCKED, TaskStatus.RETRYING})
 
 
 class AgentState(enum.StrEnum):

@@ -25,6 +25,8 @@ class EventName(enum.StrEnum):
     AGENT_OFFLINE = "agent.offline"
     AGENT_QUARANTINED = "agent.quarantined"
     AGENT_RELEASED = "agent.released"
+    TASK_SCHEDULED = "task.scheduled"
+    TASK_BLOCKED = "task.blocked"
     TASK_QUEUED = "task.queued"
     TASK_ASSIGNED = "task.assigned"
     TASK_COMPLETED = "task.completed"
@@ -32,6 +34,8 @@ class EventName(enum.StrEnum):
     TASK_REQUEUED = "task.requeued"
     TASK_CANCELLED = "task.cancelled"
     TASK_EXPIRED = "task.expired"
+    TASK_RETRYING = "task.retrying"
+    TASK_DEAD = "task.dead"
     PLUGIN_VETOED = "plugin.vetoed"
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, JsonValue
 from .bodies import CoreBody
 from .enums import AgentRole, AgentState, ErrorCode, HealthStatus, Priority, TaskStatus
 from .identifiers import Metadata
+from .task_options import Attempt, ConcurrencyLimit, RetryPolicy
 
 __all__ = [
     "AgentView",
@@ -60,7 +61,17 @@ class TaskView(CoreBody):
     assigned_at: float | None = None
     finished_at: float | None = None
     not_before: float | None = None
-    """A queued task retried after a delay is offered no sooner than this."""
+    """A ``scheduled`` task is queued at this Unix time."""
+    next_attempt_at: float | None = None
+    """A ``retrying`` task is queued again at this Unix time."""
+    retry: RetryPolicy | None = None
+    """The retry policy in force (the request's, its type's or the global one)."""
+    history: list[Attempt] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    concurrency: ConcurrencyLimit | None = None
+    tenant: str | None = None
+    prefer_agents: list[str] = Field(default_factory=list)
+    require_agent: str | None = None
 
 
 class PluginInfo(CoreBody):

@@ -3,11 +3,12 @@ error, not a silently ignored option."""
 
 from __future__ import annotations
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
 
 from .bodies import RequestBody
 from .enums import AgentRole, Priority, TaskPriority, TaskStatus
 from .identifiers import AgentId, Capability, Metadata, TaskId
+from .task_options import ConcurrencyLimit, RetryPolicy
 
 __all__ = [
     "AgentsRequest",
@@ -68,6 +69,27 @@ class DelegateRequest(RequestBody):
     """Fail the task as ``expired`` if nobody has accepted it this long after delegation."""
     execution_timeout_s: float | None = Field(default=None, gt=0)
     """Requeue (or fail, as configured) a task still running this long after assignment."""
+    retry: RetryPolicy | None = None
+    """Retry failed attempts with backoff; the task is ``dead`` when they run out."""
+    delay_s: float | None = Field(default=None, ge=0, le=366 * 86_400)
+    """Offer the task no sooner than this many seconds from now (``scheduled`` until then)."""
+    not_before: float | None = Field(default=None, ge=0)
+    """Offer the task no sooner than this Unix time (not with ``delay_s``)."""
+    depends_on: list[TaskId] = Field(default_factory=list, max_length=64)
+    """Existing tasks that must complete first; the task is ``blocked`` until they have."""
+    concurrency: ConcurrencyLimit | None = None
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    """Within a priority, tenants' queued tasks are offered in turn."""
+    prefer_agents: list[AgentId] = Field(default_factory=list, max_length=16)
+    """Offered first, when free and capable."""
+    require_agent: AgentId | None = None
+    """Offered to this agent only: the task waits for it."""
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> DelegateRequest:
+        if self.delay_s is not None and self.not_before is not None:
+            raise ValueError("give delay_s or not_before, not both")
+        return self
 
 
 class CompleteRequest(RequestBody):
@@ -76,10 +98,12 @@ class CompleteRequest(RequestBody):
     success: bool = True
     result: JsonValue = None
     error: str | None = Field(default=None, max_length=8192)
+    retryable: bool = True
+    """With ``success: false``: ``false`` makes the failure final, whatever the retry policy."""
 
 
 class TaskRequest(RequestBody):
-    """``task.get`` and ``task.cancel``."""
+    """``task.get``, ``task.cancel`` and ``task.retry``."""
 
     task_id: TaskId
 

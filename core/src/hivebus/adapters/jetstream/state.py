@@ -88,11 +88,17 @@ class BucketNames:
     agents: str
     tasks: str
     seats: str
+    limits: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> BucketNames:
         stem = prefix.replace(".", "_") if prefix else "hivebus"
-        return cls(agents=f"{stem}_agents", tasks=f"{stem}_tasks", seats=f"{stem}_seats")
+        return cls(
+            agents=f"{stem}_agents",
+            tasks=f"{stem}_tasks",
+            seats=f"{stem}_seats",
+            limits=f"{stem}_limits",
+        )
 
 
 async def open_bucket(
@@ -130,9 +136,11 @@ class JetStreamState:
         tasks: KeyValue,
         writer: CasWriter,
         seats: AgentSeats,
+        limits: KeyValue,
     ) -> None:
         self._js = js
         self._seats = seats
+        self._limits = limits
         self._agents = agents
         self._tasks = tasks
         self._writer = writer
@@ -152,10 +160,17 @@ class JetStreamState:
         seats = await AgentSeats.open(
             js, names.seats, config.max_agents, config.kv_replicas, storage
         )
+        limits = await open_bucket(
+            js,
+            names.limits,
+            config.kv_replicas,
+            storage,
+            "hivebus: concurrency keys and rate windows shared by replicas",
+        )
         writer = CasWriter(nc, config.request_timeout_s)
         await writer.start()
         agents, tasks = buckets
-        return cls(js, agents, tasks, writer, seats)
+        return cls(js, agents, tasks, writer, seats, limits)
 
     # --- the port ---------------------------------------------------------------------
 
@@ -231,6 +246,30 @@ class JetStreamState:
 
     async def seat_holders(self) -> set[str]:
         return await self._seats.holders()
+
+    async def load_limit(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        try:
+            entry = await self._limits.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not read the limit {key!r}") from exc
+        if entry.value is None or entry.revision is None:
+            return None, entry.revision or 0
+        try:
+            value = orjson.loads(entry.value)
+        except orjson.JSONDecodeError:
+            log.warning("unreadable limit record, starting it afresh", extra={"key": key})
+            return None, entry.revision
+        return (value if isinstance(value, dict) else None), entry.revision
+
+    async def save_limit(self, key: str, value: dict[str, Any], revision: int) -> int:
+        try:
+            return await self._writer.write(self._limits._pre + key, orjson.dumps(value), revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise Conflict(key) from None
+        except _TRANSIENT as exc:
+            raise StateUnavailable(f"JetStream did not store the limit {key!r}") from exc
 
     async def _load(self, kv: KeyValue, key: str, decode: Decode) -> Any:
         """The stored record under ``key``, or None when there is none (or it is unreadable)."""
