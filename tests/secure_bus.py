@@ -166,3 +166,24 @@ def secure_cluster(directory: AuthDir, root: Path, size: int = 3) -> list[Embedd
             server.stop()
         raise
     return servers
+
+
+async def until_jetstream_ready(url: str, core_creds: Path, timeout_s: float = 60.0) -> None:
+    """A new cluster answers JetStream requests only once it has elected a meta leader: wait
+    for that with the core's credentials (JetStream lives in the core's account)."""
+    config = HivebusConfig.load(nats_url=url, creds_file=core_creds)
+    nc = await nats.connect(**connect_options(config, "secure-cluster-ready"))
+    try:
+        js = nc.jetstream(timeout=2.0)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                await js.add_stream(name="READY", subjects=["secure.ready"], num_replicas=3)
+                await js.delete_stream("READY")
+                return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await nc.close()

@@ -17,7 +17,7 @@ from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
 from hivebus_hookspecs.models import Offer, TaskStatus
 from processes import Proc, spawn
-from secure_bus import make_auth_dir, secure_cluster
+from secure_bus import make_auth_dir, secure_cluster, until_jetstream_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -42,6 +42,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Any, list[EmbeddedServe
     directory.add(Kind.CLIENT, "loader", can=[Permission.DELEGATE, Permission.READ])
     servers = secure_cluster(directory, tmp_path / "cluster")
     try:
+        await until_jetstream_ready(",".join(s.url for s in servers), directory.core_creds)
         yield directory, servers
     finally:
         for server in servers:
@@ -79,6 +80,7 @@ class SecureRun:
 
     async def run(self, ids: list[str], fault: Any) -> None:
         """Delegate half, cause ``fault``, delegate the rest; each completes exactly once."""
+        await self.served_on_every_node()
         for agent in self.agents:
             await agent.start()
         async with HiveClient(config=self.config("loader")) as hive:
@@ -113,6 +115,23 @@ class SecureRun:
                 "agent.register", b'{"agent_id": "w0"}', timeout=5
             )
             assert b'"forbidden"' in refused.data
+
+    async def served_on_every_node(self) -> None:
+        """The core's subscriptions reach the other nodes over the routes a moment after it
+        says it serves: wait until each node knows a responder."""
+        for url in self.url.split(","):
+            base = {**TEST_DEFAULTS, "nats_url": url}
+            config = HivebusConfig.load(**base, creds_file=self.directory.creds_path("loader"))
+            async with HiveClient(config=config) as hive:
+
+                async def answered(hive: HiveClient = hive) -> bool:
+                    try:
+                        await hive.status()
+                    except (ConnectionError, TimeoutError):
+                        return False
+                    return True
+
+                await eventually(answered, timeout=30)
 
     async def stop(self) -> None:
         for agent in self.agents:
