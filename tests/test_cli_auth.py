@@ -139,3 +139,19 @@ def test_up_warns_when_an_open_bus_listens_beyond_loopback(tmp_path: Path):
         up.wait_for("serving on")
     finally:
         up.stop()
+
+
+def test_up_auth_refuses_a_directory_made_for_another_prefix(tmp_path: Path):
+    auth = str(tmp_path / "auth")
+    ok("auth", "init", auth, "--prefix", "prod.hive")
+    done = run("up", "--auth", auth, "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "prefix 'prod.hive'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_credentials_file_is_one_line(tmp_path: Path):
+    done = run("status", "--creds", str(tmp_path / "nope.creds"), "--nats", "nats://127.0.0.1:1")
+    assert done.returncode == 2
+    assert "nope.creds" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
