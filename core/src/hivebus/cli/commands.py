@@ -101,6 +101,12 @@ async def status(hive: HiveClient, args: argparse.Namespace) -> int:
             ],
         )
     )
+    state = s.get("state") or {}
+    buckets = ", ".join(
+        f"{name} {b['current']}/{b['replicas']}" + ("" if b["leader"] else " NO LEADER")
+        for name, b in (state.get("buckets") or {}).items()
+    )
+    print(f"state: {state.get('kind', '-')}" + (f" ({buckets})" if buckets else ""))
     print(f"capabilities: {_pairs(s['capabilities_index']) or '-'}")
     print(f"plugins: {_pairs(s['plugins']) or '-'}")
     return 0
