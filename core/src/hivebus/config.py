@@ -62,7 +62,13 @@ class HivebusConfig(BaseSettings):
     """Everything the core, the SDK and the CLI can be configured with."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HIVEBUS_", extra="forbid", validate_default=True, frozen=True
+        env_prefix="HIVEBUS_",
+        # HIVEBUS_PLUGIN_CONFIG__PERFORMANCE__PORT=9465 sets one plugin setting, merged with
+        # the file's table: what a container or a second replica on one host needs.
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
     )
 
     # --- identity and bus ---
