@@ -123,6 +123,9 @@ class Core:
         await self._service.start()
         for context in self._contexts.values():
             await context.bind(self._endpoint_binder(context.name))
+        # The server has every subscription once it answers a ping: "serving" means a request
+        # sent now, from any connection, finds a responder (plugin endpoints included).
+        await nc.flush(timeout=max(1, round(self.config.request_timeout_s)))
         self.ready_in_s = time.perf_counter() - started
         log.info(
             "hivebus core serving",
