@@ -110,6 +110,18 @@ MISTAKES: dict[str, Mistake] = {
     "NATS without a core": Mistake(
         ("status", "--nats", "{nats}"), FAILURE, "no hivebus core answers"
     ),
+    # --- the core says no
+    "nobody can take it, and no queueing": Mistake(
+        ("delegate", "--nats", "{bus}", "--cap", "nobody", "--no-queue"),
+        FAILURE,
+        "hivebus: no_agent_available:",
+    ),
+    "get an unknown task": Mistake(
+        ("task", "get", "no-such-task", "--nats", "{bus}"), FAILURE, "unknown_task: no task"
+    ),
+    "cancel an unknown task": Mistake(
+        ("cancel", "no-such-task", "--nats", "{bus}"), FAILURE, "unknown_task: no task"
+    ),
 }
 
 
@@ -154,13 +166,26 @@ def bare_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def core_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``hivebus up`` with its embedded nats-server, for the mistakes a core answers."""
+    tmp = tmp_path_factory.mktemp("core")
+    port = free_port()
+    up = spawn(
+        "up", "--port", str(port), "--data-dir", str(tmp / "d"), "-p", "no:performance", cwd=tmp
+    )
+    up.wait_for("serving on")
+    yield f"nats://127.0.0.1:{port}"
+    up.stop()
+
+
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_a_mistake_is_one_clear_line(
-    name: str, files: Path, not_nats: int, bare_nats: EmbeddedServer
+    name: str, files: Path, not_nats: int, bare_nats: EmbeddedServer, core_bus: str
 ):
     mistake = MISTAKES[name]
     places = {"tmp": str(files), "closed": str(free_port()), "http": str(not_nats)}
-    places["nats"] = bare_nats.url
+    places.update(nats=bare_nats.url, bus=core_bus)
     args = [arg.format(**places) for arg in mistake.args]
     done = run(*args, **dict(mistake.env))
     lines = done.stderr.splitlines()

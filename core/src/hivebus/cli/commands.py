@@ -169,7 +169,7 @@ async def plugins(hive: HiveClient, args: argparse.Namespace) -> int:
 
 async def delegate(hive: HiveClient, args: argparse.Namespace) -> int:
     task_id = args.task_id or uuid.uuid4().hex  # known here, so a timeout can name the task
-    unoffered = await _unoffered(hive, args.cap)
+    unoffered = [] if args.no_queue else await _unoffered(hive, args.cap)
     if unoffered:
         print(
             f"hivebus: warning: no live agent offers {', '.join(unoffered)}; "
@@ -233,7 +233,9 @@ async def _delegate_and_wait(
         return None
     try:
         answer = waiting.result()
-    except TimeoutError:
+    except TimeoutError as exc:
+        if args.timeout is None or str(exc):
+            raise  # a request that got no reply (it says which), not the wait running out
         where = await _whereabouts(hive, task_id)
         raise CommandFailed(f"timed out after {args.timeout:g}s waiting; {where}") from None
     assert isinstance(answer, TaskView)
