@@ -207,7 +207,8 @@ class Stack:
     def hivebus(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run(*args, HIVEBUS_NATS_URL=self.url)
 
-    def stop(self) -> None:
+    def stop(self) -> list[int]:
+        """Stop everything; the exit codes of the agent and the cores (SIGTERM: 0 each)."""
         if self.prometheus is not None:
             self.prometheus.terminate()
             try:
@@ -215,12 +216,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.prometheus.kill()
                 self.prometheus.wait()
-        if self.agent is not None:
-            self.agent.stop()
-        for core in self.cores:
-            core.stop(timeout=20)
+        codes = [self.agent.stop()] if self.agent is not None else []
+        codes += [core.stop(timeout=20) for core in self.cores]
         for server in self.servers:
             server.stop()
+        return codes
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("stack"))
     try:
         yield stack.start()
-    finally:
+    except BaseException:
         stack.stop()
+        raise
+    # SIGTERM, as `docker compose stop` sends: the agent and both replicas stop cleanly.
+    assert stack.stop() == [0, 0, 0]
 
 
 def test_the_nats_configs_form_one_jetstream_cluster(stack: Stack):
