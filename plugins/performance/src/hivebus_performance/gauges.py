@@ -1,8 +1,10 @@
 """Gauges read at scrape time: agents by state, the queue by priority and by capability.
 
 Scrapes are served on the core's event loop, so reading the orchestrator here never races its
-updates. Each scrape makes one pass over the agents and one over the queue. Capability labels
-are bounded: only the ``max_capabilities`` capabilities with the most queued tasks get series.
+updates. Each scrape makes one pass over the agents, one over the queue, and one over the tasks
+the core holds (the oldest waiting task: the view lists tasks newest first), so its cost grows
+with the backlog, every scrape interval. Capability labels are bounded: only the
+``max_capabilities`` capabilities with the most queued tasks get series.
 """
 
 from __future__ import annotations
