@@ -42,7 +42,9 @@ def explain(exc: BaseException, config_file: str | None = None) -> Explained | N
     if isinstance(exc, UsageError):
         return Explained(str(exc), USAGE)
     if isinstance(exc, ValidationError):
-        return Explained(f"invalid configuration: {_first_error(exc)}", USAGE)
+        # The configuration, or a request built from the arguments (a --type too long...).
+        what = "configuration" if exc.title == "HivebusConfig" else "arguments"
+        return Explained(f"invalid {what}: {_first_error(exc)}", USAGE)
     if isinstance(exc, tomllib.TOMLDecodeError):
         return Explained(f"cannot read the config file {config_file}: {exc}", USAGE)
     if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
