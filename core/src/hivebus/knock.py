@@ -66,14 +66,14 @@ async def _listen(
 ) -> Knock:
     try:
         async with asyncio.timeout(timeout_s / 2):
-            first = await reader.read(5)
+            first = await reader.read(80)
     except TimeoutError:
         # Silent: an HTTP server waits for a request, a TLS-first NATS server for a handshake.
         # Speak first; only a non-NATS answer is certain (a TLS server just hangs up).
         writer.write(b"PING\r\n")
         try:
             async with asyncio.timeout(timeout_s / 2):
-                first = await reader.read(16)
+                first = await reader.read(80)
         except TimeoutError:
             return Knock(Answer.SILENT, f"no greeting within {timeout_s:g}s")
         if not first or first.upper().startswith((b"INFO", b"PONG", b"-ERR")):
