@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-from hivebus import Core, HiveClient, TaskStatus
+from conftest import eventually
+from hivebus import Core, HiveClient, Offer, TaskStatus
 from processes import hivebus_env
 
 
@@ -78,3 +79,37 @@ async def test_mistaken_task_rules_get_one_line_and_no_task(hivebus_core: Core, 
         assert "Traceback" not in run.stderr
         assert said in run.stderr.strip().splitlines()[-1], run.stderr
     assert [t.task_id for t in await hive.tasks()] == []
+
+
+async def test_task_retry_brings_a_dead_task_back_and_task_get_shows_its_history(
+    hivebus_core: Core, hive: HiveClient, make_agent
+):
+    async def fails_once(task: Offer) -> str:
+        if task.attempt == 1:
+            raise RuntimeError("first try fails")
+        return "fine"
+
+    await make_agent("worker-1", ["x"], fails_once)
+    await hive.delegate("t", ["x"], task_id="once", retry={"max_attempts": 1})
+
+    async def dead() -> bool:
+        return (await hive.get("once")).status is TaskStatus.DEAD
+
+    await eventually(dead)
+    listed = await _hivebus(hivebus_core, "tasks", "--status", "dead", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["task_id"] for t in json.loads(listed.stdout)] == ["once"]
+    shown = await _hivebus(hivebus_core, "task", "get", "once")
+    assert "attempt 1 by worker-1 failed" in shown.stdout
+    assert "RuntimeError: first try fails" in shown.stdout
+
+    retried = await _hivebus(hivebus_core, "task", "retry", "once")
+    assert retried.returncode == 0, retried.stderr
+
+    async def completed() -> bool:
+        return (await hive.get("once")).status is TaskStatus.COMPLETED
+
+    await eventually(completed)
+    again = await _hivebus(hivebus_core, "task", "retry", "once")
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1].startswith("hivebus: invalid_state:")

@@ -24,9 +24,36 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "RateLimit", "with_creds"]
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "HivebusConfig",
+    "OrchestratorMode",
+    "RateLimit",
+    "check_nats_url",
+    "with_creds",
+]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def check_nats_url(urls: str) -> str:
+    """``urls`` (comma-separated) if every one is a NATS URL; a wrong one is refused at once.
+
+    Without this, ``http://host`` reached nats-py, which retried it until the connect timeout.
+    """
+    for url in (part.strip() for part in urls.split(",")):
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            scheme, rest = "nats", url  # host:port, as nats-py accepts it
+        if scheme.lower() not in NATS_SCHEMES:
+            raise ValueError(
+                f"{url!r} is not a NATS URL: use nats://HOST:PORT (or tls://, ws://, wss://)"
+            )
+        host = rest.rsplit("@", 1)[-1].split("/", 1)[0]
+        if not host or host.startswith(":"):
+            raise ValueError(f"{url!r} is not a NATS URL: it names no host")
+    return urls
 
 
 def _split_names(value: Any) -> Any:
@@ -83,7 +110,13 @@ class HivebusConfig(BaseSettings):
     """Everything the core, the SDK and the CLI can be configured with."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HIVEBUS_", extra="forbid", validate_default=True, frozen=True
+        env_prefix="HIVEBUS_",
+        # HIVEBUS_PLUGIN_CONFIG__PERFORMANCE__PORT=9465 sets one plugin setting, merged with
+        # the file's table: what a container or a second replica on one host needs.
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
     )
 
     # --- identity and bus ---
@@ -221,6 +254,11 @@ class HivebusConfig(BaseSettings):
     # --- logging ---
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_nats_url(value)
 
     @field_validator("log_level")
     @classmethod

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 
 from .auth.credentials import read_credentials
 from .config import DEFAULT_NATS_URL, HivebusConfig
+from .knock import Answer, knock_url
 
 __all__ = ["connect", "connect_options", "redact"]
 
@@ -124,6 +125,7 @@ async def connect(
 
     client: Client | None = None
     options = connect_options(config, name)
+    await _knock_first(options["servers"], min(config.connect_timeout_s, 2.0))
     if not reconnect:
         options["allow_reconnect"] = False
     # nats-py retries the first connection forever when reconnects are unlimited: bound it,
@@ -143,3 +145,20 @@ async def connect(
         reason = last_error[0] if last_error else redact(str(exc) or type(exc).__name__)
         raise ConnectionError(f"cannot connect to NATS at {where}: {reason}") from None
     return client
+
+
+async def _knock_first(servers: list[str], timeout_s: float) -> None:
+    """Fail at once, in words, when no server in the list can be NATS.
+
+    Only certain answers fail (refused, unknown host, not NATS); a silent listener is left to
+    nats-py, which knows TLS-first servers and retries.
+    """
+    knocks = await asyncio.gather(*(knock_url(url, timeout_s) for url in servers))
+    if any(k.answer in (Answer.NATS, Answer.SILENT) for k in knocks):
+        return
+    if len(servers) == 1:
+        raise ConnectionError(f"cannot reach NATS at {_public_url(servers[0])}: {knocks[0].reason}")
+    reasons = "; ".join(
+        f"{_public_url(u)}: {k.reason}" for u, k in zip(servers, knocks, strict=True)
+    )
+    raise ConnectionError(f"cannot reach NATS at any of {reasons}")

@@ -7,13 +7,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 from hivebus_hookspecs.context import EndpointHandler
 from hivebus_hookspecs.models import HealthStatus
 from nats.aio.client import Client
 
 from .adapters.events import EventPublisher
-from .adapters.jetstream import JetStreamState, jetstream_available
+from .adapters.jetstream import BucketNames, JetStreamState, jetstream_available
+from .adapters.jetstream.quorum import QuorumWatch
 from .adapters.offers import NatsOffers
 from .adapters.service import CoreService
 from .auth.guard import Guard
@@ -43,6 +45,7 @@ class Core:
         self._events: EventPublisher | None = None
         self._owns_connection = False
         self._state: JetStreamState | None = None
+        self._quorum: QuorumWatch | None = None
         self.state_kind = "none"
         self.ready_in_s: float | None = None
         self._contexts: dict[str, CorePluginContext] = {}
@@ -93,6 +96,17 @@ class Core:
             )
         orchestrator.add_health_check(self._connection_health)
         orchestrator.add_health_check(self._state_health)
+        if isinstance(state, JetStreamState):
+            names = BucketNames.for_prefix(self.config.prefix)
+            self._quorum = QuorumWatch(
+                nc.jetstream(timeout=self.config.request_timeout_s),
+                (names.agents, names.tasks, names.seats),
+                interval_s=self.config.heartbeat_interval_s,
+                timeout_s=min(self.config.request_timeout_s, 2.0),
+            )
+            await self._quorum.start()
+            orchestrator.add_health_check(self._quorum.health)
+        orchestrator.add_status_section("state", self._state_section)
         self._orchestrator = orchestrator
         self._events.start()
         js = nc.jetstream(timeout=self.config.request_timeout_s) if self._state else None
@@ -118,6 +132,9 @@ class Core:
         await self._service.start()
         for context in self._contexts.values():
             await context.bind(self._endpoint_binder(context.name))
+        # The server has every subscription once it answers a ping: "serving" means a request
+        # sent now, from any connection, finds a responder (plugin endpoints included).
+        await nc.flush(timeout=max(1, round(self.config.request_timeout_s)))
         self.ready_in_s = time.perf_counter() - started
         log.info(
             "hivebus core serving",
@@ -198,10 +215,17 @@ class Core:
             )
         return None
 
+    def _state_section(self) -> dict[str, Any]:
+        buckets = self._quorum.section() if self._quorum is not None else {}
+        return {"kind": self.state_kind, "buckets": buckets}
+
     async def stop(self) -> None:
         """Finish in-flight replies, stop background work, shut plugins down, disconnect."""
         grace = self.config.shutdown_grace_s
         self._stopping = True
+        if self._quorum is not None:
+            await self._quorum.stop()
+            self._quorum = None
         if self._service is not None:
             await self._service.stop(grace)
             self._service = None

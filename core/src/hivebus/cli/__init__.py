@@ -8,49 +8,39 @@ import sys
 from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint
 
-from pydantic import ValidationError
-
-from ..errors import RemoteError
+from . import arguments
+from .arguments import HivebusArgumentParser
 from .auth import add_auth_commands
 from .extensions import add_commands, load_commands
+from .failures import explain
+from .options import json_option, nats_options
+from .task_commands import add_task_commands
 from .task_options import add_task_options
 
 __all__ = ["main"]
-
-
-def _nats_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nats",
-        metavar="URL",
-        default=None,
-        help="NATS URL (default: $HIVEBUS_NATS_URL or nats://127.0.0.1:4222)",
-    )
-    parser.add_argument("--config", metavar="FILE", default=None, help="TOML config file")
-    parser.add_argument(
-        "--creds",
-        metavar="FILE",
-        default=None,
-        help="credentials file for a secure bus (default: $HIVEBUS_CREDS)",
-    )
-
-
-def _json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def build_parser(
     command_entry_points: Iterable[EntryPoint] | None = None,
 ) -> argparse.ArgumentParser:
     """The whole command line; ``command_entry_points`` stands in for the installed ones."""
-    parser = argparse.ArgumentParser(
+    parser = HivebusArgumentParser(
         prog="hivebus", description="An agent orchestrator that lives on NATS."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="run the core (with an embedded nats-server if needed)")
-    _nats_option(up)
-    up.add_argument("--port", type=int, default=None, help="embedded server port (4222)")
-    up.add_argument("--data-dir", default=None, help="embedded server data (./.hivebus)")
+    nats_options(up)
+    up.add_argument(
+        "--port",
+        type=arguments.port,
+        default=None,
+        help="port of the embedded nats-server; if a NATS server already listens there, "
+        "join it as a replica (default 4222)",
+    )
+    up.add_argument(
+        "--data-dir", default=None, help="embedded nats-server's JetStream data (./.hivebus)"
+    )
     up.add_argument(
         "-p",
         dest="plugin_flags",
@@ -59,7 +49,13 @@ def build_parser(
         metavar="NAME",
         help="load plugin NAME, or -p no:NAME to disable it (repeatable)",
     )
-    up.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    up.add_argument(
+        "--log-level",
+        default=None,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="log level (default INFO)",
+    )
     up.add_argument(
         "--auth", metavar="DIR", default=None, help="run a secure bus from this auth directory"
     )
@@ -70,43 +66,81 @@ def build_parser(
         ("plugins", "loaded plugins and their health"),
     ]:
         sub = commands.add_parser(name, help=text)
-        _nats_option(sub)
-        _json_option(sub)
+        nats_options(sub)
+        json_option(sub)
 
     tasks = commands.add_parser("tasks", help="live and recent tasks")
-    _nats_option(tasks)
-    _json_option(tasks)
-    tasks.add_argument("--status", default=None, help="only tasks in this status")
-    tasks.add_argument("--limit", type=int, default=50)
+    nats_options(tasks)
+    json_option(tasks)
+    tasks.add_argument(
+        "--status", type=arguments.task_status, default=None, help="only tasks in this status"
+    )
+    tasks.add_argument(
+        "--limit", type=arguments.positive_int, default=50, help="at most this many (50)"
+    )
 
     tap = commands.add_parser("tap", help="follow live messages (default: all events)")
-    _nats_option(tap)
-    _json_option(tap)
-    tap.add_argument("subject", nargs="?", default="events.>")
-    tap.add_argument("--count", type=int, default=None, help="exit after N messages")
+    nats_options(tap)
+    json_option(tap)
+    tap.add_argument("subject", nargs="?", default="events.>", help="subject to follow")
+    tap.add_argument(
+        "--count", type=arguments.positive_int, default=None, help="exit after N messages"
+    )
 
     delegate = commands.add_parser("delegate", help="delegate a task")
-    _nats_option(delegate)
-    _json_option(delegate)
-    delegate.add_argument("--type", dest="task_type", default="task")
-    delegate.add_argument("--cap", action="append", default=[], help="required capability")
-    delegate.add_argument("--priority", default="medium", help="low|medium|high|critical")
-    delegate.add_argument("--payload", default=None, help="JSON payload")
-    delegate.add_argument("--id", dest="task_id", default=None, help="task id (idempotent)")
-    delegate.add_argument("--no-queue", action="store_true", help="fail if nobody can take it")
+    nats_options(delegate)
+    json_option(delegate)
+    delegate.add_argument("--type", dest="task_type", default="task", help="task type (task)")
+    delegate.add_argument(
+        "--cap", action="append", default=[], help="required capability (repeatable)"
+    )
+    delegate.add_argument(
+        "--priority",
+        type=arguments.priority,
+        default="medium",
+        help="low, medium, high or critical (or 1, 5, 8, 10); default medium",
+    )
+    delegate.add_argument(
+        "--payload",
+        type=arguments.json_value,
+        default=None,
+        help="the task's payload as JSON, e.g. '{\"n\": 1}' or '\"some text\"'",
+    )
+    delegate.add_argument(
+        "--id", dest="task_id", type=arguments.task_id, default=None, help="task id (idempotent)"
+    )
+    delegate.add_argument(
+        "--no-queue", action="store_true", help="fail if no agent takes it now, never queue"
+    )
     delegate.add_argument("--wait", action="store_true", help="wait for the result")
-    delegate.add_argument("--timeout", type=float, default=None, help="with --wait, seconds")
+    delegate.add_argument(
+        "--timeout",
+        type=arguments.positive_float,
+        default=None,
+        help="with --wait, give up waiting after this many seconds (the task goes on)",
+    )
     add_task_options(delegate)
 
     agent = commands.add_parser(
         "agent", help="run a generic agent: COMMAND runs per task, payload on stdin"
     )
-    _nats_option(agent)
-    agent.add_argument("--id", dest="agent_id", required=True)
+    nats_options(agent)
+    agent.add_argument(
+        "--id", dest="agent_id", type=arguments.agent_id, required=True, help="agent id"
+    )
     agent.add_argument("--cap", action="append", default=[], help="capability (repeatable)")
-    agent.add_argument("--role", default="worker")
-    agent.add_argument("--max-tasks", type=int, default=1)
-    agent.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
+    agent.add_argument("--role", default="worker", help="agent role (worker)")
+    agent.add_argument(
+        "--max-tasks",
+        type=arguments.positive_int,
+        default=1,
+        help="tasks run at once, one process each (1)",
+    )
+    agent.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS", help="the command to run"
+    )
+
+    add_task_commands(commands)
 
     plugin = commands.add_parser("plugin", help="work on plugins: `plugin new NAME`")
     plugin_commands = plugin.add_subparsers(dest="plugin_command", required=True, metavar="WHAT")
@@ -120,7 +154,7 @@ def build_parser(
         help="a hivebus checkout to depend on (default: the one this hivebus runs from)",
     )
 
-    add_auth_commands(commands, _nats_option, _json_option)
+    add_auth_commands(commands, nats_options, json_option)
 
     # Commands other distributions add (hivebus-bench adds `bench`): see extensions.py.
     add_commands(commands.add_parser, load_commands(set(commands.choices), command_entry_points))
@@ -135,12 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(commands.run(args))
     except KeyboardInterrupt:
         return 130
-    except (ConnectionError, TimeoutError, FileNotFoundError) as exc:
-        print(f"hivebus: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        print(f"hivebus: invalid configuration or arguments:\n{exc}", file=sys.stderr)
-        return 2
-    except RemoteError as exc:
-        print(f"hivebus: {exc.code.value}: {exc.message}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        explained = explain(exc, getattr(args, "config", None))
+        if explained is None:
+            raise  # a bug in hivebus: its traceback is what a report needs
+        print(f"hivebus: {explained.line}", file=sys.stderr)
+        return explained.exit_code

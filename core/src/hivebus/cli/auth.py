@@ -47,7 +47,12 @@ def add_auth_commands(commands: Any, nats_option: Any, json_option: Any) -> None
     init.add_argument("--prefix", default="", help="the bus's subject prefix, if any")
 
     add = what.add_parser("add", help="add a principal and write its credentials file")
-    add.add_argument("kind", choices=["agent", "client", "monitor", "admin"])
+    add.add_argument(
+        "kind",
+        choices=["agent", "client", "monitor", "admin"],
+        help="what the principal is: an agent acts as one agent id; a client delegates, "
+        "reads or cancels as granted; a monitor reads everything; an admin does anything",
+    )
     add.add_argument("name", help="for an agent, its agent id")
     add.add_argument(
         "--can",
@@ -60,7 +65,7 @@ def add_auth_commands(commands: Any, nats_option: Any, json_option: Any) -> None
     _dir_option(add)
 
     revoke = what.add_parser("revoke", help="remove a principal; its credentials stop working")
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the principal to remove (as auth list shows it)")
     _dir_option(revoke)
 
     listing = what.add_parser("list", help="the principals")

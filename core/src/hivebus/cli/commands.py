@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import inspect
 import sys
 import time
+import uuid
 from typing import Any
 
 import orjson
-from hivebus_hookspecs.models import TaskStatus, TaskView
+from hivebus_hookspecs.models import AgentState, DelegateReply, TaskStatus, TaskView
 
 from ..config import HivebusConfig
 from ..connection import connect
 from ..sdk import HiveClient, TaskUpdate
 from .extensions import DEST, Command
+from .failures import CommandFailed
 from .shutdown import stop_requested
 from .tables import clock, event_line, table
+from .task_commands import DEST as TASK_DEST
+from .task_commands import TaskCommand
 from .task_options import task_options
 
 __all__ = ["run"]
@@ -49,7 +54,10 @@ async def run(args: argparse.Namespace) -> int:
         from .exec_agent import run_agent
 
         return await run_agent(args, _config(args))
+    task_command: TaskCommand | None = getattr(args, TASK_DEST, None)
     async with HiveClient(config=_config(args)) as hive:
+        if task_command is not None:
+            return await task_command.run(hive, args)
         handler = {
             "status": status,
             "agents": agents,
@@ -95,6 +103,12 @@ async def status(hive: HiveClient, args: argparse.Namespace) -> int:
             ],
         )
     )
+    state = s.get("state") or {}
+    buckets = ", ".join(
+        f"{name} {b['current']}/{b['replicas']}" + ("" if b["leader"] else " NO LEADER")
+        for name, b in (state.get("buckets") or {}).items()
+    )
+    print(f"state: {state.get('kind', '-')}" + (f" ({buckets})" if buckets else ""))
     print(f"capabilities: {_pairs(s['capabilities_index']) or '-'}")
     print(f"plugins: {_pairs(s['plugins']) or '-'}")
     return 0
@@ -125,8 +139,7 @@ async def agents(hive: HiveClient, args: argparse.Namespace) -> int:
 
 
 async def tasks(hive: HiveClient, args: argparse.Namespace) -> int:
-    status_filter = TaskStatus(args.status) if args.status else None
-    found = await hive.tasks(status_filter, args.limit)
+    found = await hive.tasks(args.status, args.limit)
     if args.json:
         _print_json([t.model_dump(mode="json") for t in found])
         return 0
@@ -157,19 +170,21 @@ async def plugins(hive: HiveClient, args: argparse.Namespace) -> int:
 
 
 async def delegate(hive: HiveClient, args: argparse.Namespace) -> int:
-    payload = orjson.loads(args.payload) if args.payload is not None else None
-    answer = await hive.delegate(
-        args.task_type,
-        args.cap,
-        priority=args.priority,
-        payload=payload,
-        task_id=args.task_id,
-        queue=not args.no_queue,
-        wait=args.wait,
-        wait_timeout=args.timeout,
-        **task_options(args),
-        on_progress=show_progress,
-    )
+    task_id = args.task_id or uuid.uuid4().hex  # known here, so a timeout can name the task
+    unoffered = [] if args.no_queue else await _unoffered(hive, args.cap)
+    if unoffered:
+        print(
+            f"hivebus: warning: no live agent offers {', '.join(unoffered)}; "
+            f"the task waits in the queue until one registers",
+            file=sys.stderr,
+        )
+    if args.wait:
+        finished = await _delegate_and_wait(hive, args, task_id)
+        if finished is None:
+            return 130  # Ctrl-C: as a shell reports SIGINT
+        answer: DelegateReply | TaskView = finished
+    else:
+        answer = await _delegate(hive, args, task_id, wait=False)
     if args.json:
         _print_json(answer.model_dump(mode="json"))
     elif isinstance(answer, TaskView):
@@ -191,6 +206,75 @@ def show_progress(update: TaskUpdate) -> None:
     done = "" if update.progress is None else f" {update.progress:.0%}"
     said = f" {update.message}" if update.message else ""
     print(f"{clock(time.time())} progress{done}{said}", file=sys.stderr, flush=True)
+
+
+async def _delegate(
+    hive: HiveClient, args: argparse.Namespace, task_id: str, *, wait: bool
+) -> DelegateReply | TaskView:
+    return await hive.delegate(
+        args.task_type,
+        args.cap,
+        priority=args.priority,
+        payload=args.payload,
+        task_id=task_id,
+        queue=not args.no_queue,
+        wait=wait,
+        wait_timeout=args.timeout,
+        on_progress=show_progress if wait else None,
+        **task_options(args),
+    )
+
+
+async def _delegate_and_wait(
+    hive: HiveClient, args: argparse.Namespace, task_id: str
+) -> TaskView | None:
+    """Wait for the result; a timeout or Ctrl-C (``None``) says where the task is."""
+    stop = stop_requested()
+    waiting = asyncio.create_task(_delegate(hive, args, task_id, wait=True))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([waiting, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        where = await _whereabouts(hive, task_id)
+        print(f"hivebus: stopped waiting; {where}", file=sys.stderr)
+        return None
+    try:
+        answer = waiting.result()
+    except TimeoutError as exc:
+        if args.timeout is None or str(exc):
+            raise  # a request that got no reply (it says which), not the wait running out
+        where = await _whereabouts(hive, task_id)
+        raise CommandFailed(f"timed out after {args.timeout:g}s waiting; {where}") from None
+    assert isinstance(answer, TaskView)
+    return answer
+
+
+async def _whereabouts(hive: HiveClient, task_id: str) -> str:
+    """``task T is assigned to A and goes on (...)``, read back from the core."""
+    try:
+        task = await hive.get(task_id)
+    except Exception:
+        return f"task {task_id} may have been delegated: hivebus task get {task_id}"
+    if task.status.is_final:
+        return f"task {task_id} is {task.status.value}: hivebus task get {task_id}"
+    state = task.status.value + (f" to {task.agent_id}" if task.agent_id else "")
+    return (
+        f"task {task_id} is {state} and goes on "
+        f"(hivebus task get {task_id} to see it, hivebus cancel {task_id} to stop it)"
+    )
+
+
+async def _unoffered(hive: HiveClient, capabilities: list[str]) -> list[str]:
+    """The required capabilities no live agent offers (an empty list: someone could take it)."""
+    if not capabilities:
+        return []
+    live = [a for a in await hive.agents() if a.state is not AgentState.OFFLINE]
+    offered = {cap for agent in live for cap in agent.capabilities}
+    return [cap for cap in capabilities if cap not in offered]
 
 
 async def tap(args: argparse.Namespace) -> int:

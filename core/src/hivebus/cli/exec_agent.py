@@ -19,6 +19,7 @@ from hivebus_hookspecs.models import Offer
 from ..config import HivebusConfig
 from ..logs import configure_logging
 from ..sdk import Agent, report_progress
+from .failures import UsageError
 from .shutdown import first_of, stop_requested
 
 __all__ = ["CommandFailed", "progress_line", "run_agent"]
@@ -118,7 +119,7 @@ async def run_agent(args: argparse.Namespace, config: HivebusConfig) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise SystemExit("hivebus agent: give the command after --, e.g. -- python work.py")
+        raise UsageError("agent: give the command after --, e.g. -- python work.py")
     configure_logging(config.log_level, config.log_format)
     agent = Agent(
         args.agent_id,

@@ -9,9 +9,11 @@ from pathlib import Path
 from ..auth.serving import is_loopback, secure_setup
 from ..config import HivebusConfig
 from ..connection import redact
+from ..knock import Answer, knock
 from ..logs import configure_logging
 from ..runtime import Core
-from ..server import EmbeddedServer, port_open
+from ..server import EmbeddedServer
+from .failures import CommandFailed
 from .shutdown import first_of, stop_requested
 
 __all__ = ["up"]
@@ -61,8 +63,18 @@ async def up(args: argparse.Namespace) -> int:
     server: EmbeddedServer | None = None
     if config.nats_url is None:
         url = f"nats://{config.host}:{config.port}"
-        if port_open(config.host, config.port):
-            print(f"hivebus: joining the NATS server already listening on {url}", flush=True)
+        there = await knock(config.host, config.port)
+        if there.answer is Answer.NATS:
+            print(
+                f"hivebus: a NATS server already listens on {url} (another hivebus up?): "
+                "joining it as a replica",
+                flush=True,
+            )
+        elif there.answer is not Answer.NOBODY:
+            raise CommandFailed(
+                f"port {config.port} on {config.host} is in use and not by NATS "
+                f"({there.reason}): choose another with --port, or join a server with --nats"
+            )
         else:
             server = EmbeddedServer(
                 config.host, config.port, config.data_dir, extra_args=extra_args

@@ -101,6 +101,7 @@ class Orchestrator:
         kernel.cache.observe = self._waiting.observe
         kernel.cache.written = self._gates.left_agent
         self._health_checks: list[HealthCheck] = []
+        self._status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
         self.config = config
         self.clock = clock
         self.monotonic = monotonic
@@ -142,6 +143,10 @@ class Orchestrator:
 
     def add_health_check(self, check: HealthCheck) -> None:
         self._health_checks.append(check)
+
+    def add_status_section(self, name: str, section: Callable[[], dict[str, Any]]) -> None:
+        """A part of the status report the host knows and the domain does not (``state``)."""
+        self._status_sections[name] = section
 
     # --- agents -------------------------------------------------------------------------
 
@@ -245,6 +250,8 @@ class Orchestrator:
     async def status(self) -> dict[str, Any]:
         plugins = await self._hooks.health()
         status = build_status(self, plugins, assess(self, plugins, self._health_checks))
+        for name, section in self._status_sections.items():
+            status[name] = section()
         extensions = await self._hooks.status_contributions(self)
         if extensions:
             status["extensions"] = extensions

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from hivebus_hookspecs import AgentState, Event, EventName, OrchestratorView
+from hivebus_hookspecs import Event, EventName
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-__all__ = ["DEFAULT_BUCKETS", "Metrics", "OrchestratorCollector"]
+__all__ = ["DEFAULT_BUCKETS", "WAIT_BUCKETS", "Metrics"]
 
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0
 )  # fmt: skip
 """Seconds from assignment to the end: agent tasks run from milliseconds to an hour."""
 
+WAIT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+)  # fmt: skip
+"""Seconds a task waits: a millisecond when an agent is free, up to an hour in a backlog."""
+
 
 class Metrics:
-    """Counters and the duration histogram, fed from lifecycle events."""
+    """Counters and histograms, fed from lifecycle events."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         def counter(name: str, doc: str) -> Counter:
@@ -48,6 +52,23 @@ class Metrics:
             buckets=buckets,
             registry=registry,
         )
+        for outcome in ("completed", "failed"):
+            self.duration.labels(outcome)
+        self.delegation = Histogram(
+            "hivebus_delegation_seconds",
+            "Time from a delegation's admission to its placement: assigned at once, or queued.",
+            ["outcome"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        for outcome in ("assigned", "queued"):
+            self.delegation.labels(outcome)
+        self.queue_wait = Histogram(
+            "hivebus_queue_wait_seconds",
+            "Time from a task's delegation to its first assignment (queued or not).",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
         self._by_event: dict[EventName, Counter] = {
             EventName.TASK_QUEUED: self.queued,
             EventName.TASK_ASSIGNED: self.assignments,
@@ -67,30 +88,3 @@ class Metrics:
             if isinstance(duration_ms, int | float):
                 outcome = "completed" if event.event is EventName.TASK_COMPLETED else "failed"
                 self.duration.labels(outcome).observe(duration_ms / 1000)
-
-
-class OrchestratorCollector(Collector):
-    """Gauges read from the running orchestrator at scrape time.
-
-    Scrapes are served on the core's event loop, so reading the orchestrator here never races
-    its updates. Reads only its plugin view: the queue's length and the agents' states (one
-    pass over the agents per scrape).
-    """
-
-    def __init__(self, orchestrator: OrchestratorView) -> None:
-        self._orchestrator = orchestrator
-
-    def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("hivebus_agents_registered", "Live registered agents.")
-        yield GaugeMetricFamily("hivebus_queue_depth", "Tasks waiting in the queue.")
-
-    def collect(self) -> Iterator[Metric]:
-        active = sum(1 for a in self._orchestrator.agents() if a.state is AgentState.ACTIVE)
-        yield GaugeMetricFamily(
-            "hivebus_agents_registered", "Live registered agents.", value=active
-        )
-        yield GaugeMetricFamily(
-            "hivebus_queue_depth",
-            "Tasks waiting in the queue.",
-            value=len(self._orchestrator.queue),
-        )

@@ -1,0 +1,125 @@
+"""The performance plugin's gauges and latencies: what the docker/ dashboard and alerts read."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from typing import Any
+
+import pytest
+from conftest import eventually
+from hivebus import HivebusConfig, HiveClient, Offer, TaskStatus
+from hivebus.runtime import Core
+from hivebus.server import free_port
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()  # type: ignore[no-any-return]
+
+
+async def scrape(url: str) -> Samples:
+    text = await asyncio.to_thread(_get, url)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.fixture
+def hivebus_settings() -> dict[str, Any]:
+    settings = {"port": 0, "refresh_s": 0.1}
+    return {
+        "plugins": ["performance"],
+        "state": "jetstream",
+        "plugin_config": {"performance": settings},
+    }
+
+
+async def slow(task: Offer) -> Any:
+    await asyncio.sleep(0.3)
+    return task.payload
+
+
+async def test_agents_queue_latency_and_health_are_exported(hive: HiveClient, make_agent):
+    url = (await hive.status())["extensions"]["performance"]["url"]
+    await make_agent("idle-1", ["python"])
+    await make_agent("busy-1", ["slow"], slow)
+    done = await hive.delegate("t", ["python"], wait=True, wait_timeout=5)
+    assert done.status is TaskStatus.COMPLETED
+    running = await hive.delegate("t", ["slow"], task_id="running")
+    assert running.agent_id == "busy-1"
+    await hive.delegate("t", ["gpu"], priority="high", task_id="waits")
+
+    async def seen() -> bool:
+        metrics = await scrape(url)
+        return metrics.get(("hivebus_core_health", (("status", "healthy"),))) == 1 and (
+            metrics[("hivebus_delegation_seconds_count", (("outcome", "queued"),))] == 1
+        )
+
+    await eventually(seen)
+    m = await scrape(url)
+    assert m[("hivebus_agents", (("state", "idle"),))] == 1
+    assert m[("hivebus_agents", (("state", "busy"),))] == 1
+    assert m[("hivebus_agents", (("state", "offline"),))] == 0
+    assert m[("hivebus_queue_depth_by_priority", (("priority", "high"),))] == 1
+    assert m[("hivebus_queue_depth_by_priority", (("priority", "low"),))] == 0
+    assert m[("hivebus_queue_depth_by_capability", (("capability", "gpu"),))] == 1
+    assert m[("hivebus_capability_live_agents", (("capability", "gpu"),))] == 0
+    assert m[("hivebus_queue_oldest_age_seconds", ())] > 0
+    assert m[("hivebus_delegation_seconds_count", (("outcome", "assigned"),))] == 2
+    assert m[("hivebus_queue_wait_seconds_count", ())] == 2
+    assert m[("hivebus_core_health", (("status", "unhealthy"),))] == 0
+    assert m[("hivebus_plugin_health", (("plugin", "performance"), ("status", "healthy")))] == 1
+    for bucket in ("hivebus_agents", "hivebus_tasks", "hivebus_seats"):
+        assert m[("hivebus_state_bucket_leader", (("bucket", bucket),))] == 1
+        assert m[("hivebus_state_bucket_current_replicas", (("bucket", bucket),))] == 1
+
+    # An agent offering the capability arrives: the waiting task is placed and waited > 0.
+    await make_agent("gpu-1", ["gpu"])
+    await eventually(lambda: _status_is(hive, "waits", TaskStatus.COMPLETED))
+
+    async def waited() -> bool:
+        metrics = await scrape(url)
+        return metrics[("hivebus_queue_wait_seconds_count", ())] == 3
+
+    await eventually(waited)
+    m = await scrape(url)
+    assert ("hivebus_queue_depth_by_capability", (("capability", "gpu"),)) not in m
+    assert m[("hivebus_queue_oldest_age_seconds", ())] == 0
+
+
+async def _status_is(hive: HiveClient, task_id: str, status: TaskStatus) -> bool:
+    return (await hive.get(task_id)).status is status
+
+
+async def test_two_replicas_on_one_host_take_their_ports_from_the_environment(
+    hivebus_config: HivebusConfig, monkeypatch: pytest.MonkeyPatch, nats_server
+):
+    """The docker/ stack's way: one file for every replica, a port each from the environment."""
+    ports = [free_port(), free_port()]
+    cores = []
+    try:
+        for port in ports:
+            monkeypatch.setenv("HIVEBUS_PLUGIN_CONFIG__PERFORMANCE__PORT", str(port))
+            config = HivebusConfig.load(
+                nats_url=nats_server.url, state="jetstream", plugins=["performance"]
+            )
+            assert config.plugin_settings("performance") == {"port": str(port)}
+            core = Core(config)
+            await core.start()
+            cores.append(core)
+        async with HiveClient(config=hivebus_config) as hive:
+            seen = {
+                (await scrape(f"http://127.0.0.1:{port}/metrics"))[("hivebus_queue_depth", ())]
+                for port in ports
+            }
+            assert seen == {0}
+            assert (await hive.status())["plugins"]["performance"] == "healthy"
+    finally:
+        for core in cores:
+            await core.stop()
