@@ -65,6 +65,9 @@ async def test_delegate_takes_the_task_rules(hivebus_core: Core, hive: HiveClien
     assert later.returncode == 0, later.stderr
     assert "later scheduled" in later.stdout
     assert (await hive.get("later")).status is TaskStatus.SCHEDULED
+    status = await _hivebus(hivebus_core, "status")
+    assert status.returncode == 0, status.stderr
+    assert "scheduled=1, blocked=1" in status.stdout
 
 
 async def test_mistaken_task_rules_get_one_line_and_no_task(hivebus_core: Core, hive: HiveClient):

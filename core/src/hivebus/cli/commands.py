@@ -86,8 +86,16 @@ async def status(hive: HiveClient, args: argparse.Namespace) -> int:
     )
     print(
         table(
-            ["tasks active", "queued", "completed", "failed"],
-            [[t["active"], t["queued"], t["completed_total"], t["error_total"]]],
+            ["tasks active", "queued", "waiting", "completed", "failed"],
+            [
+                [
+                    t["active"],
+                    t["queued"],
+                    _pairs({k: n for k, n in t.get("waiting", {}).items() if n}) or 0,
+                    t["completed_total"],
+                    t["error_total"],
+                ]
+            ],
         )
     )
     print(
