@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 from typing import Literal
 
-from hivebus_hookspecs.models import AgentState, EventName, Offer, TaskStatus
+from hivebus_hookspecs.models import AgentState, ErrorCode, EventName, Offer, TaskStatus
 
+from ..errors import HivebusError
 from .cas import SKIP, Contended, Skip, update_agent, update_task
 from .gates import Gates
 from .kernel import Kernel, log
@@ -20,7 +21,7 @@ from .ports import Conflict, OfferOutcome, OfferResult
 from .registry import AgentRecord
 from .tasks import TaskRecord
 
-__all__ = ["Placement", "assigned_copy"]
+__all__ = ["Placement", "assigned_copy", "held_by"]
 
 
 class Placement:
@@ -440,6 +441,25 @@ class Placement:
             if not len(k.queue):
                 return
             await self.feed(agent.agent_id)
+
+
+def held_by(task: TaskRecord, agent_id: str, now: float) -> TaskRecord:
+    """``task`` as held by ``agent_id``, who reports on it (a completion, progress): refused
+    as ``invalid_state`` when it is final, ``not_task_owner`` when another holds it or none.
+
+    A task still offered to the agent is returned assigned: the agent reports, so it
+    accepted, and its acceptance is still on the way; recording the assignment with the
+    report gives observers the same life as for a slower agent.
+    """
+    if task.status.is_final:
+        raise HivebusError(
+            ErrorCode.INVALID_STATE, f"task {task.task_id!r} is already {task.status.value}"
+        )
+    if task.agent_id != agent_id or task.status not in (TaskStatus.OFFERED, TaskStatus.ASSIGNED):
+        raise HivebusError(
+            ErrorCode.NOT_TASK_OWNER, f"task {task.task_id!r} is not held by agent {agent_id!r}"
+        )
+    return assigned_copy(task, now) if task.status is TaskStatus.OFFERED else task
 
 
 def assigned_copy(task: TaskRecord, now: float) -> TaskRecord:

@@ -21,8 +21,8 @@ from hivebus_hookspecs.models.requests import PROGRESS_DATA_BYTES
 
 from ..errors import HivebusError
 from .cas import Contended, Skip, update_task
-from .kernel import ACTIVE, OUTCOME_ROOM, Kernel, known
-from .placement import Placement, assigned_copy
+from .kernel import OUTCOME_ROOM, Kernel, known
+from .placement import Placement, held_by
 from .tasks import TaskRecord
 
 __all__ = ["Progress"]
@@ -39,20 +39,8 @@ class Progress:
         _check_data(req)
 
         def note(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
-            task = known(task, req.task_id)
-            if task.status.is_final:
-                raise HivebusError(
-                    ErrorCode.INVALID_STATE,
-                    f"task {task.task_id!r} is already {task.status.value}",
-                )
-            if task.agent_id != req.agent_id or task.status not in ACTIVE:
-                raise HivebusError(
-                    ErrorCode.NOT_TASK_OWNER,
-                    f"task {task.task_id!r} is not held by agent {req.agent_id!r}",
-                )
             now = k.clock()
-            if task.status is TaskStatus.OFFERED:
-                task = assigned_copy(task, now)
+            task = held_by(known(task, req.task_id), req.agent_id, now)
             noted = task.evolve(
                 progress=req.progress, progress_message=req.message, progress_at=now
             )

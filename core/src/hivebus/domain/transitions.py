@@ -23,7 +23,7 @@ from hivebus_hookspecs.models import (
 from ..errors import HivebusError
 from .cas import SKIP, Contended, Skip, update_task
 from .kernel import ACTIVE, Kernel, known, log
-from .placement import Placement, assigned_copy
+from .placement import Placement, assigned_copy, held_by
 from .registry import AgentRecord
 from .retries import after_failure, with_attempt
 from .tasks import TaskRecord
@@ -43,21 +43,8 @@ class Transitions:
             task = known(task, req.task_id)
             if _reported_already(task, req):
                 return SKIP  # a retried completion: answered, never counted twice
-            if task.status.is_final:
-                raise HivebusError(
-                    ErrorCode.INVALID_STATE,
-                    f"task {task.task_id!r} is already {task.status.value}",
-                )
-            if task.agent_id != req.agent_id or task.status not in ACTIVE:
-                raise HivebusError(
-                    ErrorCode.NOT_TASK_OWNER,
-                    f"task {task.task_id!r} is not assigned to agent {req.agent_id!r}",
-                )
             now = k.clock()
-            if task.status is TaskStatus.OFFERED:
-                # The agent accepted and finished before its acceptance reached us: record
-                # the assignment too, so observers see the same life as for a slower agent.
-                task = assigned_copy(task, now)
+            task = held_by(task, req.agent_id, now)
             if req.success:
                 finished = task.evolve(
                     status=TaskStatus.COMPLETED,
