@@ -6,6 +6,11 @@ level. The recent level standing more than ``z`` baseline deviations above the b
 more than a minimum absolute step, so a near-constant series does not alarm on noise) is an
 anomaly. The baseline keeps learning from every sample, so a lasting change becomes the new
 normal and the anomaly resolves by itself: it flags change, not a fixed number.
+
+The baseline learns from each sample's deviation clipped to the alarm bound (a Huber-style
+update): unclipped, the first slow samples would inflate the variance so much that the change
+they announce could never stand out; clipped, the baseline still follows a lasting change,
+at a pace set by ``slow_alpha``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ __all__ = ["Baseline"]
 class Baseline:
     slow_alpha: float
     fast_alpha: float
+    z: float = 4.0
+    """How many deviations above the baseline is anomalous."""
+    min_delta: float = 0.0
+    """...and by at least this much, so a near-constant series does not alarm on noise."""
     mean: float = 0.0
     variance: float = 0.0
     recent: float = 0.0
@@ -34,8 +43,9 @@ class Baseline:
         if self.count == 1:
             self.mean = self.recent = value
             return
-        # West's exponentially weighted mean and variance.
-        diff = value - self.mean
+        bound = max(self.z * self.deviation, self.min_delta)
+        # West's exponentially weighted mean and variance, of the clipped deviation.
+        diff = max(-bound, min(bound, value - self.mean)) if bound > 0 else value - self.mean
         increment = self.slow_alpha * diff
         self.mean += increment
         self.variance = (1.0 - self.slow_alpha) * (self.variance + diff * increment)
@@ -45,12 +55,12 @@ class Baseline:
     def deviation(self) -> float:
         return math.sqrt(max(self.variance, 0.0))
 
-    def anomalous(self, z: float, min_delta: float, warmup: int) -> bool:
+    def anomalous(self, warmup: int) -> bool:
         """The recent level is above the baseline by ``z`` deviations and ``min_delta``."""
         if self.count < warmup:
             return False
         excess = self.recent - self.mean
-        return excess > min_delta and excess > z * self.deviation
+        return excess > self.min_delta and excess > self.z * self.deviation
 
     def evidence(self) -> dict[str, JsonValue]:
         return {

@@ -1,11 +1,14 @@
 """One alert per cause and one scaling signal per cooldown, however many replicas run.
 
-Every core replica runs this plugin and may see the same breach. Before announcing, a replica
-claims the cause in the plugin's own bucket with a compare-and-set (``kv.update``): the replica
-whose write turns the record from "not firing" to "firing" publishes; the others see it firing
-and stay quiet. The owner confirms the record at each evaluation; it alone resolves it, unless
-it stopped confirming for ``stale_after_s`` (it went away), when any replica may. Scaling
-signals are claimed the same way, so the cooldown holds across replicas too.
+Every core replica runs this plugin and sees the transitions it made, so several may see the
+same breach. The cause's record in the plugin's own bucket lists the replicas that see it,
+each with when it last confirmed so; every change is a compare-and-set (``kv.update``). The
+replica whose write turns the record from "not firing" to "firing" publishes the alert; the
+others only add themselves. A replica that no longer sees the cause takes itself off; the one
+that leaves the list empty publishes ``resolved``. A replica that stopped confirming for
+``stale_after_s`` (it went away) is dropped by the next writer. So the alert fires once while
+any replica sees the cause, and resolves once when none does. Scaling signals are claimed
+the same way, so the cooldown holds across replicas too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class AlertBook:
     replica: str
     stale_after_s: float
     known: dict[str, dict[str, JsonValue]] = field(default_factory=dict)
-    """Fingerprints this replica saw firing (its own or another's), with how to resolve."""
+    """The records of alerts firing that this replica has touched, by fingerprint."""
     fired: int = 0
     resolved: int = 0
 
@@ -58,6 +61,11 @@ class AlertBook:
                 if _firing(record) and isinstance(record, dict):
                     self.known[str(record["fingerprint"])] = record
 
+    def _fresh(self, record: dict[str, JsonValue], now: float) -> dict[str, JsonValue]:
+        seen = record.get("seen_by")
+        seen = seen if isinstance(seen, dict) else {}
+        return {r: at for r, at in seen.items() if now - _number(at) <= self.stale_after_s}
+
     async def fire(
         self,
         fingerprint: str,
@@ -66,31 +74,25 @@ class AlertBook:
         details: dict[str, JsonValue],
         now: float,
     ) -> bool:
-        """Claim and publish the alert, unless it is already firing; True if published."""
+        """Say this replica sees the cause; publish the alert if it was not firing yet."""
         won = False
-        record: dict[str, JsonValue] = {
-            "fingerprint": fingerprint,
-            "status": "firing",
-            "severity": severity,
-            "summary": summary,
-            "owner": self.replica,
-            "since": now,
-            "confirmed": now,
-        }
 
-        def claim(current: JsonValue) -> JsonValue:
+        def see(current: JsonValue) -> JsonValue:
             nonlocal won
-            won = False
-            if _firing(current) and isinstance(current, dict):
-                mine = current.get("owner") == self.replica
-                stale = now - _number(current.get("confirmed")) > self.stale_after_s
-                if mine or stale:  # confirm it, or take over from a replica that went away
-                    return {**current, "owner": self.replica, "confirmed": now}
-                return current
-            won = True
-            return record
+            won = not (_firing(current) and isinstance(current, dict))
+            if isinstance(current, dict) and not won:
+                seen = {**self._fresh(current, now), self.replica: now}
+                return {**current, "seen_by": seen}
+            return {
+                "fingerprint": fingerprint,
+                "status": "firing",
+                "severity": severity,
+                "summary": summary,
+                "since": now,
+                "seen_by": {self.replica: now},
+            }
 
-        stored = await self.kv.update(bucket_key("alert", fingerprint), claim)
+        stored = await self.kv.update(bucket_key("alert", fingerprint), see)
         if isinstance(stored, dict):
             self.known[fingerprint] = stored
         if won:
@@ -99,21 +101,22 @@ class AlertBook:
         return won
 
     async def resolve(self, fingerprint: str, now: float) -> bool:
-        """Resolve a known firing alert if this replica may; True if published."""
+        """Say this replica no longer sees the cause; publish ``resolved`` if none does."""
         won = False
 
-        def release(current: JsonValue) -> JsonValue:
+        def unsee(current: JsonValue) -> JsonValue:
             nonlocal won
             won = False
             if not (_firing(current) and isinstance(current, dict)):
                 return current
-            stale = now - _number(current.get("confirmed")) > self.stale_after_s
-            if current.get("owner") != self.replica and not stale:
-                return current
+            seen = self._fresh(current, now)
+            seen.pop(self.replica, None)
+            if seen:
+                return {**current, "seen_by": seen}
             won = True
-            return {**current, "status": "resolved", "resolved_at": now, "owner": self.replica}
+            return {**current, "status": "resolved", "seen_by": {}, "resolved_at": now}
 
-        stored = await self.kv.update(bucket_key("alert", fingerprint), release)
+        stored = await self.kv.update(bucket_key("alert", fingerprint), unsee)
         if not _firing(stored):
             self.known.pop(fingerprint, None)
         if won and isinstance(stored, dict):

@@ -154,11 +154,11 @@ class ProductionPlugin:
                 )
             if a.enabled:
                 checks = (
-                    ("duration", stats.durations, a.min_duration_delta_s, "durations"),
-                    ("failure_rate", stats.failures, a.min_failure_delta, "failure rate"),
+                    ("duration", stats.durations, "durations"),
+                    ("failure_rate", stats.failures, "failure rate"),
                 )
-                for kind, baseline, delta, what in checks:
-                    if baseline.anomalous(a.z_threshold, delta, a.warmup):
+                for kind, baseline, what in checks:
+                    if baseline.anomalous(a.warmup):
                         anomalous.append(task_type)
                         evidence = baseline.evidence()
                         wanted[f"production:anomaly:{task_type}:{kind}"] = (

@@ -51,7 +51,7 @@ class AnomalySettings(BaseModel):
     """Samples of a task type before its baseline is trusted."""
     min_duration_delta_s: float = Field(default=0.05, ge=0)
     """A duration anomaly must also be at least this much slower than the baseline."""
-    min_failure_delta: float = Field(default=0.2, ge=0, le=1)
+    min_failure_delta: float = Field(default=0.3, ge=0, le=1)
     """A failure-rate anomaly must also be this much above the baseline's rate."""
 
 

@@ -29,8 +29,8 @@ class TaskTypeStats:
     def __post_init__(self) -> None:
         a = self.settings.anomaly
         self.level = ServiceLevel(self.settings)
-        self.durations = Baseline(a.slow_alpha, a.fast_alpha)
-        self.failures = Baseline(a.slow_alpha, a.fast_alpha)
+        self.durations = Baseline(a.slow_alpha, a.fast_alpha, a.z_threshold, a.min_duration_delta_s)
+        self.failures = Baseline(a.slow_alpha, a.fast_alpha, a.z_threshold, a.min_failure_delta)
 
 
 class TaskTypes:
