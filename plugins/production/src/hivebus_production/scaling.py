@@ -40,7 +40,7 @@ class Pressure:
         return {
             "queued": self.queued,
             "oldest_wait_s": round(self.oldest_wait_s, 3),
-            "agents": self.agents,
+            "agents_now": self.agents,
             "busy_slots": self.busy_slots,
             "slots": self.slots,
             "utilisation": round(self.utilisation, 3),
