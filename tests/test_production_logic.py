@@ -5,12 +5,14 @@ across replicas. Every clock is explicit."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hivebus.context.storage import MemoryKeyValue
 from hivebus_hookspecs import AgentRole, AgentState, AgentView, TaskView
 from hivebus_production import (
+    AnomalySettings,
     Baseline,
     Objective,
     Outcomes,
@@ -124,6 +126,26 @@ def test_the_error_budget_alerts_only_while_both_windows_burn():
     level.finished(later, True, 0.1)
     assert level.burn(later, 3600, objective) > 14.4
     assert level.breaches(later, objective) == []
+
+
+@pytest.mark.parametrize(
+    ("table", "model"),
+    [
+        ("production", ProductionSettings),
+        ("production.objective", Objective),
+        ("production.anomaly", AnomalySettings),
+        ("production.scaling", ScalingSettings),
+    ],
+)
+def test_every_setting_is_in_the_plugin_readme(table: str, model: type[Any]):
+    readme = (Path(__file__).parents[1] / "plugins" / "production" / "README.md").read_text()
+    block = readme.split(f"[plugin_config.{table}]", 1)[1].split("\n[", 1)[0]
+    missing = [
+        name
+        for name in model.model_fields
+        if name not in block and f"[plugin_config.{table}.{name}" not in readme  # a sub-table
+    ]
+    assert missing == [], f"[plugin_config.{table}] in the README lacks {missing}"
 
 
 def test_settings_check_their_windows_and_bands():

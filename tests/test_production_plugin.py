@@ -142,6 +142,10 @@ async def test_a_queue_that_backs_up_asks_for_agents_and_idle_agents_are_offered
     assert report["scaling_signals"] == 2
     assert report["components"]["capacity"]["score"] < 1
     assert "gpu" in report["components"]["capacity"]["why"]
+    served = await nats_client.request("plugin.production.report", b"{}", timeout=5)
+    body = json.loads(served.data)
+    assert body["ok"] is True
+    assert body["report"]["scaling_signals"] == 2
     release.set()
 
     async def all_done() -> bool:
