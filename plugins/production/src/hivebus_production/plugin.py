@@ -64,10 +64,10 @@ class ProductionPlugin:
         settings = context.settings(ProductionSettings)  # a ValueError names the bad setting
         replica = orchestrator.orchestrator_id
         self.context = context
-        self._start(settings, AlertBook(context, replica, settings.stale_after_s))
+        book = AlertBook(context, replica, settings.stale_after_s)
+        self._start(settings, book)
         self.claims = ScaleClaims(context.kv, replica, settings.scaling.cooldown_s)
-        assert self.book is not None
-        await self.book.recall()
+        await book.recall()  # alerts left firing by an earlier run get resolved
         await context.serve("report", self.serve_report)
         context.every(settings.interval_s, self.evaluate, name="evaluate")
 
