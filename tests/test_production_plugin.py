@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from hivebus.testing import TEST_DEFAULTS
 from hivebus_production import ProductionPlugin
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
+from processes import spawn
 
 FAST = 0.05
 """Seconds between evaluations in these tests."""
@@ -355,3 +358,68 @@ async def test_with_the_plugin_disabled_the_core_behaves_as_before(
     assert not any(
         s.startswith(("events.plugin.production", "events.alert")) for s, _ in heard.messages
     )
+
+
+# --- real processes --------------------------------------------------------------------------
+
+AGENT_COMMAND = (
+    "import json, sys, time; time.sleep(json.load(sys.stdin).get('sleep', 0)); print('\"ok\"')"
+)
+
+
+@pytest.mark.slow
+async def test_with_real_processes_a_backlog_asks_for_agents_and_a_breach_alerts_and_resolves(
+    nats_server: EmbeddedServer, nats_client: Client, tmp_path: Path
+):
+    config = tmp_path / "hivebus.toml"
+    config.write_text(
+        "plugin_autoload = false\n"
+        "[plugin_config.production]\n"
+        "interval_s = 0.1\nwindow_size = 3\nmin_samples = 3\n"
+        "[plugin_config.production.objective]\ncompletion_p95_s = 1.5\n"
+        "[plugin_config.production.anomaly]\nenabled = false\n"
+        "[plugin_config.production.scaling]\nup_queue_depth = 3\nsustain = 2\ncooldown_s = 600\n"
+    )
+    signals = await Heard.on(nats_client, "events.plugin.production.>")
+    alerts = await Heard.on(nats_client, "events.alert.>")
+    url = nats_server.url
+    core = spawn("up", "--nats", url, "--config", str(config), "-p", "production", cwd=tmp_path)
+    agent = None
+    try:
+        await core.until("serving on")
+        agent = spawn(
+            "agent", "--nats", url, "--id", "sh-1", "--cap", "sh", "--",
+            sys.executable, "-c", AGENT_COMMAND,
+            cwd=tmp_path,
+        )  # fmt: skip
+        async with HiveClient(nats_url=url) as hive:
+
+            async def registered() -> bool:
+                return any(a.agent_id == "sh-1" for a in await hive.agents())
+
+            await eventually(registered, timeout=20)
+            # One slot, four slow tasks: the queue backs up and every task finishes late.
+            for n in range(4):
+                await hive.delegate("render", ["sh"], task_id=f"slow-{n}", payload={"sleep": 0.8})
+            await eventually(lambda: signals.bodies("events.plugin.production.scale_up"), 20)
+            [up] = signals.bodies("events.plugin.production.scale_up")
+            assert (up["capabilities"], up["agents_now"]) == (["sh"], 1)
+            assert up["agents"] >= 1
+
+            fingerprint = "production:slo:render:completion_p95"
+            await eventually(lambda: alerts.bodies(fingerprint=fingerprint), timeout=30)
+            assert alerts.bodies(fingerprint=fingerprint)[0]["status"] == "firing"
+            for _ in range(3):  # quick ones push the late ones out of the window
+                done = await hive.delegate("render", ["sh"], payload={}, wait=True, wait_timeout=30)
+                assert done.status is TaskStatus.COMPLETED
+            await eventually(lambda: alerts.bodies(fingerprint=fingerprint, status="resolved"), 20)
+            assert [a["status"] for a in alerts.bodies(fingerprint=fingerprint)] == [
+                "firing",
+                "resolved",
+            ]
+            listed = {p.name: p.health.value for p in await hive.plugins()}
+            assert listed == {"production": "healthy"}
+    finally:
+        if agent is not None:
+            agent.stop()
+        core.stop()
