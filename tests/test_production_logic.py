@@ -396,3 +396,146 @@ async def test_scale_claims_let_one_replica_signal_per_cooldown():
     assert await two.claim(("gpu",), "up", T0 + 1) == (False, T0)
     assert await two.claim(("cpu",), "up", T0 + 1) == (True, T0 + 1)
     assert await two.claim(("gpu",), "down", T0 + 61) == (True, T0 + 61)
+
+
+# --- the plugin's evaluation, driven by hand ----------------------------------------------------
+
+
+class HandContext(FakeContext):
+    """A plugin context good enough for ``ProductionPlugin``: in memory, nothing on a wire."""
+
+    name = "production"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(MemoryKeyValue(), [])
+        self.config = config
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.queued: list[TaskView] = []
+        self.pool: list[AgentView] = []
+
+    def settings(self, model: type[Any]) -> Any:
+        return model.model_validate(self.config)
+
+    async def serve(self, endpoint: str, handler: Any) -> str:
+        return f"plugin.production.{endpoint}"
+
+    def every(self, interval_s: float, callback: Any, *, name: str = "timer") -> None:
+        pass  # the test calls evaluate itself
+
+    def publish(self, name: str, **fields: Any) -> None:
+        self.events.append((name, fields))
+
+    def tasks(self, status: Any = None, limit: int = 100) -> list[TaskView]:
+        return self.queued[:limit]
+
+    def agents(self) -> list[AgentView]:
+        return list(self.pool)
+
+
+class Replica:
+    orchestrator_id = "r1"
+
+
+def finished(task_type: str, at: float, ok: bool, took: float = 0.1) -> TaskView:
+    return TaskView(
+        task_id=f"{task_type}-{at}",
+        task_type=task_type,
+        status="completed" if ok else "failed",
+        agent_id="a1",
+        required_capabilities=[],
+        priority=5,
+        attempts=1,
+        created_at=at - took - 0.01,
+        assigned_at=at - took,
+        finished_at=at,
+    )
+
+
+async def started(config: dict[str, Any]) -> tuple[Any, HandContext, list[float]]:
+    from hivebus_production import ProductionPlugin
+
+    ctx = HandContext(config)
+    plugin = ProductionPlugin()
+    clock = [T0]
+    plugin.clock = lambda: clock[0]
+    await plugin.hivebus_startup(Replica(), ctx)  # type: ignore[arg-type]
+    return plugin, ctx, clock
+
+
+async def test_a_burning_error_budget_is_a_critical_alert_until_the_failures_stop():
+    config = {
+        "short_window_s": 60,
+        "long_window_s": 600,
+        "burn_rate_threshold": 2,
+        "objective": {"success_target": 0.9},
+    }
+    plugin, ctx, clock = await started(config)
+    for n in range(10):
+        plugin.hivebus_task_failed(finished("etl", T0 + n, ok=False))
+    clock[0] = T0 + 10
+    await plugin.evaluate()
+    [alert] = ctx.alerts
+    assert (alert["severity"], alert["fingerprint"]) == (
+        "critical",
+        "production:slo:etl:error_budget",
+    )
+    assert alert["details"]["burn_rate_short"] == pytest.approx(10.0)
+    report = plugin.hivebus_status()
+    assert report["components"]["error_budget"]["score"] == 0.0
+    assert report["health_score"] == 70
+    assert report["task_types"]["etl"]["success_ratio"] == 0.0
+    # Successes after the short window: the budget stops burning there, the alert resolves.
+    for n in range(10):
+        plugin.hivebus_task_completed(finished("etl", T0 + 80 + n, ok=True))
+    clock[0] = T0 + 90
+    await plugin.evaluate()
+    assert [a.get("resolved", False) for a in ctx.alerts] == [False, True]
+    assert plugin.hivebus_status()["alerts_firing"] == []
+
+
+async def test_a_failure_rate_above_its_learned_baseline_is_an_anomaly_with_evidence():
+    plugin, ctx, clock = await started({"anomaly": {"warmup": 10}})
+    for n in range(20):
+        plugin.hivebus_task_completed(finished("etl", T0 + n, ok=True))
+    clock[0] = T0 + 20
+    await plugin.evaluate()
+    assert ctx.alerts == []
+    for n in range(3):
+        plugin.hivebus_task_failed(finished("etl", T0 + 21 + n, ok=False))
+    clock[0] = T0 + 25
+    await plugin.evaluate()
+    [alert] = ctx.alerts
+    assert alert["fingerprint"] == "production:anomaly:etl:failure_rate"
+    assert alert["details"]["series"] == "failure_rate"
+    assert alert["details"]["baseline_mean"] < 0.1 < 0.5 < alert["details"]["recent"]
+    assert plugin.hivebus_status()["task_types"]["etl"]["anomalous"] is True
+
+
+async def test_a_forgotten_task_type_takes_its_alerts_with_it():
+    config = {"max_task_types": 1, "min_samples": 1, "objective": {"completion_p95_s": 1}}
+    plugin, ctx, clock = await started(config)
+    plugin.hivebus_task_completed(finished("slow", T0, ok=True, took=5))
+    clock[0] = T0 + 1
+    await plugin.evaluate()
+    assert [a["fingerprint"] for a in ctx.alerts] == ["production:slo:slow:completion_p95"]
+    plugin.hivebus_task_completed(finished("fast", T0 + 2, ok=True))
+    clock[0] = T0 + 3
+    await plugin.evaluate()
+    assert ctx.alerts[-1]["resolved"] is True
+    assert plugin.hivebus_status()["task_types_forgotten"] == 1
+
+
+async def test_the_plugin_signals_through_its_context_once_per_cooldown():
+    config = {"scaling": {"sustain": 1, "up_queue_depth": 2, "cooldown_s": 30}}
+    plugin, ctx, clock = await started(config)
+    ctx.queued = [queued(f"t{n}", ["gpu"], T0 - 5) for n in range(4)]
+    ctx.pool = [agent("g1", ["gpu"], 1)]
+    for tick in range(5):
+        clock[0] = T0 + tick
+        await plugin.evaluate()
+    [(name, fields)] = ctx.events
+    assert name == "scale_up"
+    assert (fields["capabilities"], fields["agents"], fields["queued"]) == (["gpu"], 4, 4)
+    clock[0] = T0 + 31
+    await plugin.evaluate()
+    assert len(ctx.events) == 2
