@@ -539,3 +539,21 @@ async def test_the_plugin_signals_through_its_context_once_per_cooldown():
     clock[0] = T0 + 31
     await plugin.evaluate()
     assert len(ctx.events) == 2
+
+
+async def test_a_restarted_replica_resolves_what_an_earlier_run_left_firing():
+    config = {"min_samples": 1, "objective": {"completion_p95_s": 1}, "alert_stale_s": 5}
+    before, ctx, clock = await started(config)
+    before.hivebus_task_completed(finished("slow", T0, ok=True, took=5))
+    clock[0] = T0 + 1
+    await before.evaluate()
+    assert len(ctx.alerts) == 1
+    after, fresh, fresh_clock = await started(config)
+    fresh.kv = ctx.kv  # the same bucket, as on JetStream
+    fresh_clock[0] = T0 + 10
+    await after.evaluate()
+    [resolved] = fresh.alerts
+    assert (resolved["fingerprint"], resolved["resolved"]) == (
+        "production:slo:slow:completion_p95",
+        True,
+    )

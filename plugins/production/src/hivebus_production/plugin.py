@@ -55,6 +55,7 @@ class ProductionPlugin:
         self.claims: ScaleClaims | None = None
         self.signals_sent = 0
         self.last_signals: list[dict[str, JsonValue]] = []
+        self.recalled = False
         self.report: dict[str, JsonValue] = {"health_score": 100, "evaluated_at": None}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -67,7 +68,8 @@ class ProductionPlugin:
         book = AlertBook(context, replica, settings.stale_after_s)
         self._start(settings, book)
         self.claims = ScaleClaims(context.kv, replica, settings.scaling.cooldown_s)
-        await book.recall()  # alerts left firing by an earlier run get resolved
+        # Nothing here touches the bucket: opening it may take longer than a start-up hook
+        # may run. The first evaluation reads it.
         await context.serve("report", self.serve_report)
         context.every(settings.interval_s, self.evaluate, name="evaluate")
 
@@ -109,6 +111,9 @@ class ProductionPlugin:
         ctx, book = self.context, self.book
         if ctx is None or book is None:
             return
+        if not self.recalled:
+            await book.recall()  # alerts left firing by an earlier run get resolved
+            self.recalled = True
         now = self.clock()
         wanted, figures, breached, anomalous, worst_burn = self._findings(now)
         for fingerprint, (severity, summary, details) in wanted.items():
