@@ -58,6 +58,9 @@ ERROR_STATUS = {
     "unavailable": "503",
     "reply_too_large": "507",
     "internal_error": "500",
+    "unauthenticated": "401",
+    "forbidden": "403",
+    "rate_limited": "429",
 }
 """Every error code and the numeric code its reply carries in ``Nats-Service-Error-Code``."""
 

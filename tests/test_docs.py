@@ -191,6 +191,9 @@ MODEL_SECTIONS = {
     "RetryPolicy": "### Retries and dead letters",
     "AgentsReply": "### orchestrator.agents",
     "AgentsRequest": "### orchestrator.agents",
+    "AuditReply": "### orchestrator.audit",
+    "AuditRequest": "### orchestrator.audit",
+    "SecurityEvent": "### Security events",
     "CompleteRequest": "### task.complete",
     "Alert": "### Plugins' events and alerts",
     "PluginEvent": "### Plugins' events and alerts",
@@ -222,6 +225,7 @@ MODEL_SECTIONS = {
 # A reply's one wrapping field is described in its section's prose, not in a field table.
 WRAPPERS = {
     ("AgentsReply", "agents"),
+    ("AuditReply", "records"),
     ("ErrorReply", "error"),
     ("PluginsReply", "plugins"),
     ("TaskReply", "task"),

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 from hivebus_hookspecs.models import RetryPolicy
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,7 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "RateLimit"]
+__all__ = ["DEFAULT_NATS_URL", "HivebusConfig", "OrchestratorMode", "RateLimit", "with_creds"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -100,7 +107,12 @@ class HivebusConfig(BaseSettings):
     """Shown as ``**********`` in every repr, log and validation error."""
     token: SecretStr | None = None
     nkeys_seed: Path | None = None
-    creds_file: Path | None = None
+    creds_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("creds_file", "HIVEBUS_CREDS", "HIVEBUS_CREDS_FILE"),
+    )
+    """A credentials file: one ``hivebus auth add`` wrote (nkey seed, inbox prefix, CA) or a
+    NATS JWT ``.creds`` file. Also ``HIVEBUS_CREDS``."""
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -108,6 +120,25 @@ class HivebusConfig(BaseSettings):
     reconnect_wait_s: float = Field(default=1.0, gt=0)
     max_reconnect_attempts: int = -1
     request_timeout_s: float = Field(default=5.0, gt=0)
+
+    # --- secure mode (docs/security.md) ---
+    auth_dir: Path | None = None
+    """An auth directory (``hivebus auth init``): the core authorizes every request from the
+    identity the NATS server stamps on it, and audits. ``None``: open mode."""
+    principal_rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"agent": 100.0, "client": 100.0, "monitor": 50.0, "admin": 200.0}
+    )
+    """Requests per second each principal of a kind may send to one core (a token bucket);
+    0: no limit."""
+    principal_burst_s: float = Field(default=2.0, gt=0)
+    """A principal may send this many seconds' worth of its rate at once."""
+    max_live_tasks_per_principal: int = Field(default=1000, ge=1)
+    """How many queued or running tasks one delegator may have; past it, ``rate_limited``."""
+    nats_server_log: Path | None = None
+    """The log of the nats-server of a secure bus: the refusals it makes itself (permissions,
+    authentication) are read from it into the audit. ``hivebus up --auth`` sets it."""
+    audit_retention_s: float = Field(default=30 * 86400.0, gt=0)
+    """How long the audit stream keeps records (JetStream state)."""
 
     # --- state ---
     state: Literal["auto", "memory", "jetstream"] = "auto"
@@ -226,3 +257,10 @@ class HivebusConfig(BaseSettings):
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         return self.plugin_config.get(name, {})
+
+
+def with_creds(config: HivebusConfig, creds: str | Path | None) -> HivebusConfig:
+    """``config`` connecting with the credentials file ``creds`` (``creds=`` of the SDK)."""
+    if creds is None:
+        return config
+    return config.model_copy(update={"creds_file": Path(creds)})

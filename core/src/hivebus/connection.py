@@ -14,6 +14,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from .auth.credentials import read_credentials
 from .config import DEFAULT_NATS_URL, HivebusConfig
 
 __all__ = ["connect", "connect_options", "redact"]
@@ -55,14 +56,19 @@ def connect_options(config: HivebusConfig, name: str) -> dict[str, Any]:
         options["password"] = config.password.get_secret_value()
     if config.token is not None:
         options["token"] = config.token.get_secret_value()
+    ca_file = config.tls_ca_file
     if config.creds_file is not None:
-        options["user_credentials"] = str(config.creds_file)
+        creds = read_credentials(config.creds_file)
+        if creds is None:  # a NATS JWT .creds file
+            options["user_credentials"] = str(config.creds_file)
+        else:
+            options["nkeys_seed_str"] = creds.seed
+            options["inbox_prefix"] = creds.inbox_prefix
+            ca_file = ca_file or creds.ca_file
     if config.nkeys_seed is not None:
         options["nkeys_seed"] = str(config.nkeys_seed)
-    if config.tls_ca_file or config.tls_cert_file:
-        context = ssl.create_default_context(
-            cafile=str(config.tls_ca_file) if config.tls_ca_file else None
-        )
+    if ca_file or config.tls_cert_file:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         if config.tls_cert_file:
             key = str(config.tls_key_file) if config.tls_key_file else None
             context.load_cert_chain(str(config.tls_cert_file), key)
@@ -94,6 +100,10 @@ async def connect(
             last_error[:] = [message]
         # While connecting the first time, a failure is reported once, by the exception.
         level = logging.DEBUG if client is None else logging.WARNING
+        if "permissions violation" in message:
+            # Secure mode: a subscription this principal may not make (the client's wait
+            # tries the events and falls back to reading the task). The connection stays.
+            level = logging.INFO
         log.log(level, "nats error", extra={"error": message})
 
     async def closed_cb() -> None:

@@ -23,6 +23,9 @@ _STATUS = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.REPLY_TOO_LARGE: 507,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.RATE_LIMITED: 429,
 }
 
 

@@ -16,6 +16,7 @@ from .adapters.events import EventPublisher
 from .adapters.jetstream import JetStreamState, jetstream_available
 from .adapters.offers import NatsOffers
 from .adapters.service import CoreService
+from .auth.guard import Guard
 from .config import HivebusConfig
 from .connection import connect, redact
 from .context import CorePluginContext, build_contexts
@@ -49,6 +50,7 @@ class Core:
         """Set when the NATS connection closed for good without ``stop()``: the owner should
         exit non-zero so a supervisor restarts the core (see ``hivebus up``)."""
         self._stopping = False
+        self._guard: Guard | None = None
 
     @property
     def orchestrator(self) -> Orchestrator:
@@ -105,7 +107,14 @@ class Core:
         )
         await self.plugins.start(orchestrator, self._events, self._contexts)
         orchestrator.start()
-        self._service = CoreService(nc, orchestrator, self.plugins, self.subjects)
+        guard = None
+        if self.config.auth_dir is not None:  # secure mode: docs/security.md
+            from .auth.wiring import open_guard
+
+            guard = await open_guard(self.config, orchestrator, self._events, self.subjects, js)
+            guard.start()
+        self._guard = guard
+        self._service = CoreService(nc, orchestrator, self.plugins, self.subjects, guard)
         await self._service.start()
         for context in self._contexts.values():
             await context.bind(self._endpoint_binder(context.name))
@@ -196,6 +205,9 @@ class Core:
         if self._service is not None:
             await self._service.stop(grace)
             self._service = None
+        if self._guard is not None:
+            await self._guard.close()
+            self._guard = None
         for context in self._contexts.values():
             await context.close()
         if self._orchestrator is not None:

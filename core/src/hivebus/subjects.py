@@ -83,6 +83,11 @@ class Subjects:
     def tasks(self) -> str:
         return self._("orchestrator.tasks")
 
+    @property
+    def audit(self) -> str:
+        """Secure mode only: the audit records (monitors and admins)."""
+        return self._("orchestrator.audit")
+
     def event(self, name: EventName | str) -> str:
         return self._(f"events.{name}")
 

@@ -23,6 +23,8 @@ from hivebus_hookspecs.models import (
     AgentsReply,
     AgentsRequest,
     AgentView,
+    AuditReply,
+    AuditRequest,
     CompleteRequest,
     DelegateRequest,
     DeregisterRequest,
@@ -45,6 +47,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic import BaseModel, JsonValue, RootModel
 
+from ..auth import Admitted, Guard
 from ..codec import decode, encode
 from ..domain import Orchestrator
 from ..domain.ports import StateUnavailable
@@ -77,8 +80,11 @@ class CoreService:
         orchestrator: Orchestrator,
         plugins: PluginHost,
         subjects: Subjects,
+        guard: Guard | None = None,
     ) -> None:
         self._nc = nc
+        self._guard = guard
+        """Secure mode: every request is authorized (and audited) before it is served."""
         self._orch = orchestrator
         self._plugins = plugins
         self._subjects = subjects
@@ -89,7 +95,7 @@ class CoreService:
 
     def _routes(self) -> dict[str, tuple[str, Op]]:
         s = self._subjects
-        return {
+        routes: dict[str, tuple[str, Op]] = {
             "agent-register": (s.register, self._register),
             "agent-heartbeat": (s.heartbeat, self._heartbeat),
             "agent-deregister": (s.deregister, self._deregister),
@@ -104,6 +110,9 @@ class CoreService:
             "orchestrator-tasks": (s.tasks, self._tasks),
             "orchestrator-plugins": (s.plugins, self._plugins_list),
         }
+        if self._guard is not None:
+            routes["orchestrator-audit"] = (s.audit, self._audit)
+        return routes
 
     async def start(self) -> None:
         self._service = await micro.add_service(
@@ -119,7 +128,7 @@ class CoreService:
             # use a queue group of this replica's own; the rest is shared by the replicas.
             group = self._orch.orchestrator_id if name == "agent-heartbeat" else None
             await self._service.add_endpoint(
-                name=name, subject=subject, handler=self._dispatcher(op), queue_group=group
+                name=name, subject=subject, handler=self._dispatcher(op, name), queue_group=group
             )
         await self._nc.flush()
 
@@ -160,12 +169,14 @@ class CoreService:
                 )
             return {**result, "ok": True}
 
+        name = f"plugin-{plugin}-{endpoint}"
         await self._service.add_endpoint(
-            name=f"plugin-{plugin}-{endpoint}",
+            name=name,
             subject=subject,
-            handler=self._dispatcher(op),
+            handler=self._dispatcher(op, name),
             metadata={"plugin": plugin},
         )
+        await self._nc.flush()  # served once this returns, for any connection's request
         return subject
 
     async def stop(self, grace_s: float) -> None:
@@ -178,7 +189,7 @@ class CoreService:
             _, late = await asyncio.wait(self._inflight, timeout=grace_s)
             await cancel_and_wait(late)
 
-    def _dispatcher(self, op: Op) -> Callable[[Request], Awaitable[None]]:
+    def _dispatcher(self, op: Op, operation: str) -> Callable[[Request], Awaitable[None]]:
         config = self._orch.config
 
         async def dispatch(request: Request) -> None:
@@ -193,7 +204,7 @@ class CoreService:
                 await _respond_error(request, HivebusError(ErrorCode.UNAVAILABLE, busy))
                 return
             self._inflight_bytes += size
-            task = asyncio.create_task(self._serve(request, op))
+            task = asyncio.create_task(self._serve(request, op, operation))
             self._inflight.add(task)
             task.add_done_callback(lambda done: self._done(done, size))
 
@@ -203,11 +214,20 @@ class CoreService:
         self._inflight.discard(task)
         self._inflight_bytes -= size
 
-    async def _serve(self, request: Request, op: Op) -> None:
+    async def _serve(self, request: Request, op: Op, operation: str) -> None:
+        admitted: Admitted | None = None
+        outcome, task_id = "ok", None
         try:
+            data = request.data
+            if self._guard is not None:
+                # Authorization before anything is read or changed (refusals are audited).
+                admitted = self._guard.admit(operation, request.headers, data)
+                data = admitted.data
+            result = await op(data)
+            task_id = getattr(result, "task_id", None)
             # Encoding is inside the try: a reply that cannot be encoded (say, a plugin's
             # status contribution that is not JSON) must still be answered, as internal_error.
-            payload = encode(await op(request.data))
+            payload = encode(result)
             if len(payload) > self._nc.max_payload:
                 # Sent, it would make the server close this connection: the core would be
                 # alive but deaf. Answer what can be answered instead.
@@ -217,18 +237,24 @@ class CoreService:
                     f"{self._nc.max_payload}; ask for less (limit, cursor)",
                 )
         except HivebusError as exc:
+            outcome = exc.code.value
             await _respond_error(request, exc)
             return
         except StateUnavailable as exc:
+            outcome = ErrorCode.UNAVAILABLE.value
             log.warning("state store unavailable", extra={"subject": request.subject})
             await _respond_error(request, HivebusError(ErrorCode.UNAVAILABLE, str(exc)))
             return
         except Exception:
+            outcome = ErrorCode.INTERNAL_ERROR.value
             log.exception("request failed", extra={"subject": request.subject})
             await _respond_error(
                 request, HivebusError(ErrorCode.INTERNAL_ERROR, "internal error; see core log")
             )
             return
+        finally:
+            if admitted is not None and self._guard is not None:
+                self._guard.settle(admitted, outcome, task_id if isinstance(task_id, str) else None)
         await _respond(request, payload)
 
     # --- operations ----------------------------------------------------------------------
@@ -293,6 +319,12 @@ class CoreService:
             views, req.limit, self._nc.max_payload, lambda _, taken: f"o{skip + taken}"
         )
         return TasksReply(tasks=tasks, next_cursor=cursor)
+
+    async def _audit(self, data: bytes) -> AuditReply:
+        req = decode(data, AuditRequest, self._limit)
+        assert self._guard is not None
+        async with asyncio.timeout(self._orch.config.request_timeout_s):
+            return AuditReply(records=await self._guard.audit.newest(req))
 
     async def _plugins_list(self, data: bytes) -> PluginsReply:
         decode(data, EmptyRequest, self._limit)

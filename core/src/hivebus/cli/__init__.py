@@ -11,6 +11,7 @@ from importlib.metadata import EntryPoint
 from pydantic import ValidationError
 
 from ..errors import RemoteError
+from .auth import add_auth_commands
 from .extensions import add_commands, load_commands
 from .task_options import add_task_options
 
@@ -25,6 +26,12 @@ def _nats_option(parser: argparse.ArgumentParser) -> None:
         help="NATS URL (default: $HIVEBUS_NATS_URL or nats://127.0.0.1:4222)",
     )
     parser.add_argument("--config", metavar="FILE", default=None, help="TOML config file")
+    parser.add_argument(
+        "--creds",
+        metavar="FILE",
+        default=None,
+        help="credentials file for a secure bus (default: $HIVEBUS_CREDS)",
+    )
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +60,9 @@ def build_parser(
         help="load plugin NAME, or -p no:NAME to disable it (repeatable)",
     )
     up.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    up.add_argument(
+        "--auth", metavar="DIR", default=None, help="run a secure bus from this auth directory"
+    )
 
     for name, text in [
         ("status", "health, agents, tasks and performance of the core"),
@@ -109,6 +119,8 @@ def build_parser(
         metavar="PATH",
         help="a hivebus checkout to depend on (default: the one this hivebus runs from)",
     )
+
+    add_auth_commands(commands, _nats_option, _json_option)
 
     # Commands other distributions add (hivebus-bench adds `bench`): see extensions.py.
     add_commands(commands.add_parser, load_commands(set(commands.choices), command_entry_points))

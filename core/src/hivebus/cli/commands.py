@@ -23,7 +23,7 @@ __all__ = ["run"]
 
 
 def _config(args: argparse.Namespace, **flags: Any) -> HivebusConfig:
-    return HivebusConfig.load(args.config, nats_url=args.nats, **flags)
+    return HivebusConfig.load(args.config, nats_url=args.nats, creds_file=args.creds, **flags)
 
 
 def _print_json(value: Any) -> None:

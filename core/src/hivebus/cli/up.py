@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..auth.serving import is_loopback, secure_setup
 from ..config import HivebusConfig
 from ..connection import redact
 from ..logs import configure_logging
@@ -22,6 +23,8 @@ def _load(args: argparse.Namespace) -> HivebusConfig:
         "port": args.port,
         "data_dir": Path(args.data_dir) if args.data_dir else None,
         "log_level": args.log_level,
+        "creds_file": args.creds,
+        "auth_dir": Path(args.auth) if args.auth else None,
     }
     config = HivebusConfig.load(args.config, **flags)
     if not args.plugin_flags:
@@ -39,6 +42,21 @@ def _load(args: argparse.Namespace) -> HivebusConfig:
 async def up(args: argparse.Namespace) -> int:
     config = _load(args)
     configure_logging(config.log_level, config.log_format)
+    extra_args: tuple[str, ...] = ()
+    if config.auth_dir is not None:
+        try:
+            config, extra_args = secure_setup(config)
+        except ValueError as exc:
+            print(f"hivebus: {exc}", file=sys.stderr)
+            return 2
+    elif config.nats_url is None and not is_loopback(config.host):
+        print(
+            f"hivebus: WARNING: an open bus (no --auth) listens on {config.host}: anyone who "
+            "reaches it can register, delegate, complete and read everything. Run "
+            "`hivebus auth init` and `hivebus up --auth DIR` (docs/security.md).",
+            file=sys.stderr,
+            flush=True,
+        )
     stop = stop_requested()  # first: a Ctrl-C during start-up still stops cleanly
     server: EmbeddedServer | None = None
     if config.nats_url is None:
@@ -46,14 +64,19 @@ async def up(args: argparse.Namespace) -> int:
         if port_open(config.host, config.port):
             print(f"hivebus: joining the NATS server already listening on {url}", flush=True)
         else:
-            server = EmbeddedServer(config.host, config.port, config.data_dir)
+            server = EmbeddedServer(
+                config.host, config.port, config.data_dir, extra_args=extra_args
+            )
             await server.start_async()
+            secure = f", secure: {config.auth_dir}" if config.auth_dir else ""
             print(
                 f"hivebus: embedded nats-server with JetStream on {server.url} "
-                f"(data in {config.data_dir})",
+                f"(data in {config.data_dir}{secure})",
                 flush=True,
             )
             url = server.url
+            if config.auth_dir is not None and config.nats_server_log is None:
+                config = config.model_copy(update={"nats_server_log": server.log_path})
         config = config.model_copy(update={"nats_url": url})
     try:
         core = Core(config)

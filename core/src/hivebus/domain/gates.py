@@ -202,7 +202,18 @@ class Gates:
         """Give back places held by tasks that are not on an agent any more (a crash between
         a task leaving its agent and its place being given back), after a grace period."""
         k = self._k
-        keys = {t.concurrency["key"] for t in k.cache.tasks.values() if t.concurrency}
+        # Only the keys live tasks use: a place leaked on a key no live task wants harms
+        # nobody, and is found as soon as a task with that key waits again.
+        tasks = k.cache.tasks
+        live = (tasks.get(task_id) for task_id in k.cache.live)
+        keys = {t.concurrency["key"] for t in live if t is not None and t.concurrency}
+        for gone in [name for name in self._full if name not in keys]:
+            del self._full[gone]
+        wanted = {concurrency_key(name) for name in keys}
+        for key, lock in list(self._locks.items()):
+            if key.startswith("concurrency.") and key not in wanted and not lock.locked():
+                del self._locks[key]  # forgotten while idle: memory follows the live keys
+                self._known.pop(key, None)
         now = k.monotonic()
         grace = k.config.heartbeat_interval_s * 2
         seen: dict[tuple[str, str], float] = {}

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +30,7 @@ from hivebus_hookspecs.models import (
 )
 from nats.aio.client import Client
 
-from ..config import HivebusConfig
+from ..config import HivebusConfig, with_creds
 from ..connection import connect
 from ..errors import RemoteError
 from ..owned import cancel_and_wait
@@ -74,8 +75,9 @@ class Agent:
         nats_url: str | None = None,
         nc: Client | None = None,
         progress_interval_s: float = 1.0,
+        creds: str | Path | None = None,
     ) -> None:
-        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.config = with_creds(config or HivebusConfig.load(nats_url=nats_url), creds)
         self.progress_interval_s = progress_interval_s
         """At most one progress report per task is sent this often (see ``running``)."""
         self.registration = RegisterRequest(

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -27,7 +28,7 @@ from hivebus_hookspecs.models import (
 )
 from nats.aio.client import Client
 
-from ..config import HivebusConfig
+from ..config import HivebusConfig, with_creds
 from ..connection import connect
 from ..errors import RemoteError
 from ..subjects import Subjects
@@ -50,8 +51,9 @@ class HiveClient:
         config: HivebusConfig | None = None,
         nc: Client | None = None,
         timeout: float | None = None,
+        creds: str | Path | None = None,
     ) -> None:
-        self.config = config or HivebusConfig.load(nats_url=nats_url)
+        self.config = with_creds(config or HivebusConfig.load(nats_url=nats_url), creds)
         self.subjects = Subjects(self.config.prefix)
         self.timeout = timeout or self.config.request_timeout_s
         self.nc = nc

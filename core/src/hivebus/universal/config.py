@@ -97,6 +97,8 @@ class OrchestratorConfig(BaseModel):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     offer_timeout_s: float = Field(default=2.0, gt=0)
     request_timeout_s: float = Field(default=5.0, gt=0)
+    creds: Path | None = None
+    """A credentials file for a secure bus (``hivebus auth add``), with ``run_core=False``."""
     core_settings: dict[str, Any] = Field(default_factory=dict)
     """Any other ``HivebusConfig`` field, e.g. ``{"plugin_timeout_s": 1.0}``."""
 
@@ -133,6 +135,8 @@ class OrchestratorConfig(BaseModel):
             settings[key] = getattr(self, key)
         if nats_url is not None:
             settings["nats_url"] = nats_url
+        if self.creds is not None:
+            settings["creds_file"] = self.creds
         return HivebusConfig.load(**settings)
 
 

@@ -69,6 +69,12 @@ from .requests import (
     TaskRequest,
     TasksRequest,
 )
+from .security import (
+    AuditReply,
+    AuditRequest,
+    Decision,
+    SecurityEvent,
+)
 from .task_options import (
     MAX_ATTEMPTS_LIMIT,
     Attempt,
@@ -93,11 +99,14 @@ __all__ = [
     "AlertStatus",
     "Attempt",
     "AttemptOutcome",
+    "AuditReply",
+    "AuditRequest",
     "Capability",
     "CompleteRequest",
     "ConcurrencyLimit",
     "ControlAction",
     "ControlMessage",
+    "Decision",
     "DelegateReply",
     "DelegateRequest",
     "DeregisterReply",
@@ -121,6 +130,7 @@ __all__ = [
     "RegisterReply",
     "RegisterRequest",
     "RetryPolicy",
+    "SecurityEvent",
     "TaskId",
     "TaskPriority",
     "TaskReply",

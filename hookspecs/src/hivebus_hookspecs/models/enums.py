@@ -137,3 +137,6 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     REPLY_TOO_LARGE = "reply_too_large"
     INTERNAL_ERROR = "internal_error"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
