@@ -16,7 +16,7 @@ from hivebus.plugins import PluginHost
 from processes import run, spawn
 from pydantic import ValidationError
 
-SHIPPED = ["automation", "context", "echo-audit", "performance", "security"]
+SHIPPED = ["automation", "context", "echo-audit", "performance", "production", "security"]
 
 
 @pytest.fixture
@@ -91,7 +91,10 @@ async def _loaded(**settings: object) -> list[str]:
     ("settings", "loaded"),
     [
         ({}, SHIPPED),
-        ({"disable_plugins": ["performance", "security"]}, ["automation", "context", "echo-audit"]),
+        (
+            {"disable_plugins": ["performance", "security"]},
+            ["automation", "context", "echo-audit", "production"],
+        ),
         ({"plugins": ["context", "security"]}, ["context", "security"]),
         ({"plugins": ["context"], "enable_plugins": ["automation"]}, ["automation", "context"]),
         ({"plugin_autoload": False}, []),

@@ -458,7 +458,26 @@ def test_the_config_is_validated_with_the_legacy_defaults():
         config.max_agents = -5  # assignments are validated too
 
 
-async def test_an_enabled_plugin_that_is_not_installed_is_a_warning():
+async def test_enable_production_plugin_loads_the_production_plugin():
+    orchestrator = await get_universal_orchestrator(legacy_config(enable_production_plugin=True))
+    async with HiveClient(nats_url=orchestrator.nats_url) as hive:
+        plugins = {p.name: p.health.value for p in await hive.plugins()}
+        assert plugins["production"] == "healthy"
+        assert "production" in (await hive.status())["extensions"]
+
+
+async def test_an_enabled_plugin_that_is_not_installed_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # All five legacy plugins ship with hivebus: hide one to play a machine without it.
+    import hivebus.plugins.loading
+
+    installed = hivebus.plugins.loading.entry_points
+
+    def without_production(**kw: Any) -> Any:
+        return [ep for ep in installed(**kw) if ep.name != "production"]
+
+    monkeypatch.setattr(hivebus.plugins.loading, "entry_points", without_production)
     with pytest.warns(PluginNotInstalledWarning, match="enable_production_plugin"):
         orchestrator = await get_universal_orchestrator(
             legacy_config(enable_production_plugin=True)

@@ -35,7 +35,7 @@ from hivebus.testing import TEST_DEFAULTS
 from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-SHIPPED = {"performance", "security", "context", "automation"}
+SHIPPED = {"performance", "security", "context", "automation", "production"}
 
 
 async def echo(task: Offer) -> Any:
