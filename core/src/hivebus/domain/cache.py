@@ -8,6 +8,7 @@ a replica's own writes echoed back by the watch, or a late watch delivery, chang
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,9 @@ from .registry import AgentRecord, AgentRegistry
 from .tasks import TaskRecord
 
 __all__ = ["StateCache"]
+
+_HOT = frozenset({TaskStatus.QUEUED, TaskStatus.OFFERED, TaskStatus.ASSIGNED})
+"""The statuses every task passes through, on the hot path."""
 
 
 class StateCache:
@@ -51,10 +55,14 @@ class StateCache:
         self.admitting_weight = 0
         self.registering: set[str] = set()
         self.dependents: dict[str, set[str]] = {}  # task id -> blocked tasks waiting on it
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        """Waiting tasks' timers (kept by ``waiting``): while there are none, and no
+        dependents, an active task's change concerns nobody waiting."""
         self.observe: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
-        """Told of every task record taken in (this replica's writes and other replicas')."""
+        """Told of a task record taken in (this replica's writes and other replicas'), unless
+        it is queued, offered or assigned while no task waits (see ``timers``)."""
         self.written: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
-        """Told of every task record this replica wrote."""
+        """Told of a task record this replica wrote over one holding a concurrency place."""
         self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self.context: dict[str, float] = {}  # agent id -> reported context window usage
 
@@ -73,7 +81,8 @@ class StateCache:
             self.queue.discard(task_id)
         if task.depends_on:
             self._index_dependencies(old, task)
-        self.observe(old, task)
+        if task.status not in _HOT or self.timers or self.dependents:
+            self.observe(old, task)  # else nothing waits on this change: skip the call
         if not task.status.is_final:
             if task_id in self.finished:  # retried: live again
                 self.finished_weight -= self.finished.pop(task_id)
@@ -195,7 +204,8 @@ class StateCache:
         old = self.tasks.get(task.task_id)
         await self._state.save_task(task)
         self.apply_task(task)
-        self.written(old, task)
+        if old is not None and old.gate is not None:
+            self.written(old, task)  # only a task holding a concurrency place needs telling
         return task
 
     async def save_agent(self, agent: AgentRecord) -> AgentRecord:

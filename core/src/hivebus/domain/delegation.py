@@ -69,10 +69,10 @@ class Delegation:
             not_before=not_before if not_before is not None and not_before > now else None,
             queue_timeout_s=req.queue_timeout_s,
             retry=policy_for(req, k.config),
-            depends_on=list(dict.fromkeys(req.depends_on)),
+            depends_on=list(dict.fromkeys(req.depends_on)) if req.depends_on else [],
             concurrency=req.concurrency.model_dump() if req.concurrency else None,
             tenant=req.tenant,
-            prefer_agents=list(dict.fromkeys(req.prefer_agents)),
+            prefer_agents=list(dict.fromkeys(req.prefer_agents)) if req.prefer_agents else [],
             require_agent=req.require_agent,
         )
         future: asyncio.Future[DelegateReply] = asyncio.get_running_loop().create_future()

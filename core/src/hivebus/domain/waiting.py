@@ -29,9 +29,6 @@ UNMET = frozenset({TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.CANCELLED, Tas
 """A dependency that ends in one of these will never complete."""
 
 
-_HOT = frozenset({TaskStatus.QUEUED, TaskStatus.OFFERED, TaskStatus.ASSIGNED})
-
-
 def dependency_failure(task_id: str, dependency: TaskRecord | None) -> str | None:
     """The error of a task whose dependency ``dependency`` cannot complete any more."""
     if dependency is None:
@@ -45,7 +42,7 @@ class Waiting:
     def __init__(self, kernel: Kernel, placement: Placement) -> None:
         self._k = kernel
         self._placement = placement
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers = kernel.cache.timers
         self.finished: Callable[[TaskRecord, str | None, float | None], None] = (
             lambda task, agent_id, since: None
         )
@@ -84,8 +81,6 @@ class Waiting:
     def observe(self, old: TaskRecord | None, new: TaskRecord) -> None:
         """Every task record this replica takes in (its own writes and other replicas')."""
         status = new.status
-        if status in _HOT and not self._timers and not self._k.cache.dependents:
-            return  # the common case, on every transition: nothing waits
         if status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
             if old is None or old.status is not new.status or old.not_before != new.not_before:
                 self.arm(new)
