@@ -110,9 +110,10 @@ class RunningTask:
 
     async def finish(self, send_kept: bool) -> None:
         """The handler is done: send the report still kept (before the completion), or not."""
-        await cancel_and_wait([self._sender])
-        self._sender = None
-        if send_kept:
+        if self._sender is not None:  # most tasks never report: nothing to stop or send
+            await cancel_and_wait([self._sender])
+            self._sender = None
+        if send_kept and self._kept is not None:
             await self._send_kept()
         self._kept = None
 
