@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from conftest import eventually
-from hivebus import Agent, ErrorCode, HiveClient, Offer, RemoteError, TaskStatus
+from hivebus import Agent, Core, ErrorCode, HiveClient, Offer, RemoteError, TaskStatus, TaskView
 from hivebus.server import EmbeddedServer
 
 
@@ -135,3 +135,22 @@ async def test_heartbeats_from_an_unknown_agent_are_refused(hive, nats_client):
     assert orjson.loads(reply.data)["error"]["code"] == ErrorCode.UNKNOWN_AGENT
     with pytest.raises(RemoteError):
         await hive.get("nothing-here")
+
+
+async def test_an_agent_started_before_the_core_waits_for_it(hivebus_config):
+    """Deployments start things in any order: an agent whose core is not up yet keeps trying
+    to register (within its patience) instead of failing, and works once the core is up."""
+
+    async def work(task: Offer) -> str:
+        return "done"
+
+    agent = Agent("early", ["x"], work, config=hivebus_config)
+    starting = asyncio.create_task(agent.start())
+    await asyncio.sleep(hivebus_config.heartbeat_interval_s)  # a few attempts meet no core
+    assert not starting.done()
+    async with Core(hivebus_config), HiveClient(config=hivebus_config) as hive:
+        await asyncio.wait_for(starting, timeout=hivebus_config.heartbeat_interval_s * 10)
+        done = await hive.delegate("t", ["x"], wait=True, wait_timeout=10)
+        assert isinstance(done, TaskView)
+        assert (done.status, done.agent_id, done.result) == (TaskStatus.COMPLETED, "early", "done")
+        await agent.stop(grace_s=1)

@@ -81,7 +81,10 @@ class AgentSession:
         """Subscribe, then register; wait up to ``patience_s`` for an earlier run to leave.
 
         A restarted agent reuses its id, but its last run only leaves once the core misses
-        its heartbeats (and gives its tasks to others): until then the id is taken.
+        its heartbeats (and gives its tasks to others): until then the id is taken. No core
+        answering yet (an agent started before the core, as a deployment may start them, or
+        a core whose subscriptions have not reached this agent's cluster node yet) is waited
+        for the same way; registering again is safe (the same ``instance_id``).
         """
         await self.subscribe()
         loop = asyncio.get_running_loop()
@@ -94,7 +97,13 @@ class AgentSession:
                 except RemoteError as exc:
                     if exc.code is not ErrorCode.AGENT_EXISTS or loop.time() > give_up_at:
                         raise
-                log.info("agent id still held by an earlier run; waiting", extra=self._ids())
+                    log.info("agent id still held by an earlier run; waiting", extra=self._ids())
+                except (ConnectionError, TimeoutError) as exc:
+                    if loop.time() > give_up_at:
+                        raise
+                    log.info(
+                        "no core answers yet; waiting", extra={**self._ids(), "error": str(exc)}
+                    )
                 await asyncio.sleep(retry_every_s)
         except BaseException:
             await self.unsubscribe()
