@@ -13,11 +13,11 @@ from typing import Any
 
 import nats
 from contract_wire import Wire
-from hivebus import HivebusConfig
+from hivebus import HivebusConfig, testing
 from hivebus.auth import AuthDir, Kind, Permission
 from hivebus.connection import connect_options
 from hivebus.runtime import Core
-from hivebus.server import EmbeddedServer
+from hivebus.server import EmbeddedServer, start_cluster
 from hivebus.testing import TEST_DEFAULTS
 from nats.aio.client import Client
 
@@ -143,47 +143,11 @@ class SecureBus:
 
 def secure_cluster(directory: AuthDir, root: Path, size: int = 3) -> list[EmbeddedServer]:
     """``size`` nats-servers routed into one JetStream cluster, each with the secure config."""
-    from hivebus.server import free_port
-
-    client_ports = [free_port() for _ in range(size)]
-    route_ports = [free_port() for _ in range(size)]
-    routes = ",".join(f"nats://127.0.0.1:{port}" for port in route_ports)
-    servers = []
-    for i, (port, route_port) in enumerate(zip(client_ports, route_ports, strict=True)):
-        args = (
-            "-c", str(directory.server_conf),
-            "--name", f"secure-{i}",
-            "--cluster_name", "secure",
-            "--cluster", f"nats://127.0.0.1:{route_port}",
-            "--routes", routes,
-        )  # fmt: skip
-        servers.append(EmbeddedServer(port=port, data_dir=root / f"n{i}", extra_args=args))
-    try:
-        for server in servers:
-            server.start()
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
-    return servers
+    return start_cluster(root, size, "secure", ("-c", str(directory.server_conf)))
 
 
 async def until_jetstream_ready(url: str, core_creds: Path, timeout_s: float = 60.0) -> None:
-    """A new cluster answers JetStream requests only once it has elected a meta leader: wait
-    for that with the core's credentials (JetStream lives in the core's account)."""
+    """Wait for the secure cluster's meta leader with the core's credentials (JetStream lives
+    in the core's account)."""
     config = HivebusConfig.load(nats_url=url, creds_file=core_creds)
-    nc = await nats.connect(**connect_options(config, "secure-cluster-ready"))
-    try:
-        js = nc.jetstream(timeout=2.0)
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            try:
-                await js.add_stream(name="READY", subjects=["secure.ready"], num_replicas=3)
-                await js.delete_stream("READY")
-                return
-            except Exception:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-    finally:
-        await nc.close()
+    await testing.until_jetstream_ready(config, timeout_s)

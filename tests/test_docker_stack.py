@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 import yaml
-from hivebus.server import EmbeddedServer, free_port
-from hivebus.testing import _until_jetstream_ready
+from hivebus import HivebusConfig
+from hivebus.server import EmbeddedServer, free_port, start_servers
+from hivebus.testing import until_jetstream_ready
 from processes import Proc, run, spawn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -91,14 +92,7 @@ def nats_cluster(data: Path) -> list[EmbeddedServer]:
         server = EmbeddedServer(port=client[i], data_dir=folder, jetstream=False, extra_args=args)
         server.monitor_port = monitor[i]  # type: ignore[attr-defined]
         servers.append(server)
-    try:
-        for server in servers:
-            server.start()
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
-    return servers
+    return start_servers(servers)
 
 
 class Stack:
@@ -119,7 +113,7 @@ class Stack:
 
     def start(self) -> Stack:
         self.servers = nats_cluster(self.tmp / "nats")
-        asyncio.run(_until_jetstream_ready(self.url))
+        asyncio.run(until_jetstream_ready(HivebusConfig.load(nats_url=self.url)))
         for i, port in enumerate(self.metrics_ports):
             core = spawn(
                 "up",

@@ -14,7 +14,14 @@ import time
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-__all__ = ["EmbeddedServer", "find_nats_server", "free_port", "port_open", "start_cluster"]
+__all__ = [
+    "EmbeddedServer",
+    "find_nats_server",
+    "free_port",
+    "port_open",
+    "start_cluster",
+    "start_servers",
+]
 
 log = logging.getLogger("hivebus.server")
 
@@ -136,8 +143,23 @@ class EmbeddedServer:
             self.process = None
 
 
-def start_cluster(data_dir: Path, size: int = 3, name: str = "hivebus") -> list[EmbeddedServer]:
-    """``size`` nats-servers on free ports, routed into one JetStream cluster.
+def start_servers(servers: list[EmbeddedServer]) -> list[EmbeddedServer]:
+    """Start every server, or none: one that fails to start stops those started before it."""
+    try:
+        for server in servers:
+            server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def start_cluster(
+    data_dir: Path, size: int = 3, name: str = "hivebus", extra_args: tuple[str, ...] = ()
+) -> list[EmbeddedServer]:
+    """``size`` nats-servers on free ports, routed into one JetStream cluster; ``extra_args``
+    (a configuration file, say) are given to each.
 
     For tests and local experiments; production clusters are configured with files.
     """
@@ -147,17 +169,11 @@ def start_cluster(data_dir: Path, size: int = 3, name: str = "hivebus") -> list[
     servers = []
     for i, (port, route_port) in enumerate(zip(client_ports, route_ports, strict=True)):
         args = (
+            *extra_args,
             "--name", f"{name}-{i}",
             "--cluster_name", name,
             "--cluster", f"nats://127.0.0.1:{route_port}",
             "--routes", routes,
         )  # fmt: skip
         servers.append(EmbeddedServer(port=port, data_dir=data_dir / f"n{i}", extra_args=args))
-    try:
-        for server in servers:
-            server.start()
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
-    return servers
+    return start_servers(servers)

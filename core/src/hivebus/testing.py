@@ -36,6 +36,7 @@ __all__ = [
     "nats_client",
     "nats_cluster",
     "nats_server",
+    "until_jetstream_ready",
 ]
 
 TEST_DEFAULTS: dict[str, Any] = {
@@ -72,16 +73,19 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[list[EmbeddedServer]]:
     """Three nats-servers in one JetStream cluster, ready for R3 buckets."""
     servers = start_cluster(tmp_path / "cluster")
     try:
-        await _until_jetstream_ready(",".join(s.url for s in servers))
+        url = ",".join(s.url for s in servers)
+        await until_jetstream_ready(HivebusConfig.load(nats_url=url))
         yield servers
     finally:
         for server in servers:
             server.stop()
 
 
-async def _until_jetstream_ready(url: str, timeout_s: float = 30.0) -> None:
-    """A new cluster answers JetStream requests only once it has elected a meta leader."""
-    nc = await connect(HivebusConfig.load(nats_url=url), "hivebus-test-cluster")
+async def until_jetstream_ready(config: HivebusConfig, timeout_s: float = 30.0) -> None:
+    """A new cluster answers JetStream requests only once it has elected a meta leader: wait
+    for that, connected as ``config`` says (on a secure bus, with the core's credentials:
+    JetStream lives in the core's account)."""
+    nc = await connect(config, "hivebus-test-cluster")
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
         js = nc.jetstream(timeout=2.0)
