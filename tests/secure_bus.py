@@ -7,6 +7,8 @@ sends it (permission violations arrive asynchronously, the connection stays up).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,23 @@ class SecureBus:
             if not caller.nc.is_closed:
                 await caller.nc.close()
         await self.stop_core()
+
+
+@contextlib.asynccontextmanager
+async def secure_bus(
+    directory: AuthDir, data_dir: Path, settings: dict[str, Any] | None = None
+) -> AsyncIterator[SecureBus]:
+    """A nats-server on the directory's configuration and a core with its own credentials,
+    both stopped on the way out."""
+    server = secure_server(directory, data_dir)
+    server.start()
+    bus = SecureBus(directory, server, settings or {})
+    try:
+        await bus.start_core()
+        yield bus
+    finally:
+        await bus.close()
+        server.stop()
 
 
 def secure_cluster(directory: AuthDir, root: Path, size: int = 3) -> list[EmbeddedServer]:

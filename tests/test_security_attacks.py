@@ -22,21 +22,13 @@ from hivebus import Agent, HiveClient
 from hivebus.auth import AuthDir
 from hivebus.connection import connect_options
 from hivebus_hookspecs.models import Offer, TaskStatus
-from secure_bus import WAIT_S, SecureBus, make_auth_dir, secure_server
+from secure_bus import WAIT_S, SecureBus, make_auth_dir, secure_bus
 
 
 @pytest.fixture
 async def bus(tmp_path: Path) -> AsyncIterator[SecureBus]:
-    directory = make_auth_dir(tmp_path / "auth")
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    secure = SecureBus(directory, server, {})
-    try:
-        await secure.start_core()
+    async with secure_bus(make_auth_dir(tmp_path / "auth"), tmp_path / "nats") as secure:
         yield secure
-    finally:
-        await secure.close()
-        server.stop()
 
 
 class Held:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hivebus import HiveClient
 from hivebus_hookspecs.models import TaskStatus
-from secure_bus import SecureBus, make_auth_dir, secure_server
+from secure_bus import SecureBus, make_auth_dir, secure_bus
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,16 +40,8 @@ def node_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def bus(tmp_path: Path) -> AsyncIterator[SecureBus]:
-    directory = make_auth_dir(tmp_path / "auth")
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    secure = SecureBus(directory, server, {})
-    try:
-        await secure.start_core()
+    async with secure_bus(make_auth_dir(tmp_path / "auth"), tmp_path / "nats") as secure:
         yield secure
-    finally:
-        await secure.close()
-        server.stop()
 
 
 class Node:
