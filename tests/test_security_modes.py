@@ -12,7 +12,7 @@ import pytest
 from hivebus import Agent, HiveClient
 from hivebus.auth.server_log import parse_refusal
 from hivebus_hookspecs.models import Offer, TaskStatus
-from secure_bus import SecureBus, make_auth_dir, secure_server
+from secure_bus import SecureBus, make_auth_dir, secure_bus, secure_server
 
 
 async def echo(task: Offer) -> object:
@@ -21,11 +21,8 @@ async def echo(task: Offer) -> object:
 
 async def test_tls_from_auth_init_is_verified_by_every_client(tmp_path: Path):
     directory = make_auth_dir(tmp_path / "auth", tls=True)
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    bus = SecureBus(directory, server, {})
-    try:
-        await bus.start_core()  # the core's credentials name the CA: it verifies the server
+    # The core's credentials name the CA: it verifies the server when it starts.
+    async with secure_bus(directory, tmp_path / "nats") as bus:
         async with (
             Agent("coder-a", ["python"], echo, config=bus.config("coder-a")),
             HiveClient(config=bus.config("carol")) as hive,
@@ -37,20 +34,14 @@ async def test_tls_from_auth_init_is_verified_by_every_client(tmp_path: Path):
         seed = directory.creds_path("carol").read_text().splitlines()[-1]
         with pytest.raises((ssl.SSLError, nats.errors.Error, OSError)):
             await nats.connect(
-                server.url, tls=untrusting, nkeys_seed_str=seed, allow_reconnect=False
+                bus.server.url, tls=untrusting, nkeys_seed_str=seed, allow_reconnect=False
             )
-    finally:
-        await bus.close()
-        server.stop()
 
 
 async def test_the_audit_lives_in_a_jetstream_stream_and_survives_the_core(tmp_path: Path):
     directory = make_auth_dir(tmp_path / "auth")
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    bus = SecureBus(directory, server, {"state": "jetstream", "audit_retention_s": 3600.0})
-    try:
-        await bus.start_core()
+    settings = {"state": "jetstream", "audit_retention_s": 3600.0}
+    async with secure_bus(directory, tmp_path / "nats", settings) as bus:
         eve = await bus.caller("eve")
         await eve.wire.fail("task.delegate", {"task_id": "e-1"}, code="forbidden")
         await bus.audited(principal="eve", decision="forbidden")
@@ -61,9 +52,6 @@ async def test_the_audit_lives_in_a_jetstream_stream_and_survives_the_core(tmp_p
         denied = await bus.caller("root")
         reply = await denied.wire.ok("orchestrator.audit", {"denied": True, "limit": 5})
         assert all(r["decision"] != "allowed" for r in reply["records"])
-    finally:
-        await bus.close()
-        server.stop()
 
 
 KEY = "U" + "A" * 55
@@ -150,13 +138,9 @@ async def test_the_legacy_facade_joins_a_secure_bus_as_its_one_principal(tmp_pat
 
     directory = make_auth_dir(tmp_path / "auth")
     directory.add(Kind.AGENT, "legacy", can=[Permission.DELEGATE, Permission.READ])
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    bus = SecureBus(directory, server, {})
-    try:
-        await bus.start_core()
+    async with secure_bus(directory, tmp_path / "nats") as bus:
         config = OrchestratorConfig(
-            nats_url=server.url,
+            nats_url=bus.server.url,
             run_core=False,
             creds=directory.creds_path("legacy"),
             max_memory_mb=4096.0,
@@ -173,9 +157,6 @@ async def test_the_legacy_facade_joins_a_secure_bus_as_its_one_principal(tmp_pat
             "agent-register", "task-delegate", "task-complete", "agent-deregister"
         ]  # fmt: skip
         await bus.audited(principal="legacy", decision="forbidden", agent_id="coder-a")
-    finally:
-        await bus.close()
-        server.stop()
 
 
 async def test_a_prefixed_secure_bus(tmp_path: Path):
@@ -187,11 +168,7 @@ async def test_a_prefixed_secure_bus(tmp_path: Path):
     directory.add(Kind.CLIENT, "carol", can=[Permission.DELEGATE, Permission.READ])
     directory.add(Kind.CLIENT, "eve")
     assert '"prod.hive.task.>"' in directory.server_conf.read_text()
-    server = secure_server(directory, tmp_path / "nats")
-    server.start()
-    bus = SecureBus(directory, server, {"prefix": "prod.hive"})
-    try:
-        await bus.start_core()
+    async with secure_bus(directory, tmp_path / "nats", {"prefix": "prod.hive"}) as bus:
         async with (
             Agent("coder-a", ["python"], echo, config=bus.config("coder-a")),
             HiveClient(config=bus.config("carol")) as hive,
@@ -201,6 +178,3 @@ async def test_a_prefixed_secure_bus(tmp_path: Path):
         eve = await bus.caller("eve")
         eve.wire.prefix = "prod.hive"
         await eve.wire.fail("task.delegate", {}, code="forbidden")
-    finally:
-        await bus.close()
-        server.stop()
