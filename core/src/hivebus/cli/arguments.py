@@ -24,6 +24,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "priority",
+    "seconds",
     "task_id",
     "task_status",
 ]
@@ -79,6 +80,17 @@ def positive_float(text: str) -> float:
         _fail(f"{text!r} is not a number of seconds")
     if not value > 0 or value == float("inf"):
         _fail(f"{text} must be a number of seconds above 0")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration that may be zero (a delay, a backoff)."""
+    try:
+        value = float(text)
+    except ValueError:
+        _fail(f"{text!r} is not a number of seconds")
+    if value < 0 or value == float("inf"):
+        _fail(f"{text!r}: seconds cannot be negative or infinite")
     return value
 
 

@@ -6,34 +6,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import arguments
+
 __all__ = ["add_task_options", "task_options"]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: seconds cannot be negative")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
-    return value
 
 
 def _concurrency(text: str) -> dict[str, Any]:
     key, sep, limit = text.rpartition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r}: give KEY=LIMIT, e.g. repo:acme=2")
-    return {"key": key, "limit": _count(limit)}
+    return {"key": key, "limit": arguments.positive_int(limit)}
 
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
@@ -41,21 +23,25 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--retry",
         dest="max_attempts",
-        type=_count,
+        type=arguments.positive_int,
         metavar="N",
         help="try up to N times in all, waiting --backoff between attempts",
     )
     group.add_argument(
         "--backoff",
-        type=_seconds,
+        type=arguments.seconds,
         metavar="S",
         help="with --retry: seconds before the second attempt, doubling after (default 1)",
     )
     group.add_argument(
-        "--delay", type=_seconds, metavar="S", help="offer the task no sooner than S seconds"
+        "--delay",
+        type=arguments.seconds,
+        metavar="S",
+        help="offer the task no sooner than S seconds from now",
     )
     group.add_argument(
         "--depends-on",
+        type=arguments.task_id,
         action="append",
         default=[],
         metavar="TASK_ID",
@@ -71,13 +57,18 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--prefer",
         dest="prefer_agents",
+        type=arguments.agent_id,
         action="append",
         default=[],
         metavar="AGENT_ID",
         help="offer to this agent first when it is free (repeatable)",
     )
     group.add_argument(
-        "--require", dest="require_agent", metavar="AGENT_ID", help="offer to this agent only"
+        "--require",
+        dest="require_agent",
+        type=arguments.agent_id,
+        metavar="AGENT_ID",
+        help="offer to this agent only",
     )
 
 
