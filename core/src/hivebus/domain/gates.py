@@ -102,7 +102,7 @@ class Gates:
             return {"holders": holders}
 
         try:
-            await self._update(concurrency_key(name), give_back)
+            given = await self._update(concurrency_key(name), give_back)
         except (Conflict, StateUnavailable) as exc:
             # the repair pass gives it back once the task is seen off its agent
             log.info(
@@ -110,8 +110,9 @@ class Gates:
                 extra={"task_id": task_id, "error": str(exc)},
             )
             return
-        self._full.pop(name, None)
-        self.on_freed()
+        if given:  # a second give-back of the same claim frees nothing, and says nothing
+            self._full.pop(name, None)
+            self.on_freed()
 
     def left_agent(self, old: TaskRecord | None, new: TaskRecord) -> None:
         """A local write took a task off its agent: give its concurrency place back."""
@@ -131,21 +132,18 @@ class Gates:
         assert task.concurrency is not None
         limit: int = task.concurrency["limit"]
         task_id = task.task_id
-        outcome = {"taken": False}
 
         def take(value: dict[str, Any] | None) -> dict[str, Any] | Literal[Skip.SKIP]:
             holders = dict((value or {}).get("holders", {}))
-            outcome["taken"] = len(holders) < limit
-            if not outcome["taken"]:
+            if len(holders) >= limit:
                 return SKIP
             holders[stamp] = task_id
             return {"holders": holders}
 
         try:
-            await self._update(concurrency_key(task.concurrency["key"]), take)
+            return await self._update(concurrency_key(task.concurrency["key"]), take)
         except Conflict:
             return False  # contended: it waits, and is offered at a later pass
-        return outcome["taken"]
 
     async def _take_rate(self, task_type: str, count: int, period_s: float) -> float | None:
         """Take a place in the type's window: ``None`` when taken, else seconds to wait."""
@@ -165,8 +163,9 @@ class Gates:
             return self._recheck_s
         return wait.get("s")
 
-    async def _update(self, key: str, change: LimitChange) -> None:
-        """Compare-and-set ``change(record)`` on the limit ``key``, re-reading on conflict.
+    async def _update(self, key: str, change: LimitChange) -> bool:
+        """Compare-and-set ``change(record)`` on the limit ``key``, re-reading on conflict;
+        whether anything was stored (``False``: the change said ``SKIP``).
 
         One change at a time per key in this replica: a hundred tasks sharing a key would
         otherwise spend their compare-and-sets losing to each other. The last record read is
@@ -175,9 +174,9 @@ class Gates:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
-            await self._update_now(key, change)
+            return await self._update_now(key, change)
 
-    async def _update_now(self, key: str, change: LimitChange) -> None:
+    async def _update_now(self, key: str, change: LimitChange) -> bool:
         state = self._k.state
         for _ in range(CAS_RETRIES):
             known = self._known.get(key)
@@ -188,12 +187,12 @@ class Gates:
             changed = change(value)
             if changed is SKIP:
                 if fresh:
-                    return
+                    return False
                 del self._known[key]  # decided on an old read: decide again on a fresh one
                 continue
             try:
                 self._known[key] = (changed, await state.save_limit(key, changed, revision))
-                return
+                return True
             except Conflict:
                 self._known.pop(key, None)
         raise Conflict(key)
