@@ -119,13 +119,8 @@ class Delegation:
             queued = await k.cache.save_task(
                 base.evolve(status=TaskStatus.QUEUED, agent_id=None, offered_at=None)
             )
-        except Conflict:  # another replica stored it first: its record is the answer
-            refreshed = await k.cache.refresh_task(task.task_id)
-            if refreshed is None:
-                raise HivebusError(
-                    ErrorCode.INTERNAL_ERROR, "task vanished while queueing"
-                ) from None
-            return _reply(refreshed)
+        except Conflict:
+            return await self._answer_of_the_first(task.task_id)
         log.debug("task queued", extra={"task_id": queued.task_id})
         k.emit(
             EventName.TASK_QUEUED,
@@ -163,18 +158,21 @@ class Delegation:
             changes |= {"success": False, "error": error, "finished_at": k.clock()}
         try:
             stored = await k.cache.save_task(task.evolve(**changes))
-        except Conflict:  # another replica stored it first: its record is the answer
-            refreshed = await k.cache.refresh_task(task.task_id)
-            if refreshed is None:
-                raise HivebusError(
-                    ErrorCode.INTERNAL_ERROR, "task vanished while storing"
-                ) from None
-            return _reply(refreshed)
+        except Conflict:
+            return await self._answer_of_the_first(task.task_id)
         self._waiting.announce(stored, None)
         if status is TaskStatus.BLOCKED:
             # a dependency may have finished between the look and the write
             k.spawn(self._waiting.move_on(task.task_id), name=f"hivebus-unblock-{task.task_id}")
         return _reply(stored)
+
+    async def _answer_of_the_first(self, task_id: str) -> DelegateReply:
+        """Another replica stored the task first (the same id delegated twice at once): its
+        record is the answer."""
+        refreshed = await self._k.cache.refresh_task(task_id)
+        if refreshed is None:
+            raise HivebusError(ErrorCode.INTERNAL_ERROR, "task vanished while storing") from None
+        return _reply(refreshed)
 
     def check_capacity(self, weight: int) -> None:
         cache, config = self._k.cache, self._k.config
