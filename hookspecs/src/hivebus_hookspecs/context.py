@@ -8,7 +8,8 @@ Typed against these, a plugin depends on ``hivebus-hookspecs`` only, never on th
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
-from typing import Any, Protocol, TypedDict, TypeVar
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, JsonValue
 
@@ -27,6 +28,7 @@ from .models import (
 __all__ = [
     "EndpointError",
     "EndpointHandler",
+    "HookTime",
     "KeyValueStore",
     "ObjectStore",
     "OrchestratorView",
@@ -148,6 +150,16 @@ class EndpointError(Exception):
         self.message = message
 
 
+class HookTime(NamedTuple):
+    """Time one plugin's implementation of one hook took, summed since the core started."""
+
+    plugin: str
+    hook: str
+    calls: int
+    seconds: float
+    """Wall time of the calls, awaited results included (failed and vetoing calls too)."""
+
+
 class PluginContext(Protocol):
     """What a plugin may read and do, handed to it by ``hivebus_startup(context)``.
 
@@ -163,6 +175,12 @@ class PluginContext(Protocol):
     @property
     def config(self) -> Mapping[str, Any]:
         """The plugin's raw ``[plugin_config.<name>]`` table."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory (``data_dir`` in the configuration); a plugin keeps its
+        files under ``data_dir / 'plugins' / name``."""
         ...
 
     def settings(self, model: type[S]) -> S:
@@ -185,6 +203,11 @@ class PluginContext(Protocol):
 
     async def status(self) -> dict[str, Any]:
         """The figures of ``orchestrator.status``."""
+        ...
+
+    def hook_times(self) -> list[HookTime]:
+        """How long every loaded plugin's hooks took on this core, by plugin and hook: what
+        a plugin costs the requests it sits on."""
         ...
 
     # announcing

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hivebus_hookspecs.models import (
@@ -39,7 +40,7 @@ from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, Report, TimerSet
 
 if TYPE_CHECKING:
-    from hivebus_hookspecs.context import EndpointHandler
+    from hivebus_hookspecs.context import EndpointHandler, HookTime
     from nats.js.client import JetStreamContext
 
     from ..adapters.events import EventPublisher
@@ -51,6 +52,7 @@ __all__ = ["CorePluginContext", "PluginSettingsError", "build_contexts"]
 S = TypeVar("S", bound=BaseModel)
 
 Serve = Callable[[str, "EndpointHandler"], Any]
+HookTimes = Callable[[], "list[HookTime]"]
 
 
 class PluginSettingsError(ValueError):
@@ -67,8 +69,12 @@ class CorePluginContext:
         settings: Mapping[str, Any],
         stores: StoreOpener,
         report: Report,
+        data_dir: Path,
+        hook_times: HookTimes = list,
     ) -> None:
         self.name = name
+        self._data_dir = data_dir
+        self._hook_times = hook_times
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
         self.kv = LazyKeyValue(stores)
@@ -81,6 +87,11 @@ class CorePluginContext:
         self._serve: Serve | None = None
 
     # --- configuration ----------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory; a plugin keeps its files under ``plugins/<name>``."""
+        return self._data_dir
 
     def settings(self, model: type[S]) -> S:
         """The configuration section validated by ``model`` (a pydantic model)."""
@@ -119,6 +130,9 @@ class CorePluginContext:
 
     async def status(self) -> dict[str, Any]:
         return await self._orch.status()
+
+    def hook_times(self) -> list[HookTime]:
+        return self._hook_times()
 
     # --- announcing -------------------------------------------------------------------
 
@@ -222,6 +236,7 @@ def build_contexts(
     config: HivebusConfig,
     js: JetStreamContext | None,
     report: Callable[[str, str, BaseException], None],
+    hook_times: HookTimes = list,
 ) -> dict[str, CorePluginContext]:
     """One context per plugin: stores on JetStream when ``js`` is given, else in memory."""
     stem = config.prefix.replace(".", "_") if config.prefix else "hivebus"
@@ -239,5 +254,7 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
+            config.data_dir,
+            hook_times,
         )
     return contexts
