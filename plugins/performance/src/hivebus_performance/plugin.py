@@ -1,93 +1,117 @@
-"""The performance plugin: lifecycle events in, Prometheus metrics out."""
+"""The performance plugin: lifecycle events in, Prometheus metrics, alerts and advice out."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import time
 from typing import Any
 
 from hivebus_hookspecs import (
     Event,
+    EventName,
     OrchestratorView,
-    PluginConfig,
     PluginContext,
+    TaskStatus,
     TaskView,
     hookimpl,
 )
-from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field
+from hivebus_hookspecs.context import AlertBook
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from pydantic import JsonValue
 
+from .build import BuildInfo
 from .exporter import MetricsServer
 from .gauges import OrchestratorCollector
 from .health import HealthCollector
+from .hooktime import HookTimeCollector
 from .latency import Latency
-from .metrics import DEFAULT_BUCKETS, Metrics
+from .metrics import Metrics
+from .recommendations import HookShare, OfferLog, capacity, declines, dominant_hooks
+from .resources import ResourceCollector, ResourceSampler
+from .settings import PerformanceSettings
+from .thresholds import Figures, judge
+from .window import Window
 
-__all__ = ["NAME", "PerformancePlugin", "PerformanceSettings"]
+__all__ = ["NAME", "MetricsPortUnavailable", "PerformancePlugin"]
 
 NAME = "performance"
 
 log = logging.getLogger("hivebus.performance")
 
 
-class PerformanceSettings(BaseModel):
-    """``[plugin_config.performance]`` in the hivebus configuration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=9464, ge=0, le=65535)
-    """``0`` picks a free port; the bound one is in the status contribution."""
-    buckets: tuple[float, ...] = Field(default=DEFAULT_BUCKETS, min_length=1)
-    """Histogram buckets for task durations, in seconds."""
-    refresh_s: float = Field(default=5.0, gt=0)
-    """How often the health gauges (core, plugins, state buckets) are read from the status."""
-    max_capabilities: int = Field(default=50, ge=1, le=1000)
-    """Capability label values exported at most (those with the most waiting tasks)."""
+class MetricsPortUnavailable(OSError):
+    """The metrics endpoint could not be bound: raised from start-up, after everything else
+    started, so the host records the reason (``hivebus plugins``) and the core serves on."""
 
 
 class PerformancePlugin:
-    """One instance per process, started and stopped with the core that loads it."""
+    """One instance per core, started and stopped with it."""
 
     def __init__(self) -> None:
         self.settings = PerformanceSettings()
+        self.context: PluginContext | None = None
         self.registry: CollectorRegistry | None = None
         self.metrics: Metrics | None = None
         self.latency: Latency | None = None
         self.health: HealthCollector | None = None
         self.server: MetricsServer | None = None
+        self.sampler: ResourceSampler | None = None
+        self.book: AlertBook | None = None
+        self.finished: Window | None = None
+        self.offers: OfferLog | None = None
+        self.hook_share: HookShare | None = None
+        self.recommendations: list[dict[str, JsonValue]] = []
+        self.evaluated_at: float | None = None
+        self.alerts_fired = 0
         self.error: str | None = None
+        self.replica = ""
 
     @hookimpl
-    async def hivebus_startup(
-        self, orchestrator: OrchestratorView, config: PluginConfig, context: PluginContext
-    ) -> None:
+    async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
         await self._stop_server()  # a core that never shut down must not keep the port
         self.error = None
         try:
-            self.settings = PerformanceSettings.model_validate(config.plugin_settings(NAME))
+            self.settings = settings = context.settings(PerformanceSettings)
         except ValueError as exc:
             self.error = f"invalid settings: {exc}"
             raise
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry, self.settings.buckets)
-        self.latency = Latency(self.metrics, context.task)
-        self.registry.register(
-            OrchestratorCollector(orchestrator, context, self.settings.max_capabilities)
+        self.context = context
+        self.replica = orchestrator.orchestrator_id
+        registry = self.registry = CollectorRegistry()
+        self.metrics = Metrics(registry, settings.buckets, settings.max_task_types)
+        self.latency = Latency(self.metrics, context.task, Window(settings.window_s))
+        self.finished = Window(settings.window_s)
+        self.offers = OfferLog(settings.window_s)
+        self.hook_share = HookShare(settings.window_s)
+        self.sampler = ResourceSampler(context.data_dir)
+        self.book = context.alert_book(
+            stale_after_s=max(60.0, settings.interval_s * 4), cooldown_s=settings.alert_cooldown_s
         )
+        registry.register(OrchestratorCollector(orchestrator, context, settings.max_capabilities))
         health = self.health = HealthCollector()
-        self.registry.register(health)
+        registry.register(health)
+        registry.register(HookTimeCollector(context))
+        registry.register(ResourceCollector(self.sampler))
+        registry.register(BuildInfo(orchestrator.orchestrator_id))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
 
         async def refresh() -> None:
             health.refresh(await context.status())
 
-        context.every(self.settings.refresh_s, refresh, name="health-gauges")
-        server = MetricsServer(self.registry)
+        context.every(settings.refresh_s, refresh, name="health-gauges")
+        context.every(settings.interval_s, self.evaluate, name="evaluate")
+        await self._serve(registry)
+
+    async def _serve(self, registry: CollectorRegistry) -> None:
+        server = MetricsServer(registry)
         where = f"{self.settings.host}:{self.settings.port}"
         try:
             await server.start(self.settings.host, self.settings.port)
         except OSError as exc:
-            # Metrics are still counted and visible in the status; only the endpoint is missing.
+            # Metrics are still counted, alerts and advice still made; only the endpoint is
+            # missing. Raised so the host records why, shown by `hivebus plugins`.
             self.error = f"cannot serve metrics on {where}: {exc.strerror or exc}"
             if exc.errno == errno.EADDRINUSE:
                 self.error += (
@@ -95,9 +119,11 @@ class PerformancePlugin:
                     "[plugin_config.performance] port, or HIVEBUS_PLUGIN_CONFIG__PERFORMANCE__PORT)"
                 )
             log.error(self.error)
-            return
+            raise MetricsPortUnavailable(exc.errno, self.error) from None
         self.server = server
         log.info("serving metrics", extra={"url": server.url})
+
+    # --- hooks: cheap, constant time --------------------------------------------------
 
     @hookimpl(trylast=True)
     def hivebus_task_delegate(self, task: TaskView) -> None:
@@ -109,14 +135,25 @@ class PerformancePlugin:
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
-        if self.metrics is not None:
-            self.metrics.observe(event)
-        if self.latency is not None:
-            self.latency.observe(event)
+        if self.metrics is None or self.latency is None or self.context is None:
+            return
+        task = self.context.task(event.task_id) if event.task_id is not None else None
+        self.metrics.observe(event, task.task_type if task is not None else None)
+        self.latency.observe(event, task)
+        if event.event in (EventName.TASK_COMPLETED, EventName.TASK_FAILED):
+            assert self.finished is not None
+            self.finished.add(0.0 if event.event is EventName.TASK_COMPLETED else 1.0)
+        elif event.agent_id is not None and self.offers is not None:
+            if event.event is EventName.TASK_ASSIGNED:
+                self.offers.add(event.agent_id, "accepted", event.timestamp)
+            elif event.event is EventName.TASK_DECLINED:
+                outcome = str((event.model_extra or {}).get("outcome"))
+                self.offers.add(event.agent_id, outcome, event.timestamp)
 
     @hookimpl
     def hivebus_status(self) -> dict[str, Any]:
         server = self.server
+        sample = self.sampler.last if self.sampler is not None else None
         return {
             "url": server.url if server else None,
             "host": server.host if server else self.settings.host,
@@ -124,6 +161,17 @@ class PerformancePlugin:
             "scrapes": server.scrapes if server else 0,
             "error": self.error,
             "totals": {name: self._total(name) for name in _TOTALS},
+            "resources": None
+            if sample is None
+            else {
+                "cpu_percent": _round(sample.cpu_percent),
+                "memory_mb": _round(sample.memory_mb),
+                "memory_percent": _round(sample.memory_percent),
+                "disk_used_percent": _round(sample.disk_used_percent),
+            },
+            "alerts_firing": self.book.firing() if self.book is not None else [],
+            "recommendations": self.recommendations,
+            "evaluated_at": self.evaluated_at,
         }
 
     @hookimpl
@@ -134,6 +182,51 @@ class PerformancePlugin:
     async def hivebus_shutdown(self) -> None:
         await self._stop_server()
 
+    # --- the evaluation timer ---------------------------------------------------------
+
+    async def evaluate(self) -> None:
+        """Sample resources, fire or resolve each threshold's alert, renew the advice."""
+        context, book, sampler = self.context, self.book, self.sampler
+        assert context is not None
+        assert book is not None
+        assert sampler is not None
+        assert self.latency is not None
+        assert self.finished is not None
+        assert self.offers is not None
+        assert self.hook_share is not None
+        settings = self.settings
+        sample = await sampler.sample()
+        outcomes = self.finished.values()
+        delegations = self.latency.recent.values()
+        p95 = Window.quantile(delegations, 0.95)
+        figures = Figures(
+            resources=sample,
+            finished=len(outcomes),
+            failed=int(sum(outcomes)),
+            delegations=len(delegations),
+            delegation_p95_ms=None if p95 is None else p95 * 1000,
+        )
+        for check in judge(settings, figures, self.replica):
+            if check.breached:
+                if await book.fire(
+                    "warning", check.summary, fingerprint=check.fingerprint, details=check.details
+                ):
+                    self.alerts_fired += 1
+            else:
+                await book.resolve(check.fingerprint, details=check.details)
+        self.hook_share.add(context.hook_times(), self.latency.total_s)
+        queue = context.queue_depth()
+        found = capacity(context.agents(), queue.get("by_capability", {}), self._oldest_wait())
+        found += declines(self.offers, settings.min_offers)
+        found += dominant_hooks(self.hook_share, settings.min_tasks)
+        self.recommendations = found[: settings.max_recommendations]
+        self.evaluated_at = time.time()
+
+    def _oldest_wait(self) -> float:
+        assert self.context is not None
+        queued = self.context.tasks(TaskStatus.QUEUED, limit=10_000)
+        return max((time.time() - t.created_at for t in queued), default=0.0)
+
     async def _stop_server(self) -> None:
         if self.server is not None:
             server, self.server = self.server, None
@@ -143,6 +236,10 @@ class PerformancePlugin:
         if self.registry is None:
             return 0
         return int(self.registry.get_sample_value(f"hivebus_{name}_total") or 0)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 _TOTALS = ("delegations", "assignments", "completions", "failures", "requeues")
