@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hivebus_hookspecs import Event, EventName, TaskPriority
+from hivebus_hookspecs import Event, EventName, TaskPriority, TaskView
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER", "PRIORITIES", "WAIT_BUCKETS", "Metrics", "TaskTypes"]
@@ -36,9 +36,7 @@ class TaskTypes:
         self._limit = limit
         self._kept: set[str] = set()
 
-    def label(self, task_type: str | None) -> str:
-        if task_type is None:
-            return OTHER
+    def label(self, task_type: str) -> str:
         if task_type in self._kept:
             return task_type
         if len(self._kept) < self._limit:
@@ -118,8 +116,8 @@ class Metrics:
             EventName.TASK_CANCELLED: self.cancellations,
         }
 
-    def observe(self, event: Event, task_type: str | None) -> None:
-        """Count ``event``; ``task_type`` is its task's type, when it names one."""
+    def observe(self, event: Event) -> None:
+        """Count ``event``."""
         self.events.labels(event.event.value).inc()
         counter = self._by_event.get(event.event)
         if counter is not None:
@@ -131,9 +129,10 @@ class Metrics:
                 self.declined.labels(outcome).inc()
         elif event.event is EventName.PLUGIN_VETOED:
             self.vetoes.labels(str(extra.get("plugin"))).inc()
-        elif event.event in (EventName.TASK_COMPLETED, EventName.TASK_FAILED):
-            duration_ms = extra.get("duration_ms")
-            if isinstance(duration_ms, int | float):
-                outcome = "completed" if event.event is EventName.TASK_COMPLETED else "failed"
-                label = self.task_types.label(task_type)
-                self.duration.labels(label, outcome).observe(duration_ms / 1000)
+
+    def finished(self, task: TaskView, outcome: str) -> None:
+        """A task ``completed`` or ``failed``: how long its last attempt ran, by type."""
+        if task.assigned_at is None or task.finished_at is None:
+            return  # never assigned (a dependency failed): no duration to speak of
+        seconds = max(0.0, task.finished_at - task.assigned_at)
+        self.duration.labels(self.task_types.label(task.task_type), outcome).observe(seconds)

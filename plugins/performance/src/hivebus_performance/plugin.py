@@ -12,7 +12,6 @@ from hivebus_hookspecs import (
     EventName,
     OrchestratorView,
     PluginContext,
-    TaskStatus,
     TaskView,
     hookimpl,
 )
@@ -80,7 +79,7 @@ class PerformancePlugin:
         self.replica = orchestrator.orchestrator_id
         registry = self.registry = CollectorRegistry()
         self.metrics = Metrics(registry, settings.buckets, settings.max_task_types)
-        self.latency = Latency(self.metrics, context.task, Window(settings.window_s))
+        self.latency = Latency(self.metrics, Window(settings.window_s))
         self.finished = Window(settings.window_s)
         self.offers = OfferLog(settings.window_s)
         self.hook_share = HookShare(settings.window_s)
@@ -135,20 +134,35 @@ class PerformancePlugin:
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
-        if self.metrics is None or self.latency is None or self.context is None:
+        if self.metrics is None or self.latency is None or self.offers is None:
             return
-        task = self.context.task(event.task_id) if event.task_id is not None else None
-        self.metrics.observe(event, task.task_type if task is not None else None)
-        self.latency.observe(event, task)
-        if event.event in (EventName.TASK_COMPLETED, EventName.TASK_FAILED):
-            assert self.finished is not None
-            self.finished.add(0.0 if event.event is EventName.TASK_COMPLETED else 1.0)
-        elif event.agent_id is not None and self.offers is not None:
-            if event.event is EventName.TASK_ASSIGNED:
-                self.offers.add(event.agent_id, "accepted", event.timestamp)
-            elif event.event is EventName.TASK_DECLINED:
-                outcome = str((event.model_extra or {}).get("outcome"))
-                self.offers.add(event.agent_id, outcome, event.timestamp)
+        self.metrics.observe(event)
+        self.latency.observe(event)
+        if event.agent_id is None:
+            return
+        if event.event is EventName.TASK_ASSIGNED:
+            self.offers.add(event.agent_id, "accepted", event.timestamp)
+        elif event.event is EventName.TASK_DECLINED:
+            outcome = str((event.model_extra or {}).get("outcome"))
+            self.offers.add(event.agent_id, outcome, event.timestamp)
+
+    @hookimpl
+    def hivebus_task_assigned(self, task: TaskView) -> None:
+        if self.latency is not None:
+            self.latency.assigned(task)
+
+    @hookimpl
+    def hivebus_task_completed(self, task: TaskView) -> None:
+        self._finished(task, "completed")
+
+    @hookimpl
+    def hivebus_task_failed(self, task: TaskView) -> None:
+        self._finished(task, "failed")
+
+    def _finished(self, task: TaskView, outcome: str) -> None:
+        if self.metrics is not None and self.finished is not None:
+            self.metrics.finished(task, outcome)
+            self.finished.add(1.0 if outcome == "failed" else 0.0)
 
     @hookimpl
     def hivebus_status(self) -> dict[str, Any]:
@@ -216,16 +230,11 @@ class PerformancePlugin:
                 await book.resolve(check.fingerprint, details=check.details)
         self.hook_share.add(context.hook_times(), self.latency.total_s)
         queue = context.queue_depth()
-        found = capacity(context.agents(), queue.get("by_capability", {}), self._oldest_wait())
+        found = capacity(context.agents(), queue.get("by_capability", {}))
         found += declines(self.offers, settings.min_offers)
         found += dominant_hooks(self.hook_share, settings.min_tasks)
         self.recommendations = found[: settings.max_recommendations]
         self.evaluated_at = time.time()
-
-    def _oldest_wait(self) -> float:
-        assert self.context is not None
-        queued = self.context.tasks(TaskStatus.QUEUED, limit=10_000)
-        return max((time.time() - t.created_at for t in queued), default=0.0)
 
     async def _stop_server(self) -> None:
         if self.server is not None:

@@ -25,9 +25,7 @@ REQUEST_HOOKS = frozenset(
 """Hooks a request waits for (status and health hooks only slow status requests)."""
 
 
-def capacity(
-    agents: Iterable[AgentView], waiting: Mapping[str, int], oldest_wait_s: float
-) -> list[Recommendation]:
+def capacity(agents: Iterable[AgentView], waiting: Mapping[str, int]) -> list[Recommendation]:
     """Capabilities with waiting tasks and no free agent offering them, most waiting first."""
     holders: dict[str, list[AgentView]] = {}
     for agent in agents:
@@ -57,7 +55,6 @@ def capacity(
                     "agents": len(offering),
                     "busy": len(busy),
                     "slots": sum(a.max_tasks for a in offering),
-                    "oldest_wait_s": round(oldest_wait_s, 3),
                 },
             }
         )
