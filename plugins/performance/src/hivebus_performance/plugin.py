@@ -65,15 +65,19 @@ class PerformancePlugin:
         self.alerts_fired = 0
         self.error: str | None = None
         self.replica = ""
+        self.unhealthy = False
+        """Set when the settings are refused: nothing is measured then."""
 
     @hookimpl
     async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
         await self._stop_server()  # a core that never shut down must not keep the port
         self.error = None
+        self.unhealthy = False
         try:
             self.settings = settings = context.settings(PerformanceSettings)
         except ValueError as exc:
             self.error = f"invalid settings: {exc}"
+            self.unhealthy = True
             raise
         self.context = context
         self.replica = orchestrator.orchestrator_id
@@ -190,6 +194,8 @@ class PerformancePlugin:
 
     @hookimpl
     def hivebus_health(self) -> str:
+        if self.unhealthy:
+            return "unhealthy"
         return "degraded" if self.error else "healthy"
 
     @hookimpl
