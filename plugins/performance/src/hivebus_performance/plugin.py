@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from typing import Any
 
@@ -39,7 +40,7 @@ NAME = "performance"
 log = logging.getLogger("hivebus.performance")
 
 
-class MetricsPortUnavailable(OSError):
+class MetricsPortUnavailable(Exception):
     """The metrics endpoint could not be bound: raised from start-up, after everything else
     started, so the host records the reason (``hivebus plugins``) and the core serves on."""
 
@@ -115,14 +116,15 @@ class PerformancePlugin:
         except OSError as exc:
             # Metrics are still counted, alerts and advice still made; only the endpoint is
             # missing. Raised so the host records why, shown by `hivebus plugins`.
-            self.error = f"cannot serve metrics on {where}: {exc.strerror or exc}"
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            self.error = f"cannot serve metrics on {where}: {why}"
             if exc.errno == errno.EADDRINUSE:
                 self.error += (
                     " (another core on this host? give each its own port: "
                     "[plugin_config.performance] port, or HIVEBUS_PLUGIN_CONFIG__PERFORMANCE__PORT)"
                 )
             log.error(self.error)
-            raise MetricsPortUnavailable(exc.errno, self.error) from None
+            raise MetricsPortUnavailable(self.error) from None
         self.server = server
         log.info("serving metrics", extra={"url": server.url})
 
