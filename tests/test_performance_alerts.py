@@ -17,6 +17,7 @@ from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
 from hivebus_performance import PerformancePlugin
+from hivebus_performance.evaluation import Evaluator
 
 FINGERPRINT = "performance:error_rate"
 
@@ -57,16 +58,15 @@ async def replicas(nats_server: EmbeddedServer) -> AsyncIterator[list[Core]]:
         await core.stop()
 
 
-def plugin_of(core: Core) -> PerformancePlugin:
+def evaluator_of(core: Core) -> Evaluator:
     plugin = core.plugins.pm.get_plugin("performance")
     assert isinstance(plugin, PerformancePlugin)
-    return plugin
+    assert plugin.evaluator is not None
+    return plugin.evaluator
 
 
 def firing(core: Core) -> list[str]:
-    book = plugin_of(core).book
-    assert book is not None
-    return book.firing()
+    return evaluator_of(core).book.firing()
 
 
 async def fail_or_not(task: Offer) -> Any:
@@ -114,16 +114,16 @@ async def test_an_error_rate_breach_fires_once_across_replicas_and_resolves_once
             assert fired[0]["source"] == "performance"
             assert fired[0]["severity"] == "warning"
             assert fired[0]["details"]["limit"] == 20.0
-            assert sum(plugin_of(core).alerts_fired for core in replicas) == 1
+            assert sum(evaluator_of(core).alerts_fired for core in replicas) == 1
             status = await hive.status()
             assert FINGERPRINT in status["extensions"]["performance"]["alerts_firing"]
 
             # The failures leave the window: the rate is judged within the limit again.
             await eventually(lambda: heard("resolved"), timeout=10)
-            evaluated = [plugin_of(core).evaluated_at for core in replicas]
+            evaluated = [evaluator_of(core).evaluated_at for core in replicas]
             await eventually(
                 lambda: all(
-                    plugin_of(core).evaluated_at != seen
+                    evaluator_of(core).evaluated_at != seen
                     for core, seen in zip(replicas, evaluated, strict=True)
                 )
             )

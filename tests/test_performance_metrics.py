@@ -25,6 +25,7 @@ from hivebus import Core, HivebusConfig, HiveClient, Offer, RemoteError, TaskSta
 from hivebus.plugins import PluginHost
 from hivebus_hookspecs import TaskView, hookimpl
 from hivebus_performance import PerformancePlugin
+from hivebus_performance.evaluation import Evaluator
 from nats.aio.client import Client
 from processes import run, spawn
 from prometheus_client.parser import text_string_to_metric_families
@@ -49,10 +50,11 @@ async def scrape(url: str) -> tuple[str, Samples]:
     return text, samples
 
 
-def plugin_of(core: Core) -> PerformancePlugin:
+def evaluator_of(core: Core) -> Evaluator:
     plugin = core.plugins.pm.get_plugin("performance")
     assert isinstance(plugin, PerformancePlugin)
-    return plugin
+    assert plugin.evaluator is not None
+    return plugin.evaluator
 
 
 class RawAgent:
@@ -242,7 +244,7 @@ async def test_the_status_shows_resources_alerts_and_advice_with_evidence(
             await hive.delegate("g", ["gpu"])  # nobody has gpu
 
             def advice(kind: str) -> list[dict[str, Any]]:
-                found = plugin_of(core_with_slow_gate).recommendations
+                found = evaluator_of(core_with_slow_gate).recommendations
                 return [r for r in found if r["kind"] == kind]
 
             def capabilities() -> set[str]:
@@ -280,17 +282,14 @@ async def test_the_status_shows_resources_alerts_and_advice_with_evidence(
     assert memory["status"] == "firing"
     assert memory["details"]["limit"] == 1.0
     assert memory["details"]["orchestrator_id"] == replica
-    book = plugin_of(core_with_slow_gate).book
-    assert book is not None
-    assert fingerprint in book.firing()
+    assert fingerprint in evaluator_of(core_with_slow_gate).book.firing()
 
 
 @pytest.mark.parametrize("hivebus_settings", [{"plugins": ["performance"]}])
 async def test_the_context_gives_the_data_directory_and_hook_times(
     hivebus_core: Core, hivebus_config: HivebusConfig, make_agent: Any, hive: HiveClient
 ):
-    context = plugin_of(hivebus_core).context
-    assert context is not None
+    context = evaluator_of(hivebus_core).context
     assert context.data_dir == hivebus_config.data_dir
     await make_agent("w1", ["py"])
     await hive.delegate("t", ["py"], wait=True, wait_timeout=10)

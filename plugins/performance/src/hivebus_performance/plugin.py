@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import time
 from typing import Any
 
 from hivebus_hookspecs import (
@@ -16,21 +15,18 @@ from hivebus_hookspecs import (
     TaskView,
     hookimpl,
 )
-from hivebus_hookspecs.context import AlertBook
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from pydantic import JsonValue
 
 from .build import BuildInfo
+from .evaluation import Evaluator
 from .exporter import MetricsServer
 from .gauges import OrchestratorCollector
 from .health import HealthCollector
 from .hooktime import HookTimeCollector
 from .latency import Latency
 from .metrics import Metrics
-from .recommendations import HookShare, OfferLog, capacity, declines, dominant_hooks
-from .resources import ResourceCollector, ResourceSampler
+from .resources import ResourceCollector
 from .settings import PerformanceSettings
-from .thresholds import Figures, judge
 from .window import Window
 
 __all__ = ["NAME", "MetricsPortUnavailable", "PerformancePlugin"]
@@ -50,22 +46,12 @@ class PerformancePlugin:
 
     def __init__(self) -> None:
         self.settings = PerformanceSettings()
-        self.context: PluginContext | None = None
         self.registry: CollectorRegistry | None = None
         self.metrics: Metrics | None = None
         self.latency: Latency | None = None
-        self.health: HealthCollector | None = None
+        self.evaluator: Evaluator | None = None
         self.server: MetricsServer | None = None
-        self.sampler: ResourceSampler | None = None
-        self.book: AlertBook | None = None
-        self.finished: Window | None = None
-        self.offers: OfferLog | None = None
-        self.hook_share: HookShare | None = None
-        self.recommendations: list[dict[str, JsonValue]] = []
-        self.evaluated_at: float | None = None
-        self.alerts_fired = 0
         self.error: str | None = None
-        self.replica = ""
         self.unhealthy = False
         """Set when the settings are refused: nothing is measured then."""
 
@@ -80,24 +66,21 @@ class PerformancePlugin:
             self.error = f"invalid settings: {exc}"
             self.unhealthy = True
             raise
-        self.context = context
-        self.replica = orchestrator.orchestrator_id
         registry = self.registry = CollectorRegistry()
         self.metrics = Metrics(registry, settings.buckets, settings.max_task_types)
         self.latency = Latency(self.metrics, Window(settings.window_s))
-        self.finished = Window(settings.window_s)
-        self.offers = OfferLog(settings.window_s)
-        self.hook_share = HookShare(settings.window_s)
-        self.sampler = ResourceSampler(context.data_dir)
-        self.book = context.alert_book(
-            stale_after_s=max(60.0, settings.interval_s * 4), cooldown_s=settings.alert_cooldown_s
+        evaluator = self.evaluator = Evaluator(
+            context, settings, self.latency, orchestrator.orchestrator_id
         )
-        registry.register(OrchestratorCollector(orchestrator, context, settings.max_capabilities))
-        health = self.health = HealthCollector()
-        registry.register(health)
-        registry.register(HookTimeCollector(context))
-        registry.register(ResourceCollector(self.sampler))
-        registry.register(BuildInfo(orchestrator.orchestrator_id))
+        health = HealthCollector()
+        for collector in (
+            OrchestratorCollector(orchestrator, context, settings.max_capabilities),
+            health,
+            HookTimeCollector(context),
+            ResourceCollector(evaluator.sampler),
+            BuildInfo(orchestrator.orchestrator_id),
+        ):
+            registry.register(collector)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
 
@@ -105,7 +88,7 @@ class PerformancePlugin:
             health.refresh(await context.status())
 
         context.every(settings.refresh_s, refresh, name="health-gauges")
-        context.every(settings.interval_s, self.evaluate, name="evaluate")
+        context.every(settings.interval_s, evaluator.evaluate, name="evaluate")
         await self._serve(registry)
 
     async def _serve(self, registry: CollectorRegistry) -> None:
@@ -133,24 +116,23 @@ class PerformancePlugin:
     @hookimpl(trylast=True)
     def hivebus_task_delegate(self, task: TaskView) -> None:
         # trylast: counted only once every other plugin had its chance to veto.
-        if self.metrics is not None:
+        if self.metrics is not None and self.latency is not None:
             self.metrics.delegations.inc()
-        if self.latency is not None:
             self.latency.admitted(task)
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
-        if self.metrics is None or self.latency is None or self.offers is None:
+        if self.metrics is None or self.latency is None or self.evaluator is None:
             return
         self.metrics.observe(event)
         self.latency.observe(event)
         if event.agent_id is None:
             return
         if event.event is EventName.TASK_ASSIGNED:
-            self.offers.add(event.agent_id, "accepted", event.timestamp)
+            self.evaluator.offers.add(event.agent_id, "accepted", event.timestamp)
         elif event.event is EventName.TASK_DECLINED:
             outcome = str((event.model_extra or {}).get("outcome"))
-            self.offers.add(event.agent_id, outcome, event.timestamp)
+            self.evaluator.offers.add(event.agent_id, outcome, event.timestamp)
 
     @hookimpl
     def hivebus_task_assigned(self, task: TaskView) -> None:
@@ -166,14 +148,13 @@ class PerformancePlugin:
         self._finished(task, "failed")
 
     def _finished(self, task: TaskView, outcome: str) -> None:
-        if self.metrics is not None and self.finished is not None:
+        if self.metrics is not None and self.evaluator is not None:
             self.metrics.finished(task, outcome)
-            self.finished.add(1.0 if outcome == "failed" else 0.0)
+            self.evaluator.finished.add(1.0 if outcome == "failed" else 0.0)
 
     @hookimpl
     def hivebus_status(self) -> dict[str, Any]:
         server = self.server
-        sample = self.sampler.last if self.sampler is not None else None
         return {
             "url": server.url if server else None,
             "host": server.host if server else self.settings.host,
@@ -181,17 +162,7 @@ class PerformancePlugin:
             "scrapes": server.scrapes if server else 0,
             "error": self.error,
             "totals": {name: self._total(name) for name in _TOTALS},
-            "resources": None
-            if sample is None
-            else {
-                "cpu_percent": _round(sample.cpu_percent),
-                "memory_mb": _round(sample.memory_mb),
-                "memory_percent": _round(sample.memory_percent),
-                "disk_used_percent": _round(sample.disk_used_percent),
-            },
-            "alerts_firing": self.book.firing() if self.book is not None else [],
-            "recommendations": self.recommendations,
-            "evaluated_at": self.evaluated_at,
+            **(self.evaluator.report() if self.evaluator is not None else {}),
         }
 
     @hookimpl
@@ -204,46 +175,6 @@ class PerformancePlugin:
     async def hivebus_shutdown(self) -> None:
         await self._stop_server()
 
-    # --- the evaluation timer ---------------------------------------------------------
-
-    async def evaluate(self) -> None:
-        """Sample resources, fire or resolve each threshold's alert, renew the advice."""
-        context, book, sampler = self.context, self.book, self.sampler
-        assert context is not None
-        assert book is not None
-        assert sampler is not None
-        assert self.latency is not None
-        assert self.finished is not None
-        assert self.offers is not None
-        assert self.hook_share is not None
-        settings = self.settings
-        sample = await sampler.sample()
-        outcomes = self.finished.values()
-        delegations = self.latency.recent.values()
-        p95 = Window.quantile(delegations, 0.95)
-        figures = Figures(
-            resources=sample,
-            finished=len(outcomes),
-            failed=int(sum(outcomes)),
-            delegations=len(delegations),
-            delegation_p95_ms=None if p95 is None else p95 * 1000,
-        )
-        for check in judge(settings, figures, self.replica):
-            if check.breached:
-                if await book.fire(
-                    "warning", check.summary, fingerprint=check.fingerprint, details=check.details
-                ):
-                    self.alerts_fired += 1
-            else:
-                await book.resolve(check.fingerprint, details=check.details)
-        self.hook_share.add(context.hook_times(), self.latency.total_s)
-        queue = context.queue_depth()
-        found = capacity(context.agents(), queue.get("by_capability", {}))
-        found += declines(self.offers, settings.min_offers)
-        found += dominant_hooks(self.hook_share, settings.min_tasks)
-        self.recommendations = found[: settings.max_recommendations]
-        self.evaluated_at = time.time()
-
     async def _stop_server(self) -> None:
         if self.server is not None:
             server, self.server = self.server, None
@@ -253,10 +184,6 @@ class PerformancePlugin:
         if self.registry is None:
             return 0
         return int(self.registry.get_sample_value(f"hivebus_{name}_total") or 0)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 _TOTALS = ("delegations", "assignments", "completions", "failures", "requeues")
