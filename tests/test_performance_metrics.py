@@ -350,3 +350,44 @@ async def test_a_taken_port_is_logged_at_start_and_shown_by_hivebus_plugins(
     finally:
         assert core.stop() == 0
         holder.close()
+
+
+async def test_a_second_replica_on_the_same_port_reports_the_clash_and_serves_on(
+    nats_server: Any, make_agent: Any, hivebus_config: HivebusConfig
+):
+    """Two replicas on one host given one port: the first serves /metrics, the second says
+    why it cannot (its own plugin record, as `hivebus plugins` shows it) and still works."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    holder.close()  # a free port, for the first replica to take
+
+    def replica(name: str) -> HivebusConfig:
+        return HivebusConfig.load(
+            nats_url=nats_server.url,
+            orchestrator_id=name,
+            state="jetstream",
+            plugins=["performance"],
+            plugin_autoload=False,
+            plugin_config={"performance": {"port": port}},
+        )
+
+    async with Core(replica("core-1")) as first, Core(replica("core-2")) as second:
+        infos = {
+            core: {p.name: p for p in await core.plugins.describe()} for core in (first, second)
+        }
+        assert infos[first]["performance"].health.value == "healthy"
+        clash = infos[second]["performance"]
+        assert clash.health.value == "degraded"
+        assert clash.last_error is not None
+        assert f"cannot serve metrics on 127.0.0.1:{port}: address already in use" in (
+            clash.last_error
+        )
+        _, served = await scrape(f"http://127.0.0.1:{port}/metrics")
+        [build] = [labels for name, labels in served if name == "hivebus_build_info"]
+        assert dict(build)["orchestrator_id"] == "core-1"
+        await make_agent("w1", ["py"])
+        async with HiveClient(config=hivebus_config) as hive:
+            for _ in range(4):  # the queue group spreads them over both replicas
+                done = await hive.delegate("t", ["py"], wait=True, wait_timeout=10)
+                assert done.status is TaskStatus.COMPLETED
