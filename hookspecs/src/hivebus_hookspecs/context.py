@@ -8,6 +8,7 @@ Typed against these, a plugin depends on ``hivebus-hookspecs`` only, never on th
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
+from pathlib import Path
 from typing import Any, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, JsonValue
@@ -163,6 +164,12 @@ class PluginContext(Protocol):
     @property
     def config(self) -> Mapping[str, Any]:
         """The plugin's raw ``[plugin_config.<name>]`` table."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory (``data_dir`` in the configuration); a plugin keeps its
+        files under ``data_dir / 'plugins' / name``."""
         ...
 
     def settings(self, model: type[S]) -> S:

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hivebus_hookspecs.models import (
@@ -67,6 +68,7 @@ class CorePluginContext:
         settings: Mapping[str, Any],
         stores: StoreOpener,
         report: Report,
+        data_dir: Path,
     ) -> None:
         self.name = name
         self.config: Mapping[str, Any] = settings
@@ -79,6 +81,13 @@ class CorePluginContext:
         self._subjects = subjects
         self._endpoints: dict[str, EndpointHandler] = {}
         self._serve: Serve | None = None
+        self._data_dir = data_dir
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory, absolute: a plugin's files stay put whatever the
+        working directory becomes."""
+        return self._data_dir
 
     # --- configuration ----------------------------------------------------------------
 
@@ -239,5 +248,6 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
+            config.data_dir.absolute(),
         )
     return contexts
