@@ -26,6 +26,7 @@ from .models import (
 )
 
 __all__ = [
+    "AlertBook",
     "EndpointError",
     "EndpointHandler",
     "KeyValueStore",
@@ -128,6 +129,39 @@ class ObjectStore(Protocol):
     async def list(self) -> list[str]: ...
 
 
+class AlertBook(Protocol):
+    """One alert per cause across every core replica, with ``resolved`` when it is gone.
+
+    Level-triggered: call ``fire`` on every evaluation while the cause holds and ``resolve``
+    when it no longer does. The book keeps one record per fingerprint in the plugin's bucket
+    (keys ``alert.*``), so the alert is published once however many replicas see the cause,
+    and ``resolved`` once, when none does any more.
+    """
+
+    async def fire(
+        self,
+        severity: AlertSeverity | str,
+        summary: str,
+        *,
+        fingerprint: str,
+        details: Mapping[str, JsonValue] | None = None,
+    ) -> bool:
+        """This replica sees the cause now; True when this call published the alert (it was
+        not firing, and not resolved within the book's ``cooldown_s``)."""
+        ...
+
+    async def resolve(
+        self, fingerprint: str, *, details: Mapping[str, JsonValue] | None = None
+    ) -> bool:
+        """This replica no longer sees the cause; True when this call published
+        ``resolved`` (no other replica sees it either)."""
+        ...
+
+    def firing(self) -> list[str]:
+        """The fingerprints this replica knows to be firing."""
+        ...
+
+
 EndpointHandler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 """Answers a request on ``plugin.<name>.<endpoint>``: the request object in, the reply's fields
 out (``ok: true`` is added). Raising ``EndpointError`` answers that error; running past the
@@ -210,6 +244,12 @@ class PluginContext(Protocol):
     ) -> Alert:
         """Publish an alert on ``events.alert.<severity>``; ``resolved`` when the cause is
         gone (same ``fingerprint``)."""
+        ...
+
+    def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> AlertBook:
+        """The plugin's alert book (one per plugin and core; a later call changes its
+        settings). A replica that has not confirmed a cause for ``stale_after_s`` no longer
+        holds it firing; a resolved cause fires again no sooner than ``cooldown_s`` later."""
         ...
 
     # serving and keeping state

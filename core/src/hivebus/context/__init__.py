@@ -36,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..codec import encode
 from ..subjects import Subjects
+from .alerts import CoreAlertBook
 from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, Report, TimerSet
 
@@ -81,6 +82,7 @@ class CorePluginContext:
         self._subjects = subjects
         self._endpoints: dict[str, EndpointHandler] = {}
         self._serve: Serve | None = None
+        self._alert_book: CoreAlertBook | None = None
         self._data_dir = data_dir
 
     @property
@@ -160,6 +162,21 @@ class CorePluginContext:
         )
         self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
         return alert
+
+    def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> CoreAlertBook:
+        """The plugin's alert book: one alert per cause across replicas (see ``alerts``)."""
+        if self._alert_book is None:
+            self._alert_book = CoreAlertBook(
+                self.kv,
+                self,
+                self._orch.orchestrator_id,
+                stale_after_s=stale_after_s,
+                cooldown_s=cooldown_s,
+            )
+        else:
+            self._alert_book.stale_after_s = stale_after_s
+            self._alert_book.cooldown_s = cooldown_s
+        return self._alert_book
 
     # --- serving ----------------------------------------------------------------------
 

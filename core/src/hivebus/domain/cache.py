@@ -23,6 +23,14 @@ __all__ = ["StateCache"]
 
 _HOT = frozenset({TaskStatus.QUEUED, TaskStatus.OFFERED, TaskStatus.ASSIGNED})
 """The statuses every task passes through, on the hot path."""
+_HELD = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
+"""A task in one of these occupies a slot of its agent."""
+
+
+def _holder(task: TaskRecord | None) -> str | None:
+    if task is None or task.status not in _HELD:
+        return None
+    return task.agent_id
 
 
 class StateCache:
@@ -75,6 +83,12 @@ class StateCache:
             return
         task_id = task.task_id
         self.tasks[task_id] = task
+        before, after = _holder(old), _holder(task)
+        if before != after:
+            if before is not None:
+                self.registry.let_go(before, task_id)
+            if after is not None:
+                self.registry.hold(after, task_id)
         if task.status is TaskStatus.QUEUED:
             self.queue.push(task)
         else:
@@ -140,6 +154,9 @@ class StateCache:
     def forget_task(self, task_id: str) -> None:
         """Drop a task (it is gone from the store)."""
         task = self.tasks.pop(task_id, None)
+        holder = _holder(task)
+        if holder is not None:
+            self.registry.let_go(holder, task_id)
         if task is not None and task.status is TaskStatus.BLOCKED:
             self._index_dependencies(task, task.evolve(status=TaskStatus.FAILED))
         self.live.discard(task_id)

@@ -42,6 +42,9 @@ class AgentView(CoreBody):
     quarantined_by: str | None = None
     """Set while the agent is out of rotation: who took it out (a plugin's name)."""
     quarantine_reason: str | None = None
+    sleeping: bool = False
+    """Put to sleep (a ``sleep`` control message through the plugin context): offered nothing
+    until woken."""
 
 
 class TaskView(CoreBody):
