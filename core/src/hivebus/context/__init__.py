@@ -28,6 +28,8 @@ from hivebus_hookspecs.models import (
     DelegateReply,
     DelegateRequest,
     PluginEvent,
+    ScaleDirection,
+    ScaleSignal,
     TaskStatus,
     TaskView,
 )
@@ -162,6 +164,28 @@ class CorePluginContext:
         )
         self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
         return alert
+
+    def scale(
+        self,
+        direction: ScaleDirection | str,
+        capabilities: list[str],
+        agents: int,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ScaleSignal:
+        """Publish a scaling signal on ``events.scale.<direction>``, one body for every plugin."""
+        signal = ScaleSignal(
+            direction=ScaleDirection(direction),
+            capabilities=list(capabilities),
+            agents=agents,
+            reason=reason[:1024],
+            source=self.name,
+            details=dict(details or {}),
+            timestamp=time.time(),
+        )
+        self._events.publish_message(self._subjects.scale(signal.direction.value), encode(signal))
+        return signal
 
     def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> CoreAlertBook:
         """The plugin's alert book: one alert per cause across replicas (see ``alerts``)."""
