@@ -113,6 +113,45 @@ class TestRotation:
         assert "rot-0" not in tasks
 
 
+class TestSharedRetention:
+    @pytest.fixture
+    def other_replica(self, tmp_path: Path) -> list[Path]:
+        """Two segments of another replica in the same directory, its older one first."""
+        directory = tmp_path / "hivebus" / "plugins" / "audit"
+        directory.mkdir(parents=True)
+        line = b'{"event": "agent.registered", "timestamp": 1.0}\n'
+        paths = [
+            directory / f"lifecycle.hivebus-other.2026120{day}T000000000000.jsonl" for day in (1, 2)
+        ]
+        for path in paths:
+            path.write_bytes(line)
+        return paths
+
+    @pytest.fixture
+    def hivebus_settings(self, other_replica: list[Path]) -> dict[str, Any]:
+        settings = {"max_file_bytes": 1024, "max_files": 2, "flush_interval_s": 0.05}
+        return {"plugins": ["audit"], "plugin_config": {"audit": settings}}
+
+    async def test_the_count_spares_another_replicas_newest_segment(
+        self, hive: HiveClient, make_agent: Any, other_replica: list[Path]
+    ):
+        """Its newest segment may be the one it writes: removing it would make two replicas
+        take turns deleting each other's lines. Older ones count like ours."""
+        older, newest = other_replica
+        await make_agent("sharer-1", ["x"])
+        for i in range(10):
+            await hive.delegate("t", ["x"], task_id=f"sh-{i}", wait=True, wait_timeout=5)
+
+        async def rotated() -> bool:
+            return bool((await audit_status(hive))["segments_started"] >= 3)
+
+        await eventually(rotated)
+        status = await audit_status(hive)
+        kept = await asyncio.to_thread(segments, Path(status["directory"]))
+        assert kept == sorted([newest, Path(status["file"])])
+        assert older not in kept
+
+
 class TestAgeRetention:
     @pytest.fixture
     def old_segment(self, tmp_path: Path) -> Path:

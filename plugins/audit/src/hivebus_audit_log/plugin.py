@@ -27,8 +27,9 @@ PRUNE_EVERY_S = 60.0
 log = logging.getLogger("hivebus_audit_log")
 
 
-def _lines(events: list[Event]) -> list[bytes]:
-    return [event.model_dump_json().encode() + b"\n" for event in events]
+def _write(segments: SegmentedLog, events: list[Event]) -> int:
+    """In the worker thread: serialising thousands of events is work the loop should not do."""
+    return segments.write([event.model_dump_json().encode() + b"\n" for event in events])
 
 
 class AuditLog:
@@ -92,7 +93,7 @@ class AuditLog:
             return
         self.pending = []
         try:
-            self.bytes_written += await asyncio.to_thread(segments.write, _lines(batch))
+            self.bytes_written += await asyncio.to_thread(_write, segments, batch)
         except OSError as exc:
             self.dropped += len(batch)
             self.last_error = f"{type(exc).__name__}: {exc}"

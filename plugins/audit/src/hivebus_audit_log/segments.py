@@ -5,9 +5,11 @@ on the event loop; a lock keeps the shutdown flush and a last timer flush from i
 
 A segment is named ``lifecycle.<replica>.<UTC start, YYYYmmddTHHMMSSffffff>.jsonl``, so two
 replicas sharing a data directory never write one file, and a reader merges them by the events'
-timestamps. Pruning counts every replica's segments (the disk bound is the directory's) and
-never removes the segment this writer holds; a writer whose segment another replica pruned
-notices (the file has no link left) and starts a new one.
+timestamps. Pruning counts every replica's segments (the disk bound is the directory's) but
+removes the newest segment of a replica only by age: that may be the one it is writing, and
+two replicas pruning each other's current segment would take turns losing lines. A writer
+whose segment was removed anyway (by age, or by hand) notices (the file has no link left) and
+starts a new one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from typing import IO
 __all__ = ["PATTERN", "SegmentedLog", "segment_name"]
 
 PATTERN = "lifecycle.*.jsonl"
+
+
+def _writer(path: Path) -> str:
+    """The replica that wrote a segment (``lifecycle.<replica>.<start>.jsonl``)."""
+    parts = path.name.split(".")
+    return parts[1] if len(parts) == 4 else path.name
 
 
 def segment_name(replica: str, now: float) -> str:
@@ -104,6 +112,7 @@ class SegmentedLog:
 
     def _prune(self, now: float) -> None:
         segments: list[tuple[float, Path]] = []
+        newest: dict[str, Path] = {}
         for path in self.directory.glob(PATTERN):
             if path == self.path:
                 continue
@@ -111,14 +120,19 @@ class SegmentedLog:
                 segments.append((path.stat().st_mtime, path))
             except FileNotFoundError:
                 continue  # another replica pruned it first
-        segments.sort()
-        keep = self.max_files - 1  # the segment just started counts
-        old = len(segments) - keep
-        for i, (mtime, path) in enumerate(segments):
+            writer = _writer(path)
+            best = newest.get(writer)
+            if writer != self.replica and (best is None or path.name > best.name):
+                newest[writer] = path  # names sort by start time
+        protected = set(newest.values())
+        count = len(segments) + 1  # the segment being written counts
+        for mtime, path in sorted(segments):
             too_old = self.max_age_s is not None and now - mtime > self.max_age_s
-            if i < old or too_old:
+            too_many = count > self.max_files and path not in protected
+            if too_old or too_many:
                 try:
                     path.unlink()
                     self.removed += 1
                 except FileNotFoundError:
                     pass
+                count -= 1
