@@ -81,6 +81,21 @@ class TestByDefault:
         assert status["file"] == str(segment)
         assert not list(Path.cwd().glob("hivebus-audit*.jsonl"))  # never the working directory
 
+    async def test_a_segment_removed_under_the_writer_is_replaced(
+        self, hive: HiveClient, make_agent: Any, hivebus_config: HivebusConfig
+    ):
+        """Another replica's age pruning, or an operator, removed the file being written:
+        the next events go to a new segment, not to a file nobody can read."""
+        directory = hivebus_config.data_dir / "plugins" / "audit"
+        await make_agent("gone-1", ["x"])
+        await eventually(lambda: len(records(directory)) >= 1)
+        [removed] = segments(directory)
+        await asyncio.to_thread(removed.unlink)
+        await hive.delegate("t", ["x"], task_id="after", wait=True, wait_timeout=5)
+        await eventually(lambda: any(r.get("task_id") == "after" for r in records(directory)))
+        [replacement] = segments(directory)
+        assert replacement != removed
+
 
 class TestRotation:
     @pytest.fixture
