@@ -132,6 +132,8 @@ class AuditLog:
         segments = self.log
         if segments is None:
             return
-        await self.flush()
-        await asyncio.to_thread(segments.close)
-        self.log = None
+        try:
+            await self.flush()  # what is left, within the host's hook timeout
+        finally:
+            self.log = None  # a last timer tick writes nothing more
+            await asyncio.to_thread(segments.close)
