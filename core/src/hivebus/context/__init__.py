@@ -74,6 +74,7 @@ class CorePluginContext:
         data_dir: Path,
     ) -> None:
         self.name = name
+        self._data_dir = data_dir
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
         self.kv = LazyKeyValue(stores)
@@ -85,15 +86,13 @@ class CorePluginContext:
         self._endpoints: dict[str, EndpointHandler] = {}
         self._serve: Serve | None = None
         self._alert_book: CoreAlertBook | None = None
-        self._data_dir = data_dir
+
+    # --- configuration ----------------------------------------------------------------
 
     @property
     def data_dir(self) -> Path:
-        """The core's data directory, absolute: a plugin's files stay put whatever the
-        working directory becomes."""
+        """The core's data directory; a plugin keeps its files under ``plugins/<name>``."""
         return self._data_dir
-
-    # --- configuration ----------------------------------------------------------------
 
     def settings(self, model: type[S]) -> S:
         """The configuration section validated by ``model`` (a pydantic model)."""
@@ -289,6 +288,6 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
-            config.data_dir.absolute(),
+            config.data_dir.absolute(),  # a plugin's files stay put whatever the cwd becomes
         )
     return contexts
