@@ -71,6 +71,8 @@ class StateCache:
         it is queued, offered or assigned while no task waits (see ``timers``)."""
         self.written: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
         """Told of a task record this replica wrote over one holding a concurrency place."""
+        # task id -> this replica's write of it now in flight (resolved when it is answered)
+        self._saving: dict[str, asyncio.Future[None]] = {}
         self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self.context: dict[str, float] = {}  # agent id -> reported context window usage
 
@@ -218,12 +220,31 @@ class StateCache:
 
     async def save_task(self, task: TaskRecord) -> TaskRecord:
         """Compare-and-set ``task`` (raises ``Conflict``), then cache it."""
-        old = self.tasks.get(task.task_id)
-        await self._state.save_task(task)
+        task_id = task.task_id
+        old = self.tasks.get(task_id)
+        done = asyncio.get_running_loop().create_future()
+        self._saving[task_id] = done
+        try:
+            await self._state.save_task(task)
+        finally:
+            if self._saving.get(task_id) is done:
+                del self._saving[task_id]
+            done.set_result(None)
         self.apply_task(task)
         if old is not None and old.gate is not None:
             self.written(old, task)  # only a task holding a concurrency place needs telling
         return task
+
+    async def task_written(self, task_id: str) -> None:
+        """Wait until no write of ``task_id`` by this replica is in flight.
+
+        A transition decides on the cached record; deciding while this replica's own write of
+        the same task is on its way (an agent's completion arriving while its acceptance is
+        being stored, the usual order for quick work) would lose the compare-and-set to it
+        and cost a re-read from the store. Waiting for the write costs nothing of the kind.
+        """
+        while (pending := self._saving.get(task_id)) is not None:
+            await asyncio.wait((pending,))  # never cancels the write's future
 
     async def save_agent(self, agent: AgentRecord) -> AgentRecord:
         await self._state.save_agent(agent)
