@@ -18,6 +18,7 @@ from conftest import eventually
 from hivebus import Core, HivebusConfig, HiveClient
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
+from nats.aio.client import Client
 from processes import run, spawn
 
 pytestmark = pytest.mark.timeout(90)
@@ -194,12 +195,23 @@ class TestAFullQueue:
     @pytest.fixture
     def hivebus_settings(self) -> dict[str, Any]:
         # The writer runs once a minute: the queue of two fills at once.
-        settings = {"queue_size": 2, "flush_interval_s": 60}
+        settings = {"queue_size": 2, "flush_interval_s": 60, "check_interval_s": 0.5}
         return {"plugins": ["audit"], "plugin_config": {"audit": settings}}
 
-    async def test_drops_and_counts_events_rather_than_waiting(
-        self, hive: HiveClient, make_agent: Any
+    async def test_drops_and_counts_events_rather_than_waiting_and_alerts_once(
+        self,
+        hive: HiveClient,
+        make_agent: Any,
+        nats_client: Client,
+        hivebus_config: HivebusConfig,
     ):
+        alerts: list[dict[str, Any]] = []
+
+        async def keep(msg: Any) -> None:
+            alerts.append(orjson.loads(msg.data))
+
+        await nats_client.subscribe("events.alert.>", cb=keep)
+        await nats_client.flush()
         await make_agent("busy-1", ["x"])
         for i in range(5):
             done = await hive.delegate("t", ["x"], task_id=f"q-{i}", wait=True, wait_timeout=5)
@@ -211,6 +223,14 @@ class TestAFullQueue:
 
         await eventually(dropped)
         assert (await plugin(hive)).health == "healthy"
+        # Events lost: one warning while it lasts, resolved once an interval loses none.
+        await eventually(lambda: [a["status"] for a in alerts] == ["firing", "resolved"])
+        firing, resolved = alerts
+        fingerprint = f"audit:events_dropped:{hivebus_config.orchestrator_id}"
+        assert (firing["fingerprint"], firing["severity"]) == (fingerprint, "warning")
+        assert firing["source"] == "audit"
+        assert firing["details"]["lost"] >= 1
+        assert resolved["fingerprint"] == fingerprint
 
 
 class TestBadSettings:

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from hivebus_hookspecs import Event, OrchestratorView, PluginContext, hookimpl
+from hivebus_hookspecs.context import AlertBook
 from pydantic import JsonValue
 
 from .segments import SegmentedLog
@@ -44,6 +45,9 @@ class AuditLog:
         self.dropped = 0
         self.last_error: str | None = None
         self.start_error: str | None = None
+        self.book: AlertBook | None = None
+        self.fingerprint = ""
+        self.dropped_seen = 0
 
     @hookimpl
     async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
@@ -69,8 +73,14 @@ class AuditLog:
             self.start_error = str(exc)
             raise
         self.settings, self.log = settings, segments
+        # Each replica loses its own events: a cause per replica, fired once (the book); a
+        # disk that keeps nearly keeping up makes one alert a minute, not one per look.
+        interval = settings.check_interval_s
+        self.book = context.alert_book(stale_after_s=3 * interval, cooldown_s=12 * interval)
+        self.fingerprint = f"audit:events_dropped:{orchestrator.orchestrator_id}"
         context.every(settings.flush_interval_s, self.flush, name="flush")
         context.every(PRUNE_EVERY_S, self.prune, name="prune")
+        context.every(settings.check_interval_s, self.check, name="check")
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
@@ -100,6 +110,28 @@ class AuditLog:
             raise
         self.written += len(batch)
         self.last_error = None
+
+    async def check(self) -> None:
+        """Alert while events are being lost; resolve once a whole interval lost none."""
+        book, lost = self.book, self.dropped - self.dropped_seen
+        if book is None:
+            return
+        self.dropped_seen = self.dropped
+        if lost == 0:
+            await book.resolve(self.fingerprint)
+            return
+        directory = str(self.log.directory) if self.log else None
+        await book.fire(
+            "warning",
+            f"audit log incomplete: {lost} lifecycle events lost in {directory}",
+            fingerprint=self.fingerprint,
+            details={
+                "lost": lost,
+                "events_dropped": self.dropped,
+                "last_error": self.last_error,
+                "directory": directory,
+            },
+        )
 
     async def prune(self) -> None:
         if self.log is not None:

@@ -32,3 +32,7 @@ class AuditSettings(BaseModel):
     for."""
     flush_interval_s: float = Field(default=0.2, gt=0)
     """How often the writer moves the waiting events to disk."""
+    check_interval_s: float = Field(default=5.0, gt=0)
+    """How often the plugin looks for lost events: any since the last look is a ``warning``
+    alert (the log is incomplete), resolved at the first look that finds none, and not fired
+    again for twelve intervals (a minute by default)."""
