@@ -290,7 +290,7 @@ async def test_the_context_gives_the_data_directory_and_hook_times(
     hivebus_core: Core, hivebus_config: HivebusConfig, make_agent: Any, hive: HiveClient
 ):
     context = evaluator_of(hivebus_core).context
-    assert context.data_dir == hivebus_config.data_dir
+    assert context.data_dir == hivebus_config.data_dir.absolute()
     await make_agent("w1", ["py"])
     await hive.delegate("t", ["py"], wait=True, wait_timeout=10)
 

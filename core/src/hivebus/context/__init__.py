@@ -28,6 +28,8 @@ from hivebus_hookspecs.models import (
     DelegateReply,
     DelegateRequest,
     PluginEvent,
+    ScaleDirection,
+    ScaleSignal,
     TaskStatus,
     TaskView,
 )
@@ -168,6 +170,28 @@ class CorePluginContext:
         self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
         return alert
 
+    def scale(
+        self,
+        direction: ScaleDirection | str,
+        capabilities: list[str],
+        agents: int,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ScaleSignal:
+        """Publish a scaling signal on ``events.scale.<direction>``, one body for every plugin."""
+        signal = ScaleSignal(
+            direction=ScaleDirection(direction),
+            capabilities=list(capabilities),
+            agents=agents,
+            reason=reason[:1024],
+            source=self.name,
+            details=dict(details or {}),
+            timestamp=time.time(),
+        )
+        self._events.publish_message(self._subjects.scale(signal.direction.value), encode(signal))
+        return signal
+
     def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> CoreAlertBook:
         """The plugin's alert book: one alert per cause across replicas (see ``alerts``)."""
         if self._alert_book is None:
@@ -271,7 +295,7 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
-            config.data_dir,
+            config.data_dir.absolute(),  # a plugin's files stay put whatever the cwd becomes
             hook_times,
         )
     return contexts
