@@ -8,12 +8,15 @@ report (they would swamp it).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from .plan import Plan
 from .processes import BenchError, Child, CoreProcess, Fleet, Process, bench_env
+from .profiling import Profiling
 from .recorder import Recorder
 from .stats import summarize
 
@@ -39,11 +42,14 @@ def mib(kib: int | None) -> float | None:
 class Harness:
     """One run's plan, processes and recorder, the server's URL, and the core being measured."""
 
-    def __init__(self, plan: Plan, fleet: Fleet, recorder: Recorder) -> None:
+    def __init__(
+        self, plan: Plan, fleet: Fleet, recorder: Recorder, profiling: Profiling | None = None
+    ) -> None:
         self.plan = plan
         self.fleet = fleet
         self.rec = recorder
         self.figures = recorder.figures
+        self.profiling = profiling
         self.url = ""
         self.core: CoreProcess | None = None
 
@@ -110,5 +116,15 @@ class Harness:
         state: str | None = None,
     ) -> CoreProcess:
         env = self.core_env(plugins, log_level, state)
-        self.core = await self.fleet.core(name, url or self.url, env)
+        main = self.profiling.core_argv(name) if self.profiling is not None else None
+        self.core = await self.fleet.core(name, url or self.url, env, main=main)
         return self.core
+
+    @contextlib.asynccontextmanager
+    async def profiled(self, core: CoreProcess, label: str) -> AsyncIterator[None]:
+        """The block under the profiler with ``--profile`` (files named ``label``), else as is."""
+        if self.profiling is None:
+            yield
+            return
+        async with self.profiling.around(self.fleet, core, label):
+            yield

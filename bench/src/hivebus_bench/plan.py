@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from hivebus.plugins import ENTRY_POINT_GROUP
 
@@ -51,6 +52,9 @@ class BenchOptions:
     quick: bool = False
     agents: int | None = None
     """The large population (default 10,000, or 1,000 with ``quick``)."""
+    profile: Path | None = None
+    """Profile the cores' delegation phases into this folder (``profiling``)."""
+    profiler: str = "auto"
 
 
 @dataclass(frozen=True)

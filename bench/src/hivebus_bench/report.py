@@ -65,6 +65,7 @@ def build_report(
             "thresholds_source": limits_source,
             "core_settings": figures.get("core_settings", {}),
             "plugins": figures.get("plugins", {}).get("names", []),
+            "profile": figures.get("profile"),
         },
     }
 

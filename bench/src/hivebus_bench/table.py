@@ -81,8 +81,9 @@ def render_table(report: dict[str, Any]) -> str:
     ]
     profile = report["configuration"].get("profile")
     if profile:
+        used = ", ".join(f"{core}: {tool}" for core, tool in profile.get("used", {}).items())
         lines.append(
-            f"profiled with {profile['profiler']} into {profile['dir']}: "
+            f"profiled ({used or profile['profiler']}) into {profile['dir']}: "
             "the figures carry the profiler's overhead"
         )
     top = _headline(report)

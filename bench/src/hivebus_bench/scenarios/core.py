@@ -117,27 +117,30 @@ async def core_scenarios(h: Harness) -> None:
     if rec.failed:
         return
     async with rec.scenario("task_delegation") as details:
-        seq = await h.measure(
-            delegator,
-            {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
-            core,
-        )
-        conc = await h.measure(
-            delegator,
-            {
-                "cmd": "delegate",
-                "count": p.delegation_concurrent,
-                "inflight": p.inflight,
-                "complete": False,
-            },
-            core,
-        )
-        done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
-        cycles = await h.measure(
-            delegator,
-            {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
-            core,
-        )
+        async with h.profiled(core, "memory"):
+            seq = await h.measure(
+                delegator,
+                {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
+                core,
+            )
+            conc = await h.measure(
+                delegator,
+                {
+                    "cmd": "delegate",
+                    "count": p.delegation_concurrent,
+                    "inflight": p.inflight,
+                    "complete": False,
+                },
+                core,
+            )
+            done = await h.measure(
+                delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core
+            )
+            cycles = await h.measure(
+                delegator,
+                {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
+                core,
+            )
         fig["delegation"] = {
             "agents": p.agents,
             "sequential": latency(seq, "delegate_ms"),

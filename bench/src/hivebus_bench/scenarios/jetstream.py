@@ -130,41 +130,42 @@ async def jetstream_figures(
     # Kept as measured: a phase that fails leaves the ones before it in the report.
     delegation: dict[str, Any] = {"agents": p.agents}
     js["delegation"] = delegation
-    sequential = await h.measure(
-        delegator,
-        {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
-        core,
-    )
-    delegation["sequential"] = latency(sequential, "delegate_ms")
-    # Delegations kept, then completed: what each of the two costs in writes, apart.
-    stored: dict[str, Any] = {}
-    js["writes"] = stored
-    mark = await _settled(writes)
-    concurrent = await h.measure(
-        delegator,
-        {
-            "cmd": "delegate",
-            "count": p.delegation_concurrent,
-            "inflight": p.inflight,
-            "complete": False,
-        },
-        core,
-    )
-    delegation["concurrent"] = latency(concurrent, "delegate_ms")
-    now = await _settled(writes)
-    stored["delegation"] = writes_per_call(mark, now, concurrent["count"])
-    done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
-    delegation["complete_concurrent"] = latency(done)
-    mark, now = now, await _settled(writes)
-    stored["completion"] = writes_per_call(mark, now, done["count"])
-    cycles = await h.measure(
-        delegator,
-        {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
-        core,
-    )
-    delegation["cycles"] = latency(cycles)
-    mark, now = now, await _settled(writes)
-    stored["cycle"] = writes_per_call(mark, now, cycles["count"] + p.warmup)
+    async with h.profiled(core, "jetstream"):
+        sequential = await h.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
+            core,
+        )
+        delegation["sequential"] = latency(sequential, "delegate_ms")
+        # Delegations kept, then completed: what each of the two costs in writes, apart.
+        stored: dict[str, Any] = {}
+        js["writes"] = stored
+        mark = await _settled(writes)
+        concurrent = await h.measure(
+            delegator,
+            {
+                "cmd": "delegate",
+                "count": p.delegation_concurrent,
+                "inflight": p.inflight,
+                "complete": False,
+            },
+            core,
+        )
+        delegation["concurrent"] = latency(concurrent, "delegate_ms")
+        now = await _settled(writes)
+        stored["delegation"] = writes_per_call(mark, now, concurrent["count"])
+        done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
+        delegation["complete_concurrent"] = latency(done)
+        mark, now = now, await _settled(writes)
+        stored["completion"] = writes_per_call(mark, now, done["count"])
+        cycles = await h.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
+            core,
+        )
+        delegation["cycles"] = latency(cycles)
+        mark, now = now, await _settled(writes)
+        stored["cycle"] = writes_per_call(mark, now, cycles["count"] + p.warmup)
     # Flat, for the ratios, the goals and older readers of ``writes_per_delegation``.
     for what in ("delegation", "completion", "cycle"):
         js[f"writes_per_{what}"] = stored[what]["per_call"]
