@@ -43,12 +43,12 @@ class StreamWrites:
 
 
 def writes_per_call(before: dict[str, int], after: dict[str, int], calls: int) -> dict[str, Any]:
-    """Writes over a phase of ``calls`` calls: in all, per call, and per stream per call."""
-    by_stream = {
-        name: after[name] - before.get(name, 0)
-        for name in sorted(after)
-        if after[name] != before.get(name, 0)
-    }
+    """Writes over a phase of ``calls`` calls: in all, per call, and per stream per call.
+
+    Every stream is listed, those not written to as well, so that several runs' reports
+    have the same shape and combine stream by stream.
+    """
+    by_stream = {name: after[name] - before.get(name, 0) for name in sorted(after)}
     total = sum(by_stream.values())
     return {
         "calls": calls,
