@@ -141,7 +141,8 @@ def jetstream(rows: Rows) -> list[Row]:
 
 
 def _writes_by_stream(rows: Rows) -> list[Row]:
-    """Where a cycle's writes go, stream by stream (a key-value bucket is ``KV_<bucket>``)."""
+    """Where a cycle's writes go, stream by stream (a key-value bucket is ``KV_<bucket>``);
+    the streams a cycle does not write to are in the report, not in the table."""
     cycle = rows.figures["jetstream"].get("writes", {}).get("cycle", {})
     return [
         rows.row(
@@ -149,5 +150,6 @@ def _writes_by_stream(rows: Rows) -> list[Row]:
             f"jetstream.writes.cycle.by_stream.{stream}",
             "",
         )
-        for stream in cycle.get("by_stream", {})
+        for stream, writes in cycle.get("by_stream", {}).items()
+        if writes
     ]
