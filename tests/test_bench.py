@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hivebus_bench.flamegraph import read_folded, render_svg, top_functions
 from hivebus_bench.goals import Goal
 from hivebus_bench.profiling import summary
 from hivebus_bench.ratios import durable_floor, ratios
@@ -277,3 +278,29 @@ def test_profile_summary_lists_top_functions(tmp_path: Path) -> None:
     text = summary(tmp_path / "x.pstats", top=5)
     assert text.index("by cumulative time") < text.index("by own (total) time")
     assert "function calls" in text
+
+
+def test_folded_stacks_give_a_flame_graph_and_top_functions(tmp_path: Path) -> None:
+    folded = tmp_path / "core.folded"
+    folded.write_text(
+        "main (cli.py:1);serve (service.py:10);delegate (delegation.py:43) 6\n"
+        "main (cli.py:1);serve (service.py:10) 3\n"
+        "main (cli.py:1);flush (client.py:2348) 1\n"
+    )
+    stacks = read_folded(folded)
+    assert stacks[0] == (
+        ["main (cli.py:1)", "serve (service.py:10)", "delegate (delegation.py:43)"],
+        6,
+    )
+
+    text = top_functions(stacks, top=3)
+    inclusive, own = text.split("on top (own)")
+    assert "10  100.0  main (cli.py:1)" in inclusive
+    assert "9   90.0  serve (service.py:10)" in inclusive
+    assert "6   60.0  delegate (delegation.py:43)" in own
+    assert "3   30.0  serve (service.py:10)" in own
+
+    svg = render_svg(stacks, "a core")
+    assert svg.startswith("<svg")
+    assert svg.rstrip().endswith("</svg>")
+    assert "delegate (delegation.py:43) (6 samples, 60.0%)" in svg

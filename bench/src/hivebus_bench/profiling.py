@@ -5,8 +5,9 @@ at a time, 256 in flight, the completions, the cycles), not over start-up, regis
 heartbeats, which would drown the hot path. Two profilers:
 
 - **py-spy** (``uv run --with py-spy hivebus bench --profile DIR``), when its binary is found:
-  it samples the running core from outside (``py-spy record --pid``) and writes a flame graph,
-  ``<core>.svg``. The core's code is not touched.
+  it samples the running core from outside (``py-spy record --pid``), its folded stacks go to
+  ``<core>.folded``, drawn as a flame graph (``<core>.svg``) and summed up as the top functions
+  by samples (``<core>.txt``). The core's code is not touched.
 - **cProfile**, always available: the core is started through a few lines that arm it on
   ``SIGUSR1`` and dump it on ``SIGUSR2`` (``<core>.pstats``, then ``<core>.txt``: the top
   functions by cumulative and by own time). Until armed it costs nothing; armed, it makes
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .flamegraph import read_folded, render_svg, top_functions
 from .processes import CoreProcess, Fleet, Process
 from .recorder import say
 
@@ -137,9 +139,10 @@ class Profiling:
 
     async def _attach_py_spy(self, fleet: Fleet, core: CoreProcess, label: str) -> Process | None:
         assert self.py_spy is not None
-        svg = self.directory / f"{label}.svg"
-        argv = [self.py_spy, "record", "--pid", str(core.pid), "--format", "flamegraph"]
-        spy = await fleet.tool(f"py-spy-{label}", [*argv, "--output", str(svg)])
+        folded = self.directory / f"{label}.folded"
+        # Per function (its first line), not per line being run: one frame per function.
+        argv = [self.py_spy, "record", "--pid", str(core.pid), "--format", "raw", "--function"]
+        spy = await fleet.tool(f"py-spy-{label}", [*argv, "--output", str(folded)])
         await asyncio.sleep(ATTACH_S)
         if spy.process.returncode is None:
             return spy
@@ -150,13 +153,18 @@ class Profiling:
         return None
 
     async def _finish_py_spy(self, fleet: Fleet, spy: Process, label: str) -> None:
-        # py-spy writes its flame graph when interrupted; Process.stop sends SIGINT first.
+        # py-spy writes its stacks when interrupted; Process.stop sends SIGINT first.
         await fleet.stop(spy, timeout=DUMP_TIMEOUT_S)
+        folded = self.directory / f"{label}.folded"
+        if not folded.exists():
+            self.notes.append(f"{label}: py-spy wrote no stacks ({spy.tail()[-300:]})")
+            return
+        stacks = read_folded(folded)
         svg = self.directory / f"{label}.svg"
-        if svg.exists():
-            self.written[label] = [svg.name]
-        else:
-            self.notes.append(f"{label}: py-spy wrote no flame graph ({spy.tail()[-300:]})")
+        svg.write_text(render_svg(stacks, f"hivebus core ({label}): delegation phases, py-spy"))
+        text = self.directory / f"{label}.txt"
+        text.write_text(top_functions(stacks, TOP))
+        self.written[label] = [folded.name, svg.name, text.name]
 
     async def _finish_cprofile(self, core: CoreProcess, label: str) -> None:
         stats = self._stats_path(core.name)
