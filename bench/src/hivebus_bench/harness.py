@@ -78,7 +78,11 @@ class Harness:
         return run
 
     def core_env(
-        self, plugins: list[str] | None, log_level: str | None = None, state: str | None = None
+        self,
+        plugins: list[str] | None,
+        log_level: str | None = None,
+        state: str | None = None,
+        event_loop: str | None = None,
     ) -> dict[str, str]:
         p = self.plan
         settings = {
@@ -104,6 +108,8 @@ class Harness:
             settings["HIVEBUS_LOG_LEVEL"] = log_level
         if state is not None:
             settings["HIVEBUS_STATE"] = state
+        if event_loop is not None:
+            settings["HIVEBUS_EVENT_LOOP"] = event_loop
         return bench_env(**settings)
 
     async def start_core(
@@ -114,8 +120,9 @@ class Harness:
         *,
         url: str | None = None,
         state: str | None = None,
+        event_loop: str | None = None,
     ) -> CoreProcess:
-        env = self.core_env(plugins, log_level, state)
+        env = self.core_env(plugins, log_level, state, event_loop)
         main = self.profiling.core_argv(name) if self.profiling is not None else None
         self.core = await self.fleet.core(name, url or self.url, env, main=main)
         return self.core

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import sys
 import time
@@ -35,6 +36,9 @@ __all__ = [
 
 _CORE_MAIN = "import sys; from hivebus.cli import main; sys.exit(main())  # hivebus_bench core"
 """Exactly what the ``hivebus`` console script runs (the comment marks it in ``ps``)."""
+
+_EVENT_LOOP = re.compile(rb"event loop: (\w+)")
+"""In the core's serving line, e.g. ``(plugins: ...; event loop: uvloop)``."""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -177,6 +181,8 @@ class CoreProcess(Process):
     """``hivebus up --nats URL`` in its own process; ``started_ms`` is spawn to serving."""
 
     started_ms: float = float("nan")
+    event_loop: str | None = None
+    """The loop the core says it serves on (uvloop when installed, unless told otherwise)."""
 
 
 class Fleet:
@@ -245,9 +251,11 @@ class Fleet:
         process, log = await self._spawn(name, [*argv, "up", "--nats", url], env)
         core = CoreProcess(name, process, log)
         self._live.append(core)
-        while b" serving on " not in await core._line(timeout):
+        while b" serving on " not in (line := await core._line(timeout)):
             pass
         core.started_ms = (time.perf_counter() - started) * 1000
+        loop = _EVENT_LOOP.search(line)
+        core.event_loop = loop.group(1).decode() if loop else None
         return core
 
     async def probe(self, name: str, argv: list[str], timeout: float = 30.0) -> Process:

@@ -170,6 +170,19 @@ RATIOS: dict[str, tuple[str, str]] = {
         "jetstream.floor.kv_write.sequential.p50",
         "floor.echo.sequential.p50",
     ),
+    # The core's default loop (uvloop, where installed) against asyncio, both without plugins.
+    "no_plugins_loop_vs_asyncio_cycle_cpu": (
+        "variants.no_plugins.cycles.cpu_us_per_call",
+        "variants.no_plugins_asyncio.cycles.cpu_us_per_call",
+    ),
+    "no_plugins_loop_vs_asyncio_cycles_rate": (
+        "variants.no_plugins.cycles.per_s",
+        "variants.no_plugins_asyncio.cycles.per_s",
+    ),
+    "no_plugins_loop_vs_asyncio_p50": (
+        "variants.no_plugins.sequential.p50",
+        "variants.no_plugins_asyncio.sequential.p50",
+    ),
     # The headline (issue 11): the durable cycle and delegation against the bare relay.
     "jetstream_cycles_rate_vs_relay_rate": (
         "jetstream.delegation.cycles.per_s",

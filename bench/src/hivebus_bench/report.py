@@ -66,6 +66,7 @@ def build_report(
             "core_settings": figures.get("core_settings", {}),
             "plugins": figures.get("plugins", {}).get("names", []),
             "profile": figures.get("profile"),
+            "core_event_loop": figures.get("startup", {}).get("core_event_loop"),
         },
     }
 

@@ -77,7 +77,8 @@ def render_table(report: dict[str, Any]) -> str:
     lines = [
         f"hivebus bench  {report['timestamp']}  {info['cpu_count']} cpus  "
         f"python {info['python']}  loop {info['event_loop']}"
-        + (f" (uvloop {info['uvloop']} installed)" if info["uvloop"] else ""),
+        + (f" (uvloop {info['uvloop']} installed)" if info["uvloop"] else "")
+        + f"  core loop {report['configuration'].get('core_event_loop') or '?'}",
     ]
     profile = report["configuration"].get("profile")
     if profile:

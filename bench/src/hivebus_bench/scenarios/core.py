@@ -39,6 +39,7 @@ async def core_scenarios(h: Harness) -> None:
         idle = core.memory_kib() if core is not None else {}
         fig["startup"]["core_to_serving_ms"] = round(median(samples), 1)
         fig["startup"]["core_to_serving_ms_samples"] = [round(s, 1) for s in samples]
+        fig["startup"]["core_event_loop"] = core.event_loop if core is not None else None
         fig["memory"] = {"core_rss_idle_mib": mib(idle.get("VmRSS"))}
         details.update(fig["startup"], core_rss_idle_mib=fig["memory"]["core_rss_idle_mib"])
     if rec.failed or core is None:

@@ -67,7 +67,10 @@ async def jetstream_scenarios(h: Harness) -> None:
             core = await h.start_core("core-jetstream", ALL, url=url, state="jetstream")
             started.append(core)
             await asyncio.sleep(0.5)
-            js["startup"] = {"core_to_serving_ms": round(core.started_ms, 1)}
+            js["startup"] = {
+                "core_to_serving_ms": round(core.started_ms, 1),
+                "core_event_loop": core.event_loop,
+            }
             js["memory"] = {"core_rss_idle_mib": mib(core.memory_kib().get("VmRSS"))}
             workers: list[Child] = []
             for role in ("agents", "delegator"):
