@@ -191,6 +191,9 @@ def test_quick_bench_writes_a_well_formed_report(tmp_path: Path) -> None:
         jetstream["delegation"]["sequential"]["p50"] / durable, abs=0.001
     )
     assert report["configuration"]["profile"] is None
+    # The loop the core said it serves on (uvloop where installed), the same for both cores.
+    assert report["configuration"]["core_event_loop"] in {"asyncio", "uvloop"}
+    assert jetstream["startup"]["core_event_loop"] == report["configuration"]["core_event_loop"]
     assert report["configuration"]["quick"] is True
     assert "thresholds" in report["configuration"]
     assert report["system_info"]["event_loop"] == "asyncio"
