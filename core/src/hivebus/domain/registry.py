@@ -37,6 +37,10 @@ class AgentRecord:
     quarantined_by: str | None = None
     """Out of rotation (a plugin's ``quarantine``): offered nothing until released."""
     quarantine_reason: str | None = None
+    on_trial: bool = False
+    """Quarantined, but admitted one task at a time (a plugin's half-open trial)."""
+    sleeping: bool = False
+    """Put to sleep (a plugin's ``sleep``): offered nothing until woken."""
     revision: int = 0
     capability_set: frozenset[str] = field(init=False, repr=False)
 
@@ -49,11 +53,11 @@ class AgentRecord:
 
     @property
     def has_free_slot(self) -> bool:
-        return (
-            self.state is AgentState.ACTIVE
-            and self.quarantined_by is None
-            and len(self.tasks) < self.max_tasks
-        )
+        if self.state is not AgentState.ACTIVE or self.sleeping:
+            return False
+        if self.quarantined_by is not None:
+            return self.on_trial and not self.tasks
+        return len(self.tasks) < self.max_tasks
 
     def evolve(self, **changes: Any) -> AgentRecord:
         agent = _copy(self, changes)
@@ -75,6 +79,8 @@ class AgentRecord:
             "offline_at": self.offline_at,
             "quarantined_by": self.quarantined_by,
             "quarantine_reason": self.quarantine_reason,
+            "on_trial": self.on_trial,
+            "sleeping": self.sleeping,
         }
 
     @classmethod
@@ -92,6 +98,8 @@ class AgentRecord:
             offline_at=data.get("offline_at"),
             quarantined_by=data.get("quarantined_by"),
             quarantine_reason=data.get("quarantine_reason"),
+            on_trial=bool(data.get("on_trial")),
+            sleeping=bool(data.get("sleeping")),
             revision=revision,
         )
 
@@ -111,6 +119,8 @@ class AgentRecord:
             last_seen=last_seen if last_seen is not None else self.registered_at,
             quarantined_by=self.quarantined_by,
             quarantine_reason=self.quarantine_reason,
+            on_trial=self.on_trial,
+            sleeping=self.sleeping,
         )
 
 
