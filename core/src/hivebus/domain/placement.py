@@ -268,6 +268,18 @@ class Placement:
                     "reason": outcome.reason,
                 },
             )
+            if (
+                not outcome.accepted
+                and task is not None
+                and self._k.hooks.wants("hivebus_offer_declined")
+            ):
+                self._k.hooks.notify(
+                    "hivebus_offer_declined",
+                    task=task.view(),
+                    agent_id=agent_id,
+                    outcome=outcome.result.value,
+                    reason=outcome.reason,
+                )
         await self.unreserve(agent_id, task_id)
         return None
 
