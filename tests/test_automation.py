@@ -395,20 +395,38 @@ async def test_sleep_time_grows_with_sleeps_in_a_row_up_to_the_cap(
 
 @pytest.mark.parametrize(
     "hivebus_settings",
-    [automation(sleep={"enabled": True, "idle_after_s": None, "context_usage_above": 0.8})],
+    [
+        automation(
+            sleep={
+                "enabled": True,
+                "idle_after_s": None,
+                "context_usage_above": 0.8,
+                "wake_for_work": False,
+            }
+        )
+    ],
 )
-async def test_an_agent_whose_context_window_runs_full_is_put_to_sleep(
-    hivebus_core: Core, hive: HiveClient, make_agent: Any
+async def test_an_agent_whose_context_window_runs_full_is_put_to_sleep_and_offered_nothing(
+    hivebus_core: Core, hive: HiveClient, make_agent: Any, nats_client: Client
 ):
-    full = await make_agent("full", ["x"])
-    await make_agent("roomy", ["x"])
-    full.context_window_usage = 0.85  # sent with its next heartbeat
-    await eventually(lambda: full.sleeping, timeout=10)
-    views = {a.agent_id: a for a in await hive.agents()}
-    assert views["full"].sleeping
-    assert not views["roomy"].sleeping
-    done = await hive.delegate("job", ["x"], wait=True, wait_timeout=10)
-    assert done.agent_id == "roomy"  # a sleeping agent is offered nothing
+    wire = Wire(nats_client)
+    full = RawAgent(wire, "full", ["x"])  # registered first: offered first while awake
+    await full.start()
+    await wire.ok("agent.heartbeat", {"agent_id": "full", "context_window_usage": 0.85})
+    roomy = await make_agent("roomy", ["x"])
+    roomy.context_window_usage = 0.2  # the SDK sends it with every heartbeat
+
+    async def full_sleeps() -> bool:
+        views = {a.agent_id: a for a in await hive.agents()}
+        return views["full"].sleeping and views["roomy"].context_window_usage == 0.2
+
+    await eventually(full_sleeps, timeout=10)
+    assert not roomy.sleeping
+    for _ in range(3):
+        done = await hive.delegate("job", ["x"], wait=True, wait_timeout=10)
+        assert done.agent_id == "roomy"
+    assert not full.offered.is_set()  # a sleeping agent is offered nothing at all
+    await full.stop()
 
 
 # --- configuration ---------------------------------------------------------------------------

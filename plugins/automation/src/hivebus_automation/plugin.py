@@ -119,14 +119,15 @@ class AutomationPlugin:
 
     @hookimpl
     def hivebus_task_failed(self, task: TaskView) -> None:
-        self._streak(task.agent_id, task.task_type)
-        # No agent when the core gave up on a task whose agents kept leaving, or a
-        # dependency failed: nothing to hold against an agent.
-        if task.agent_id is not None:
+        # A dead task has let go of its agent: the last attempt names who failed it. No agent
+        # at all when a dependency failed: nothing to hold against an agent.
+        agent_id = task.agent_id or (task.history[-1].agent_id if task.history else None)
+        self._streak(agent_id, task.task_type)
+        if agent_id is not None:
             self.inbox.put(
                 Seen(
                     "failure",
-                    task.agent_id,
+                    agent_id,
                     task.task_id,
                     detail=task.error,
                     status=task.status.value,
