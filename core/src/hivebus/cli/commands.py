@@ -80,8 +80,18 @@ async def status(hive: HiveClient, args: argparse.Namespace) -> int:
         print(f"  - {issue}")
     print(
         table(
-            ["agents", "active", "busy", "offline", "by role"],
-            [[a["total"], a["active"], a["busy"], a["offline"], _pairs(a["by_role"])]],
+            ["agents", "active", "busy", "offline", "quarantined", "sleeping", "by role"],
+            [
+                [
+                    a["total"],
+                    a["active"],
+                    a["busy"],
+                    a["offline"],
+                    a.get("quarantined", 0),
+                    a.get("sleeping", 0),
+                    _pairs(a["by_role"]),
+                ]
+            ],
         )
     )
     print(
