@@ -307,20 +307,31 @@ async def test_a_task_with_its_own_retry_policy_is_left_to_the_core(
 ):
     events = await Heard.on(nats_client, "events.task.>")
 
-    async def always_fails(task: Offer) -> str:
-        raise RuntimeError("flaky network")
+    async def fails_with_its_payload(task: Offer) -> str:
+        raise RuntimeError(str(task.payload))
 
-    await make_agent("a1", ["x"], handler=always_fails)
+    await make_agent("a1", ["x"], handler=fails_with_its_payload)
     retry = {"max_attempts": 2, "backoff_s": 0.05}
-    await hive.delegate("job", ["x"], task_id="own", retry=retry)
+    await hive.delegate("job", ["x"], task_id="own", payload="flaky network", retry=retry)
 
-    async def dead() -> bool:
-        return (await hive.get("own")).status is TaskStatus.DEAD
+    async def dead(task_id: str) -> bool:
+        return (await hive.get(task_id)).status is TaskStatus.DEAD
 
-    await eventually(dead, timeout=10)
+    await eventually(lambda: dead("own"), timeout=10)
     await evaluations_after(hivebus_core, 3)
     assert (await hive.get("own")).status is TaskStatus.DEAD  # not retried by the plugin
     assert events.bodies("events.task.requeued", task_id="own") == []
+
+    # A manual failure stops the core's retries at once: dead after one attempt of five.
+    slow_retries = {"max_attempts": 5, "backoff_s": 0.5}
+    await hive.delegate("job", ["x"], task_id="perm", payload="forbidden", retry=slow_retries)
+    await eventually(lambda: dead("perm"), timeout=10)
+    perm = await hive.get("perm")
+    assert perm.attempts == 1
+    [buried] = events.bodies("events.task.dead", task_id="perm")
+    assert (
+        buried["reason"] == "declared dead by automation: manual recovery: RuntimeError: forbidden"
+    )
 
 
 # --- sleep and wake --------------------------------------------------------------------------
