@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,9 @@ def replica_config(server: EmbeddedServer) -> HivebusConfig:
             "state": "jetstream",
             "plugins": ["automation"],
             "plugin_config": {
-                "automation": {
-                    "interval_s": FAST,
-                    "breaker": {"failures": 3, "cooldown_s": 0.5},
-                }
+                # The test runs the evaluations itself, both replicas at once, so that their
+                # writes race for the same records.
+                "automation": {"interval_s": 3600, "breaker": {"failures": 3, "cooldown_s": 5}}
             },
         }
     )
@@ -107,16 +107,21 @@ async def replicas(nats_server: EmbeddedServer) -> AsyncIterator[list[Core]]:
         await core.stop()
 
 
-def failures_seen(core: Core) -> int:
-    plugin = core.plugins.pm.get_plugin("automation")
-    assert isinstance(plugin, AutomationPlugin)
-    return plugin.failures_seen
+def plugins_of(cores: list[Core]) -> list[AutomationPlugin]:
+    found = [core.plugins.pm.get_plugin("automation") for core in cores]
+    assert all(isinstance(p, AutomationPlugin) for p in found)
+    return found
+
+
+async def evaluate_together(plugins: list[AutomationPlugin]) -> None:
+    await asyncio.gather(*(p.evaluate() for p in plugins))
 
 
 async def test_two_replicas_count_one_streak_and_announce_each_change_once(
     replicas: list[Core], raw: Client
 ):
     config = replicas[0].config
+    plugins = plugins_of(replicas)
     heard = await Heard.on(raw, "events.plugin.automation.>")
     failing = {"now": True}
 
@@ -132,24 +137,34 @@ async def test_two_replicas_count_one_streak_and_announce_each_change_once(
         for n in range(3):
             done = await hive.delegate("job", ["x"], task_id=f"f{n}", wait=True, wait_timeout=10)
             assert done.status is TaskStatus.FAILED
-        await eventually(lambda: heard.transitions("flaky") == [("closed", "open")], timeout=10)
-        assert sum(failures_seen(core) for core in replicas) == 3
+        await eventually(lambda: sum(p.failures_seen for p in plugins) == 3)
+        await evaluate_together(plugins)
+        await eventually(lambda: heard.transitions("flaky") == [("closed", "open")])
 
+        # Both read the breaker open, then both find the cooldown passed: both try to
+        # half-open it, and one does.
+        circuits = [p.circuits for p in plugins if p.circuits is not None]
+        await asyncio.gather(*(c.refresh() for c in circuits))
+        later = time.time() + 6
+        await asyncio.gather(*(c.tick(later) for c in circuits))
+        for plugin in plugins:
+            plugin.clock = lambda: later
         failing["now"] = False
         trial = await hive.delegate("job", ["x"], task_id="trial", wait=True, wait_timeout=15)
         assert trial.status is TaskStatus.COMPLETED
-        await eventually(lambda: ("half_open", "closed") in heard.transitions("flaky"), 10)
-        for core in replicas:  # both replicas agree, and neither announces anything twice
-            plugin = core.plugins.pm.get_plugin("automation")
-            await eventually(lambda p=plugin: "flaky" not in p.hivebus_status()["breakers"])
-        await asyncio.sleep(0)
+        await eventually(lambda: sum(len(p.inbox) for p in plugins) >= 2)  # assigned, completed
+        await evaluate_together(plugins)
+        await evaluate_together(plugins)
+        await eventually(lambda: ("half_open", "closed") in heard.transitions("flaky"))
+        await evaluate_together(plugins)
         assert heard.transitions("flaky") == [
             ("closed", "open"),
             ("open", "half_open"),
             ("half_open", "closed"),
         ]
-        changes = [core.plugins.pm.get_plugin("automation").circuits.changes for core in replicas]
-        assert sum(changes) == 3
+        assert sum(p.circuits.changes for p in plugins if p.circuits is not None) == 3
+        for plugin in plugins:  # both replicas agree
+            assert "flaky" not in plugin.hivebus_status()["breakers"]  # type: ignore[operator]
         [view] = await hive.agents()
         assert view.quarantined_by is None
 
