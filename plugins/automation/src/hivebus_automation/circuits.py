@@ -56,8 +56,15 @@ class Circuits:
             )
             return record
 
-        stored = await self.context.kv.update(key_for(BREAKER, agent_id), apply)
+        key = key_for(BREAKER, agent_id)
+        stored = await self.context.kv.update(key, apply)
         await self._stored(agent_id, stored, change)
+        if not self.troubled(agent_id):
+            # Nothing to remember: the bucket keeps only agents in trouble, so every
+            # evaluation reads a handful of records, not one per agent that ever failed. (A
+            # count another replica adds between the two writes is lost: one more to go.)
+            await self.context.kv.delete(key)
+            self.known.pop(agent_id, None)
 
     async def trial_assigned(self, agent_id: str, task_id: str) -> None:
         """A half-open agent took its trial task: no other task until it is decided."""

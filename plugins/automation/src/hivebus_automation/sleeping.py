@@ -114,10 +114,10 @@ def needing_wake(queued: list[TaskView], agents: list[AgentView]) -> list[tuple[
     chosen: list[tuple[str, str]] = []
     for task in queued:
         needed = set(task.required_capabilities)
-        if any(needed <= set(a.capabilities) for a in free):
+        if any(_can_take(a, task, needed) for a in free):
             continue
         for agent in sleepers:
-            if needed <= set(agent.capabilities):
+            if _can_take(agent, task, needed):
                 chosen.append((agent.agent_id, task.task_id))
                 sleepers.remove(agent)
                 free.append(agent)  # the next task that fits it waits for it
@@ -125,3 +125,10 @@ def needing_wake(queued: list[TaskView], agents: list[AgentView]) -> list[tuple[
         if not sleepers:
             break
     return chosen
+
+
+def _can_take(agent: AgentView, task: TaskView, needed: set[str]) -> bool:
+    """The capabilities, and the agent itself when the task requires one."""
+    if task.require_agent is not None and task.require_agent != agent.agent_id:
+        return False
+    return needed <= set(agent.capabilities)
