@@ -108,22 +108,30 @@ def in_rotation(agent: AgentView) -> bool:
 
 def needing_wake(queued: list[TaskView], agents: list[AgentView]) -> list[tuple[str, str]]:
     """``(agent_id, task_id)``: a sleeping agent to wake for each queued task that needs its
-    capabilities when no awake agent in rotation has a free slot for it."""
-    free = [a for a in agents if in_rotation(a) and not a.sleeping and a.active_tasks < a.max_tasks]
+    capabilities when no awake agent in rotation has a free slot left for it. Queued tasks
+    take the free slots in queue order; a woken agent's slots serve the tasks after it."""
+    slots = {
+        a.agent_id: a.max_tasks - a.active_tasks
+        for a in agents
+        if in_rotation(a) and not a.sleeping and a.active_tasks < a.max_tasks
+    }
+    able = {a.agent_id: a for a in agents}
     sleepers = [a for a in agents if in_rotation(a) and a.sleeping]
     chosen: list[tuple[str, str]] = []
     for task in queued:
         needed = set(task.required_capabilities)
-        if any(_can_take(a, task, needed) for a in free):
-            continue
-        for agent in sleepers:
-            if _can_take(agent, task, needed):
-                chosen.append((agent.agent_id, task.task_id))
-                sleepers.remove(agent)
-                free.append(agent)  # the next task that fits it waits for it
-                break
-        if not sleepers:
-            break
+        taker = next((i for i in slots if _can_take(able[i], task, needed)), None)
+        if taker is None:
+            sleeper = next((a for a in sleepers if _can_take(a, task, needed)), None)
+            if sleeper is None:
+                continue
+            sleepers.remove(sleeper)
+            chosen.append((sleeper.agent_id, task.task_id))
+            taker = sleeper.agent_id
+            slots[taker] = sleeper.max_tasks - sleeper.active_tasks
+        slots[taker] -= 1
+        if slots[taker] <= 0:
+            del slots[taker]
     return chosen
 
 
