@@ -22,7 +22,7 @@ __all__ = ["Sleepers"]
 log = logging.getLogger("hivebus.automation")
 
 MAX_QUEUED_SCANNED = 1000
-"""Queued tasks looked at for wake-ups per evaluation, oldest first."""
+"""Queued tasks looked at for wake-ups per evaluation (the newest, as the context lists them)."""
 
 
 class Sleepers:
@@ -92,6 +92,7 @@ class Sleepers:
                 woken.add(agent.agent_id)
         if self.settings.wake_for_work and any(a.sleeping for a in agents):
             queued = self.context.tasks(TaskStatus.QUEUED, limit=MAX_QUEUED_SCANNED)
+            queued.sort(key=lambda t: (-int(t.priority), t.created_at))  # the queue's order
             for agent_id, task_id in needing_wake(queued, agents):
                 if agent_id not in woken:
                     await self.wake(agent_id, f"queued task {task_id} needs it", now)
