@@ -84,7 +84,7 @@ class Harness:
             # Shipped plugins that write or listen somewhere: keep them inside the run.
             "HIVEBUS_PLUGIN_CONFIG": orjson.dumps(
                 {
-                    "echo-audit": {"path": str(self.fleet.workdir / "echo-audit.jsonl")},
+                    "audit": {"directory": str(self.fleet.workdir / "audit")},
                     "performance": {"port": 0},
                 }
             ).decode(),

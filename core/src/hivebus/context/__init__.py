@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hivebus_hookspecs.models import (
@@ -27,6 +28,8 @@ from hivebus_hookspecs.models import (
     DelegateReply,
     DelegateRequest,
     PluginEvent,
+    ScaleDirection,
+    ScaleSignal,
     TaskStatus,
     TaskView,
 )
@@ -68,8 +71,10 @@ class CorePluginContext:
         settings: Mapping[str, Any],
         stores: StoreOpener,
         report: Report,
+        data_dir: Path,
     ) -> None:
         self.name = name
+        self._data_dir = data_dir
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
         self.kv = LazyKeyValue(stores)
@@ -83,6 +88,11 @@ class CorePluginContext:
         self._alert_book: CoreAlertBook | None = None
 
     # --- configuration ----------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory; a plugin keeps its files under ``plugins/<name>``."""
+        return self._data_dir
 
     def settings(self, model: type[S]) -> S:
         """The configuration section validated by ``model`` (a pydantic model)."""
@@ -153,6 +163,28 @@ class CorePluginContext:
         )
         self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
         return alert
+
+    def scale(
+        self,
+        direction: ScaleDirection | str,
+        capabilities: list[str],
+        agents: int,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ScaleSignal:
+        """Publish a scaling signal on ``events.scale.<direction>``, one body for every plugin."""
+        signal = ScaleSignal(
+            direction=ScaleDirection(direction),
+            capabilities=list(capabilities),
+            agents=agents,
+            reason=reason[:1024],
+            source=self.name,
+            details=dict(details or {}),
+            timestamp=time.time(),
+        )
+        self._events.publish_message(self._subjects.scale(signal.direction.value), encode(signal))
+        return signal
 
     def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> CoreAlertBook:
         """The plugin's alert book: one alert per cause across replicas (see ``alerts``)."""
@@ -270,5 +302,6 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
+            config.data_dir.absolute(),  # a plugin's files stay put whatever the cwd becomes
         )
     return contexts
