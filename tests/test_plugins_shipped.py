@@ -186,9 +186,10 @@ class TestPerformance:
         assert metrics[("hivebus_completions_total", ())] == 1
         assert metrics[("hivebus_tasks_queued_total", ())] == 1
         assert metrics[("hivebus_requeues_total", ())] == 0
-        completed = (("outcome", "completed"),)
+        completed = (("outcome", "completed"), ("task_type", "build"))
         assert metrics[("hivebus_task_duration_seconds_count", completed)] == 1
-        assert metrics[("hivebus_task_duration_seconds_count", (("outcome", "failed"),))] == 1
+        failed = (("outcome", "failed"), ("task_type", "build"))
+        assert metrics[("hivebus_task_duration_seconds_count", failed)] == 1
         assert metrics[("hivebus_events_observed_total", (("event", "agent.registered"),))] == 1
         assert metrics[("hivebus_agents_registered", ())] == 1
         assert metrics[("hivebus_queue_depth", ())] == 1

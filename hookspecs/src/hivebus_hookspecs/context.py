@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
 from pathlib import Path
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, JsonValue
 
@@ -31,6 +31,7 @@ __all__ = [
     "AlertBook",
     "EndpointError",
     "EndpointHandler",
+    "HookTime",
     "KeyValueStore",
     "ObjectStore",
     "OrchestratorView",
@@ -190,6 +191,16 @@ class EndpointError(Exception):
         self.message = message
 
 
+class HookTime(NamedTuple):
+    """Time one plugin's implementation of one hook took, summed since the core started."""
+
+    plugin: str
+    hook: str
+    calls: int
+    seconds: float
+    """Wall time of the calls, awaited results included (failed and vetoing calls too)."""
+
+
 class PluginContext(Protocol):
     """What a plugin may read and do, handed to it by ``hivebus_startup(context)``.
 
@@ -233,6 +244,11 @@ class PluginContext(Protocol):
 
     async def status(self) -> dict[str, Any]:
         """The figures of ``orchestrator.status``."""
+        ...
+
+    def hook_times(self) -> list[HookTime]:
+        """How long every loaded plugin's hooks took on this core, by plugin and hook: what
+        a plugin costs the requests it sits on."""
         ...
 
     # announcing

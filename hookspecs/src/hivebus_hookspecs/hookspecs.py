@@ -104,17 +104,6 @@ def hivebus_task_assigned(task: TaskView, agent: AgentView) -> None:
 
 
 @hookspec
-def hivebus_offer_declined(task: TaskView, agent_id: str, outcome: str, reason: str | None) -> None:
-    """Called after ``agent_id`` did not take an offer of ``task``: ``outcome`` is
-    ``refused`` (it said no; ``reason`` is its reason, such as ``busy`` or ``sleeping``),
-    ``timeout`` (no answer within the offer timeout; ``reason`` says so) or ``invalid`` (an
-    answer that was not an offer reply). An agent that has left (no responders) is not
-    reported. Called on the replica that made the offer; the task goes on to other agents.
-    Return value ignored.
-    """
-
-
-@hookspec
 def hivebus_task_completed(task: TaskView) -> None:
     """Called after a task completed successfully; ``task.result`` holds the result."""
 

@@ -43,7 +43,7 @@ from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, Report, TimerSet
 
 if TYPE_CHECKING:
-    from hivebus_hookspecs.context import EndpointHandler
+    from hivebus_hookspecs.context import EndpointHandler, HookTime
     from nats.js.client import JetStreamContext
 
     from ..adapters.events import EventPublisher
@@ -55,6 +55,7 @@ __all__ = ["CorePluginContext", "PluginSettingsError", "build_contexts"]
 S = TypeVar("S", bound=BaseModel)
 
 Serve = Callable[[str, "EndpointHandler"], Any]
+HookTimes = Callable[[], "list[HookTime]"]
 
 
 class PluginSettingsError(ValueError):
@@ -72,9 +73,11 @@ class CorePluginContext:
         stores: StoreOpener,
         report: Report,
         data_dir: Path,
+        hook_times: HookTimes = list,
     ) -> None:
         self.name = name
         self._data_dir = data_dir
+        self._hook_times = hook_times
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
         self.kv = LazyKeyValue(stores)
@@ -131,6 +134,9 @@ class CorePluginContext:
 
     async def status(self) -> dict[str, Any]:
         return await self._orch.status()
+
+    def hook_times(self) -> list[HookTime]:
+        return self._hook_times()
 
     # --- announcing -------------------------------------------------------------------
 
@@ -285,6 +291,7 @@ def build_contexts(
     config: HivebusConfig,
     js: JetStreamContext | None,
     report: Callable[[str, str, BaseException], None],
+    hook_times: HookTimes = list,
 ) -> dict[str, CorePluginContext]:
     """One context per plugin: stores on JetStream when ``js`` is given, else in memory."""
     stem = config.prefix.replace(".", "_") if config.prefix else "hivebus"
@@ -303,5 +310,6 @@ def build_contexts(
             opener,
             functools.partial(report, name),
             config.data_dir.absolute(),  # a plugin's files stay put whatever the cwd becomes
+            hook_times,
         )
     return contexts

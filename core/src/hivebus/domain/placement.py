@@ -243,6 +243,15 @@ class Placement:
         if done:
             return task
         self._note_refusal(task_id)
+        if outcome.result in (OfferResult.REFUSED, OfferResult.TIMEOUT):
+            # Observers (metrics, circuit breakers) need to see offers an agent turned down.
+            self._k.emit(
+                EventName.TASK_DECLINED,
+                task_id=task_id,
+                agent_id=agent_id,
+                outcome=outcome.result.value,
+                reason=outcome.reason,
+            )
         if outcome.result is not OfferResult.NO_RESPONDERS:
             log.info(
                 "offer not accepted",
@@ -253,18 +262,6 @@ class Placement:
                     "reason": outcome.reason,
                 },
             )
-            if (
-                not outcome.accepted
-                and task is not None
-                and self._k.hooks.wants("hivebus_offer_declined")
-            ):
-                self._k.hooks.notify(
-                    "hivebus_offer_declined",
-                    task=task.view(),
-                    agent_id=agent_id,
-                    outcome=outcome.result.value,
-                    reason=outcome.reason,
-                )
         return None
 
     def assigned(self, task: TaskRecord) -> TaskRecord:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pluggy
-from hivebus_hookspecs import PROJECT, Rejected, hookspecs
+from hivebus_hookspecs import PROJECT, HookTime, Rejected, hookspecs
 from hivebus_hookspecs.models import Event, HealthStatus, PluginInfo, TaskView
 
 from .calls import HookCalls
@@ -167,6 +167,14 @@ class PluginHost:
                 continue
             contributions[name] = result
         return contributions
+
+    def hook_times(self) -> list[HookTime]:
+        """Time each plugin's hooks took, by plugin and hook, since the host started."""
+        return [
+            HookTime(record.name, hook, calls, seconds)
+            for record in self._records
+            for hook, (calls, seconds) in sorted(record.hook_times.items())
+        ]
 
     async def describe(self) -> list[PluginInfo]:
         health = await self.health()

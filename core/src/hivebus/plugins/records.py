@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hivebus_hookspecs.models import HealthStatus
 
@@ -31,6 +31,8 @@ class PluginRecord:
     last_failure_at: float | None = None
     load_error: str | None = None
     vetoes: int = 0
+    hook_times: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """By hook: calls and seconds, summed."""
 
 
 class PluginRecords:
@@ -75,6 +77,13 @@ class PluginRecords:
             log.error("plugin hook timed out", extra={"plugin": name, "hook": hook})
         else:
             log.error("plugin hook failed", extra={"plugin": name, "hook": hook}, exc_info=exc)
+
+    def timed(self, name: str, hook: str, seconds: float) -> None:
+        """Add one call of ``hook`` by plugin ``name`` that took ``seconds``."""
+        record = self._by_name.get(name)
+        if record is not None:
+            calls, total = record.hook_times.get(hook, (0, 0.0))
+            record.hook_times[hook] = (calls + 1, total + seconds)
 
     def vetoed(self, name: str) -> None:
         record = self._by_name.get(name)

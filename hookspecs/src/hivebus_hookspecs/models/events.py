@@ -42,6 +42,8 @@ class EventName(enum.StrEnum):
     TASK_DEAD = "task.dead"
     PLUGIN_VETOED = "plugin.vetoed"
     TASK_PROGRESS = "task.progress"
+    TASK_DECLINED = "task.declined"
+    """An agent refused an offer or let it time out (``outcome``: ``refused`` or ``timeout``)."""
 
 
 class AlertSeverity(enum.StrEnum):

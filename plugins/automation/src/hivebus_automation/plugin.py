@@ -40,8 +40,6 @@ NAME = "automation"
 
 log = logging.getLogger("hivebus.automation")
 
-_DECLINED = {"refused": "refusal", "invalid": "refusal", "timeout": "timeout"}
-
 
 class AutomationPlugin:
     def __init__(self) -> None:
@@ -138,10 +136,15 @@ class AutomationPlugin:
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
-        # A failed attempt the core's retry policy will retry: no task_failed hook for it.
-        if event.event is not EventName.TASK_RETRYING or not event.agent_id or not event.task_id:
+        if not event.agent_id or not event.task_id:
             return
         extra = event.model_extra or {}
+        if event.event is EventName.TASK_DECLINED:
+            self._declined(event.agent_id, event.task_id, extra.get("outcome"), extra.get("reason"))
+            return
+        # A failed attempt the core's retry policy will retry: no task_failed hook for it.
+        if event.event is not EventName.TASK_RETRYING:
+            return
         error = extra.get("error")
         attempts = extra.get("attempts")
         self._streak(event.agent_id, None)
@@ -157,16 +160,14 @@ class AutomationPlugin:
             )
         )
 
-    @hookimpl
-    def hivebus_offer_declined(
-        self, task: TaskView, agent_id: str, outcome: str, reason: str | None
-    ) -> None:
-        kind = _DECLINED.get(outcome)
-        if kind is None or (
-            kind == "refusal" and (reason or "") in self.settings.breaker.ignore_refusals
-        ):
-            return
-        self.inbox.put(Seen(kind, agent_id, task.task_id, detail=reason or outcome))  # type: ignore[arg-type]
+    def _declined(self, agent_id: str, task_id: str, outcome: object, reason: object) -> None:
+        """An offer refused or left unanswered (``events.task.declined``, seen by the replica
+        that made it)."""
+        why = reason if isinstance(reason, str) else None
+        if outcome == "timeout":
+            self.inbox.put(Seen("timeout", agent_id, task_id, detail=why or "no answer"))
+        elif outcome == "refused" and (why or "") not in self.settings.breaker.ignore_refusals:
+            self.inbox.put(Seen("refusal", agent_id, task_id, detail=why or "refused"))
 
     @hookimpl
     def hivebus_agent_removed(self, agent: AgentView) -> None:
