@@ -199,6 +199,17 @@ def start_agent(url: str, folder: Path, agent_id: str, capability: str) -> Proc:
     )  # fmt: skip
 
 
+async def opened_by(cores: list[Proc]) -> Proc:
+    """The core process that logged the breaker's opening."""
+    for core in cores:
+        try:
+            await core.until("circuit breaker changed", timeout=3)
+        except AssertionError:
+            continue
+        return core
+    raise AssertionError("no core logged the breaker's change")
+
+
 async def registered(hive: HiveClient, agent_id: str) -> bool:
     return any(a.agent_id == agent_id for a in await hive.agents())
 
@@ -239,9 +250,10 @@ async def test_a_replica_killed_with_a_breaker_open_leaves_the_other_to_readmit_
                 assert done.status is TaskStatus.FAILED
             await eventually(lambda: heard.transitions("gpu-1") == [("closed", "open")], 20)
 
-            # One replica dies with the breaker open; the other half-opens it, gives the agent
-            # one trial task, and closes the breaker when it succeeds.
-            cores[0].kill_group()
+            # The replica that opened the breaker dies; the other, which only knows it from the
+            # bucket, half-opens it, gives the agent one trial task, and closes the breaker.
+            opener = await opened_by(cores)
+            opener.kill_group()
             trial = await hive.delegate(
                 "render", ["gpu"], task_id="trial", payload={}, wait=True, wait_timeout=60
             )
