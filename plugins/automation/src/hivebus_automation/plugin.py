@@ -17,7 +17,6 @@ from hivebus_hookspecs import (
     AgentView,
     Event,
     EventName,
-    OrchestratorView,
     PluginContext,
     TaskAmendment,
     TaskPriority,
@@ -65,7 +64,7 @@ class AutomationPlugin:
     # --- lifecycle ------------------------------------------------------------------------
 
     @hookimpl
-    async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
+    async def hivebus_startup(self, context: PluginContext) -> None:
         try:
             self.settings = context.settings(AutomationSettings)
         except ValueError as exc:  # it names the bad settings: the host records it, we say so
@@ -199,19 +198,24 @@ class AutomationPlugin:
         if self.evaluated_at is None:
             await circuits.refresh()  # breakers left open by an earlier run go on
         for seen in self.inbox.take():
-            if self.settings.breaker.enabled:
-                await circuits.observe(seen.agent_id, seen.outcome, now, seen.detail)
-            if seen.outcome == "failure" and self.settings.recovery.enabled:
-                try:
+            # One outcome that cannot be applied (the bucket contended, the task moved on
+            # meanwhile) must not cost the others.
+            try:
+                if self.settings.breaker.enabled:
+                    await circuits.observe(seen.agent_id, seen.outcome, now, seen.detail)
+                if seen.outcome == "failure" and self.settings.recovery.enabled:
                     await self.recoverer.failed(seen)
-                except Exception as exc:  # the task moved on meanwhile (retried, cancelled)
-                    log.warning(
-                        "recovery failed", extra={"task_id": seen.task_id, "error": str(exc)}
-                    )
+            except Exception as exc:
+                log.warning(
+                    "could not apply an outcome",
+                    extra={"task_id": seen.task_id, "agent_id": seen.agent_id, "error": str(exc)},
+                )
         if self.settings.breaker.enabled:
             await circuits.refresh()
             await circuits.tick(now)
-        await sleepers.tick(now, ctx.agents())
+        if self.settings.sleep.enabled or self.settings.recovery.enabled:
+            # Only these put agents to sleep; otherwise no view of every agent is built.
+            await sleepers.tick(now, ctx.agents())
         await self.recoverer.upkeep()
         self.evaluated_at = now
 
