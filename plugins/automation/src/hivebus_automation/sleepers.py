@@ -93,7 +93,8 @@ class Sleepers:
         if self.settings.wake_for_work and any(a.sleeping for a in agents):
             queued = self.context.tasks(TaskStatus.QUEUED, limit=MAX_QUEUED_SCANNED)
             queued.sort(key=lambda t: (-int(t.priority), t.created_at))  # the queue's order
-            for agent_id, task_id in needing_wake(queued, agents):
+            ours = [a for a in agents if not a.sleeping or a.agent_id in self.asleep]
+            for agent_id, task_id in needing_wake(queued, ours):
                 if agent_id not in woken:
                     await self.wake(agent_id, f"queued task {task_id} needs it", now)
                     woken.add(agent_id)
