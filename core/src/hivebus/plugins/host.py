@@ -126,10 +126,14 @@ class PluginHost:
                 "config": self.config,
                 "context": (contexts or {}).get(impl.plugin_name),
             }
+            name = impl.plugin_name
+            failures = self._records.failures_of(name)
             try:
                 await self._calls.call(impl, "hivebus_startup", kwargs)
             except Rejected as exc:
-                self._records.failed(impl.plugin_name, "hivebus_startup", exc)
+                self._records.failed(name, "hivebus_startup", exc)
+            if self._records.failures_of(name) > failures:
+                self._records.start_failed(name)
 
     async def stop(self, orchestrator: OrchestratorView, grace_s: float = 2.0) -> None:
         """Deliver what is queued (within ``grace_s``), then shut plugins down in reverse."""
