@@ -440,6 +440,35 @@ async def test_an_agent_whose_context_window_runs_full_is_put_to_sleep_and_offer
     await full.stop()
 
 
+@pytest.mark.parametrize("hivebus_settings", [{**automation(), "heartbeat_interval_s": 0.2}])
+async def test_a_sleeping_agent_stays_asleep_when_it_comes_back_after_going_offline(
+    hivebus_core: Core, hive: HiveClient, nats_client: Client
+):
+    events = await Heard.on(nats_client, "events.agent.>")
+    wire = Wire(nats_client)
+    agent = RawAgent(wire, "r1", ["x"])  # sends no heartbeats: it goes offline
+    await agent.start()
+    context = plugin_of(hivebus_core).context
+    assert context is not None
+    view = await context.sleep("r1", "resting")
+    assert view.sleeping
+    await eventually(lambda: events.bodies("events.agent.offline", agent_id="r1"), timeout=10)
+    await agent.start()  # registers again, as an agent back from a network split does
+    [view] = await hive.agents()
+    assert view.state.value == "active"
+    assert view.sleeping  # the record decides, as for a quarantine
+    await context.wake("r1")
+    [view] = await hive.agents()
+    assert not view.sleeping
+    assert [
+        b["event"] for b in events.bodies() if b["event"] in ("agent.sleeping", "agent.woken")
+    ] == [
+        "agent.sleeping",
+        "agent.woken",
+    ]
+    await agent.stop()
+
+
 # --- configuration ---------------------------------------------------------------------------
 
 
