@@ -42,11 +42,17 @@ class Circuits:
         counts = (record.get(k) for k in ("failures", "refusals", "timeouts"))
         return state_of(record) is not State.CLOSED or any(counts)
 
+    def _offers_counted(self, agent_id: str) -> bool:
+        record = self.known.get(agent_id) or {}
+        return bool(record.get("refusals") or record.get("timeouts"))
+
     async def observe(
         self, agent_id: str, outcome: Outcome, now: float, detail: str | None
     ) -> None:
         if outcome in ("success", "assigned") and not self.troubled(agent_id):
             return  # nothing to reset: no write for an agent that is doing well
+        if outcome == "assigned" and not self._offers_counted(agent_id):
+            return  # an acceptance resets only refusals and timeouts
         change: Change | None = None
 
         def apply(current: JsonValue) -> JsonValue:
