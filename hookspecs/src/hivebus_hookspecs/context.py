@@ -325,12 +325,30 @@ class PluginContext(Protocol):
         ``delay_s`` from now (the delay is stored: it survives a restart of the core)."""
         ...
 
-    async def quarantine(self, agent_id: str, reason: str) -> AgentView:
-        """Take an agent out of rotation: it is offered nothing until ``release``."""
+    async def dead_letter(self, task_id: str, reason: str = "") -> TaskView:
+        """Declare a failed, retrying, expired or cancelled task ``dead`` at once, whatever
+        its retry policy has left (``events.task.dead`` with ``reason``); idempotent."""
+        ...
+
+    async def quarantine(self, agent_id: str, reason: str, *, trial: bool = False) -> AgentView:
+        """Take an agent out of rotation: it is offered nothing until ``release``.
+        ``trial``: meanwhile it is offered one task at a time (``AgentView.on_trial``), as a
+        circuit breaker's half-open state wants; quarantine it again without ``trial`` to stop."""
         ...
 
     async def release(self, agent_id: str) -> AgentView: ...
 
     async def control(self, agent_id: str, action: ControlAction | str, reason: str = "") -> None:
         """Send the agent a control message (``sleep``, ``wake``, ``drain``)."""
+        ...
+
+    async def sleep(self, agent_id: str, reason: str = "") -> AgentView:
+        """Put the agent to sleep: stored on its record first (``AgentView.sleeping``: no
+        replica offers it anything), then ``sleep`` is sent on its control subject. What it
+        holds it finishes. Announced as ``events.agent.sleeping``; idempotent."""
+        ...
+
+    async def wake(self, agent_id: str, reason: str = "") -> AgentView:
+        """Wake a sleeping agent: ``wake`` on its control subject, then stored awake (and
+        offered the waiting work). Announced as ``events.agent.woken``; idempotent."""
         ...

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
-from hivebus_hookspecs.models import AgentState, DelegateReply, TaskStatus, TaskView
+from hivebus_hookspecs.models import AgentState, AgentView, DelegateReply, TaskStatus, TaskView
 
 from ..config import HivebusConfig
 from ..connection import connect
@@ -80,8 +80,18 @@ async def status(hive: HiveClient, args: argparse.Namespace) -> int:
         print(f"  - {issue}")
     print(
         table(
-            ["agents", "active", "busy", "offline", "by role"],
-            [[a["total"], a["active"], a["busy"], a["offline"], _pairs(a["by_role"])]],
+            ["agents", "active", "busy", "offline", "quarantined", "sleeping", "by role"],
+            [
+                [
+                    a["total"],
+                    a["active"],
+                    a["busy"],
+                    a["offline"],
+                    a.get("quarantined", 0),
+                    a.get("sleeping", 0),
+                    _pairs(a["by_role"]),
+                ]
+            ],
         )
     )
     print(
@@ -135,7 +145,7 @@ async def agents(hive: HiveClient, args: argparse.Namespace) -> int:
         [
             a.agent_id,
             a.role.value,
-            a.state.value + (f" (quarantined by {a.quarantined_by})" if a.quarantined_by else ""),
+            _agent_state(a),
             f"{a.active_tasks}/{a.max_tasks}",
             ",".join(a.capabilities),
             clock(a.last_seen),
@@ -144,6 +154,18 @@ async def agents(hive: HiveClient, args: argparse.Namespace) -> int:
     ]
     print(table(["agent", "role", "state", "load", "capabilities", "last seen"], rows))
     return 0
+
+
+def _agent_state(agent: AgentView) -> str:
+    """The state, and why the agent is out of rotation: who took it out, and their reason."""
+    notes = []
+    if agent.quarantined_by:
+        trial = "on trial, " if agent.on_trial else ""
+        why = f": {agent.quarantine_reason}" if agent.quarantine_reason else ""
+        notes.append(f"{trial}quarantined by {agent.quarantined_by}{why}")
+    if agent.sleeping:
+        notes.append("sleeping")
+    return agent.state.value + (f" ({'; '.join(notes)})" if notes else "")
 
 
 async def tasks(hive: HiveClient, args: argparse.Namespace) -> int:

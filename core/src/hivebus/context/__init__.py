@@ -242,8 +242,11 @@ class CorePluginContext:
     async def retry(self, task_id: str, delay_s: float = 0.0, reason: str = "") -> TaskView:
         return await self._orch.retry(task_id, delay_s, by=self.name, reason=reason)
 
-    async def quarantine(self, agent_id: str, reason: str) -> AgentView:
-        return await self._orch.quarantine(agent_id, by=self.name, reason=reason)
+    async def dead_letter(self, task_id: str, reason: str = "") -> TaskView:
+        return await self._orch.dead_letter(task_id, by=self.name, reason=reason)
+
+    async def quarantine(self, agent_id: str, reason: str, *, trial: bool = False) -> AgentView:
+        return await self._orch.quarantine(agent_id, by=self.name, reason=reason, trial=trial)
 
     async def release(self, agent_id: str) -> AgentView:
         return await self._orch.release(agent_id, by=self.name)
@@ -253,6 +256,17 @@ class CorePluginContext:
             action=ControlAction(action), reason=reason or None, source=self.name
         )
         self._events.publish_message(self._subjects.control(agent_id), encode(message))
+
+    async def sleep(self, agent_id: str, reason: str = "") -> AgentView:
+        # Stored before the agent is told: from then on no replica offers it anything.
+        view = await self._orch.sleep(agent_id, by=self.name, reason=reason)
+        await self.control(agent_id, ControlAction.SLEEP, reason)
+        return view
+
+    async def wake(self, agent_id: str, reason: str = "") -> AgentView:
+        # Told before it is stored, so the first offer after the wake finds it awake.
+        await self.control(agent_id, ControlAction.WAKE, reason)
+        return await self._orch.wake(agent_id, by=self.name, reason=reason)
 
     # --- timers -----------------------------------------------------------------------
 

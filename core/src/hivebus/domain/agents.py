@@ -99,6 +99,8 @@ class Agents:
                 # out of rotation stays out, whatever the agent does, until released
                 quarantined_by=previous.quarantined_by if previous is not None else None,
                 quarantine_reason=previous.quarantine_reason if previous is not None else None,
+                on_trial=previous.on_trial if previous is not None else False,
+                sleeping=previous.sleeping if previous is not None else False,
             )
 
         try:

@@ -1,5 +1,5 @@
 """What plugins ask of the core beyond the wire: retry a finished task (after a delay), take
-an agent out of rotation and put it back.
+an agent out of rotation and put it back, put it to sleep and wake it.
 
 Each is one compare-and-set transition on the shared state, as the core's own are: safe with
 replicas (the record decides, not a replica's memory), announced by the usual events, and
@@ -26,6 +26,9 @@ RETRYABLE = frozenset(
     {TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.EXPIRED, TaskStatus.CANCELLED}
 )
 """A completed task is done; a live one is its agent's (take it back by cancelling)."""
+
+BURIABLE = RETRYABLE | {TaskStatus.RETRYING}
+"""What may be declared dead at once: not running, not done."""
 
 
 class Interventions:
@@ -92,16 +95,67 @@ class Interventions:
             k.spawn(self._placement.dispatch(task_id), name=f"hivebus-dispatch-{task_id}")
         return queued.view()
 
-    async def quarantine(self, agent_id: str, by: str, reason: str) -> AgentView:
-        """Offer the agent nothing until ``release``; what it holds it keeps and finishes."""
+    async def dead_letter(self, task_id: str, by: str, reason: str) -> TaskView:
+        """Give up on a failed (or retrying, expired, cancelled) task at once: it is ``dead``,
+        whatever attempts its retry policy has left (a retrying task's timer is dropped)."""
+        k = self._k
+        now = k.clock()
+
+        def bury(task: TaskRecord | None) -> TaskRecord | Literal[Skip.SKIP]:
+            task = known(task, task_id)
+            if task.status is TaskStatus.DEAD:
+                return SKIP
+            if task.status not in BURIABLE:
+                raise HivebusError(
+                    ErrorCode.INVALID_STATE,
+                    f"task {task_id!r} is {task.status.value}: only a failed, retrying, "
+                    "expired or cancelled task can be declared dead",
+                )
+            return task.evolve(
+                status=TaskStatus.DEAD,
+                not_before=None,
+                finished_at=task.finished_at or now,
+                error=task.error or reason,
+            )
+
+        try:
+            _, dead = await update_task(k.cache, task_id, bury)
+        except Contended:
+            raise HivebusError(ErrorCode.UNAVAILABLE, f"task {task_id!r} is contended") from None
+        if dead is None:
+            return k.task(task_id).view()
+        why = f"declared dead by {by}" + (f": {reason}" if reason else "")
+        log.info("task declared dead", extra={"task_id": task_id, "by": by, "reason": reason})
+        k.emit(
+            EventName.TASK_DEAD,
+            task_id=task_id,
+            agent_id=dead.agent_id,
+            error=dead.error,
+            attempts=dead.attempts,
+            reason=why,
+        )
+        return dead.view()
+
+    async def quarantine(
+        self, agent_id: str, by: str, reason: str, trial: bool = False
+    ) -> AgentView:
+        """Offer the agent nothing until ``release``; what it holds it keeps and finishes.
+        ``trial``: offer it one task at a time meanwhile (a circuit breaker's half-open)."""
 
         def bench(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
             agent = known_agent(agent, agent_id)
-            if agent.quarantined_by == by and agent.quarantine_reason == reason:
+            if (agent.quarantined_by, agent.quarantine_reason, agent.on_trial) == (
+                by,
+                reason,
+                trial,
+            ):
                 return SKIP
-            return agent.evolve(quarantined_by=by, quarantine_reason=reason)
+            return agent.evolve(quarantined_by=by, quarantine_reason=reason, on_trial=trial)
 
-        return await self._change(agent_id, bench, EventName.AGENT_QUARANTINED, by, reason)
+        view = await self._change(agent_id, bench, EventName.AGENT_QUARANTINED, by, reason)
+        if trial and len(self._k.queue):
+            self._k.spawn(self._placement.feed(agent_id), name=f"hivebus-feed-{agent_id}")
+        return view
 
     async def release(self, agent_id: str, by: str) -> AgentView:
         """Put a quarantined agent back in rotation, and offer it the waiting work."""
@@ -110,9 +164,31 @@ class Interventions:
             agent = known_agent(agent, agent_id)
             if agent.quarantined_by is None:
                 return SKIP
-            return agent.evolve(quarantined_by=None, quarantine_reason=None)
+            return agent.evolve(quarantined_by=None, quarantine_reason=None, on_trial=False)
 
         view = await self._change(agent_id, back, EventName.AGENT_RELEASED, by, None)
+        if len(self._k.queue):
+            self._k.spawn(self._placement.feed(agent_id), name=f"hivebus-feed-{agent_id}")
+        return view
+
+    async def sleep(self, agent_id: str, by: str, reason: str) -> AgentView:
+        """Mark the agent asleep (stored first: no replica offers it anything from then on);
+        the caller tells the agent. What it holds it keeps and finishes."""
+
+        def doze(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
+            agent = known_agent(agent, agent_id)
+            return SKIP if agent.sleeping else agent.evolve(sleeping=True)
+
+        return await self._change(agent_id, doze, EventName.AGENT_SLEEPING, by, reason)
+
+    async def wake(self, agent_id: str, by: str, reason: str) -> AgentView:
+        """Mark the agent awake, and offer it the waiting work."""
+
+        def rouse(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
+            agent = known_agent(agent, agent_id)
+            return agent.evolve(sleeping=False) if agent.sleeping else SKIP
+
+        view = await self._change(agent_id, rouse, EventName.AGENT_WOKEN, by, reason)
         if len(self._k.queue):
             self._k.spawn(self._placement.feed(agent_id), name=f"hivebus-feed-{agent_id}")
         return view

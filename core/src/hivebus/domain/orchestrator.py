@@ -188,8 +188,19 @@ class Orchestrator:
     ) -> TaskView:
         return await self._interventions.retry(task_id, delay_s, by, reason)
 
-    async def quarantine(self, agent_id: str, by: str, reason: str) -> AgentView:
-        return await self._interventions.quarantine(agent_id, by, reason)
+    async def dead_letter(self, task_id: str, by: str, reason: str = "") -> TaskView:
+        return await self._interventions.dead_letter(task_id, by, reason)
+
+    async def quarantine(
+        self, agent_id: str, by: str, reason: str, trial: bool = False
+    ) -> AgentView:
+        return await self._interventions.quarantine(agent_id, by, reason, trial)
+
+    async def sleep(self, agent_id: str, by: str, reason: str) -> AgentView:
+        return await self._interventions.sleep(agent_id, by, reason)
+
+    async def wake(self, agent_id: str, by: str, reason: str = "") -> AgentView:
+        return await self._interventions.wake(agent_id, by, reason)
 
     async def release(self, agent_id: str, by: str = "core") -> AgentView:
         return await self._interventions.release(agent_id, by)

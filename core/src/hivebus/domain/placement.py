@@ -172,7 +172,7 @@ class Placement:
         agent = registry.get(agent_id)
         if agent is None or not agent.in_rotation:
             return False
-        if registry.load(agent_id) + self.claimed.get(agent_id, 0) >= agent.max_tasks:
+        if registry.load(agent_id) + self.claimed.get(agent_id, 0) >= agent.slots:
             return False
         self.claimed[agent_id] = self.claimed.get(agent_id, 0) + 1
         return True
@@ -473,7 +473,7 @@ def _free_for(
     """Whether ``agent`` can be offered ``task`` now (capable, in rotation, a slot free)."""
     if not agent.in_rotation or not task.required <= agent.capability_set:
         return False
-    return registry.load(agent.agent_id) + claimed.get(agent.agent_id, 0) < agent.max_tasks
+    return registry.load(agent.agent_id) + claimed.get(agent.agent_id, 0) < agent.slots
 
 
 def _offered_to(task: TaskRecord, agent_id: str) -> bool:

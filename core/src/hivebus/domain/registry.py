@@ -40,6 +40,10 @@ class AgentRecord:
     quarantined_by: str | None = None
     """Out of rotation (a plugin's ``quarantine``): offered nothing until released."""
     quarantine_reason: str | None = None
+    on_trial: bool = False
+    """Quarantined, but admitted one task at a time (a plugin's half-open trial)."""
+    sleeping: bool = False
+    """Put to sleep (a plugin's ``sleep``): offered nothing until woken."""
     revision: int = 0
     capability_set: frozenset[str] = field(init=False, repr=False)
 
@@ -48,8 +52,18 @@ class AgentRecord:
 
     @property
     def in_rotation(self) -> bool:
-        """Live and not taken out of rotation: it may be offered work when it has room."""
-        return self.state is AgentState.ACTIVE and self.quarantined_by is None
+        """Live, awake and not taken out of rotation (or out on trial): it may be offered work
+        when it has room."""
+        return (
+            self.state is AgentState.ACTIVE
+            and not self.sleeping
+            and (self.quarantined_by is None or self.on_trial)
+        )
+
+    @property
+    def slots(self) -> int:
+        """How many tasks it may hold at once: one while on trial."""
+        return 1 if self.on_trial else self.max_tasks
 
     def evolve(self, **changes: Any) -> AgentRecord:
         agent = _copy(self, changes)
@@ -70,6 +84,8 @@ class AgentRecord:
             "offline_at": self.offline_at,
             "quarantined_by": self.quarantined_by,
             "quarantine_reason": self.quarantine_reason,
+            "on_trial": self.on_trial,
+            "sleeping": self.sleeping,
         }
 
     @classmethod
@@ -86,6 +102,8 @@ class AgentRecord:
             offline_at=data.get("offline_at"),
             quarantined_by=data.get("quarantined_by"),
             quarantine_reason=data.get("quarantine_reason"),
+            on_trial=bool(data.get("on_trial")),
+            sleeping=bool(data.get("sleeping")),
             revision=revision,
         )
 
@@ -108,6 +126,8 @@ class AgentRecord:
             last_seen=last_seen if last_seen is not None else self.registered_at,
             quarantined_by=self.quarantined_by,
             quarantine_reason=self.quarantine_reason,
+            on_trial=self.on_trial,
+            sleeping=self.sleeping,
         )
 
 
@@ -151,7 +171,7 @@ class AgentRegistry:
         return frozenset(self._held.get(agent_id, ()))
 
     def has_free_slot(self, agent: AgentRecord) -> bool:
-        return agent.in_rotation and self.load(agent.agent_id) < agent.max_tasks
+        return agent.in_rotation and self.load(agent.agent_id) < agent.slots
 
     def hold(self, agent_id: str, task_id: str) -> None:
         """A task record now says ``agent_id`` holds ``task_id``."""
@@ -254,14 +274,14 @@ class AgentRegistry:
             load = self.load(agent_id)
             if claimed and agent_id in claimed:
                 load += claimed[agent_id]
-                if load >= agent.max_tasks:
+                if load >= agent.slots:
                     continue
             if load == 0:
                 idle.append(agent)
                 if len(idle) >= limit:
                     return idle
             else:
-                busy.append((load / agent.max_tasks, agent))
+                busy.append((load / agent.slots, agent))
         # Python's sort is stable, so equal loads keep the idle-longest order of the index.
         busy.sort(key=lambda pair: pair[0])
         return (idle + [agent for _, agent in busy])[:limit]

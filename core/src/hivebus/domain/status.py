@@ -84,6 +84,7 @@ def build_status(
             "busy": sum(1 for a in active if orch.registry.load(a.agent_id)),
             "offline": len(agents) - len(active),
             "quarantined": sum(1 for a in active if a.quarantined_by is not None),
+            "sleeping": sum(1 for a in active if a.sleeping),
             "by_role": dict(Counter(a.role.value for a in active)),
         },
         "tasks": {

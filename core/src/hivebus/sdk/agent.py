@@ -104,6 +104,9 @@ class Agent:
         self._draining = False
         self.sleeping = False
         """Set by a ``sleep`` control message: offers are refused until ``wake``."""
+        self.context_window_usage: float | None = None
+        """How full the agent's context window is (0 to 1), if it knows: sent with every
+        heartbeat, so the core and its plugins see it (``AgentView.context_window_usage``)."""
         self.drained = asyncio.Event()
         """Set once a ``drain`` control message has been carried out: the agent left."""
         self.completed = 0
@@ -150,7 +153,7 @@ class Agent:
         while self._accepting or self._draining:
             await asyncio.sleep(self.session.heartbeat_interval_s)
             try:
-                await self.session.beat(len(self._running))
+                await self.session.beat(len(self._running), self.context_window_usage)
             except Exception:
                 log.exception("heartbeat failed")
 

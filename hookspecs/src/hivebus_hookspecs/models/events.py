@@ -27,6 +27,8 @@ class EventName(enum.StrEnum):
     AGENT_OFFLINE = "agent.offline"
     AGENT_QUARANTINED = "agent.quarantined"
     AGENT_RELEASED = "agent.released"
+    AGENT_SLEEPING = "agent.sleeping"
+    AGENT_WOKEN = "agent.woken"
     TASK_SCHEDULED = "task.scheduled"
     TASK_BLOCKED = "task.blocked"
     TASK_QUEUED = "task.queued"

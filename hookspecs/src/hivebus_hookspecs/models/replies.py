@@ -42,6 +42,8 @@ class AgentView(CoreBody):
     quarantined_by: str | None = None
     """Set while the agent is out of rotation: who took it out (a plugin's name)."""
     quarantine_reason: str | None = None
+    on_trial: bool = False
+    """Quarantined, but admitted one task at a time (``quarantine(..., trial=True)``)."""
     sleeping: bool = False
     """Put to sleep (a ``sleep`` control message through the plugin context): offered nothing
     until woken."""
