@@ -36,6 +36,7 @@ __all__ = [
     "StoreContended",
     "StoreOpener",
     "open_plugin_stores",
+    "plugin_bucket",
 ]
 
 Change = Callable[[Any], Any | Awaitable[Any]]
@@ -169,6 +170,13 @@ class JetStreamObjects:
         except nats.js.errors.NotFoundError:
             return []
         return sorted(info.name for info in infos if not info.deleted)
+
+
+def plugin_bucket(prefix: str, plugin: str) -> str:
+    """The name of ``plugin``'s key-value bucket under the subject ``prefix``; its object
+    store is this name plus ``_objects`` (clients find the context plugin's store by it)."""
+    stem = prefix.replace(".", "_") if prefix else "hivebus"
+    return f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"
 
 
 async def open_plugin_stores(

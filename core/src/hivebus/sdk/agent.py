@@ -35,6 +35,7 @@ from ..connection import connect
 from ..errors import RemoteError
 from ..owned import cancel_and_wait
 from ..subjects import Subjects
+from .references import References, ReferenceUnavailable
 from .request import call
 from .running import RunningTask, running
 from .session import AgentSession
@@ -108,6 +109,10 @@ class Agent:
         """Set once a ``drain`` control message has been carried out: the agent left."""
         self.completed = 0
         self.failed = 0
+        self.context_window_usage: float | None = None
+        """How full the agent's context window is (0.0 to 1.0), if it knows: sent with each
+        heartbeat, read by selection and the context plugin's monitoring."""
+        self._references: References | None = None
 
     @property
     def agent_id(self) -> str:
@@ -122,6 +127,7 @@ class Agent:
             self.nc = await connect(
                 self.config, f"hivebus-agent-{self.agent_id}", on_reconnect=self._on_reconnect
             )
+        self._references = References(self.nc, self.config)
         self.session = AgentSession(
             self.nc,
             self.subjects,
@@ -150,7 +156,7 @@ class Agent:
         while self._accepting or self._draining:
             await asyncio.sleep(self.session.heartbeat_interval_s)
             try:
-                await self.session.beat(len(self._running))
+                await self.session.beat(len(self._running), self.context_window_usage)
             except Exception:
                 log.exception("heartbeat failed")
 
@@ -211,8 +217,14 @@ class Agent:
         task = RunningTask(offer, self.agent_id, self._send_progress, self.progress_interval_s)
         running(task)
         try:
+            if self._references is not None:  # a large payload arrives as a reference
+                offer = offer.model_copy(
+                    update={"payload": await self._references.resolve(offer.payload)}
+                )
             result = await self.handler(offer)
             orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
+            if self._references is not None:  # a large result leaves as one
+                result = await self._references.offload(result, f"task/{offer.task_id}/result")
             report = CompleteRequest(
                 task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
             )
@@ -227,7 +239,7 @@ class Agent:
                 agent_id=self.agent_id,
                 success=False,
                 error=f"{type(exc).__name__}: {exc}"[:8192],
-                retryable=not isinstance(exc, PermanentFailure),
+                retryable=not isinstance(exc, PermanentFailure | ReferenceUnavailable),
             )
         await task.finish(send_kept=True)  # the latest progress goes before the outcome
         # The slot is free before the core hears of it: the core offers the next task the

@@ -128,9 +128,13 @@ class AgentSession:
         self.registered = True
         log.info("agent registered", extra=self._ids())
 
-    async def beat(self, active_tasks: int) -> None:
+    async def beat(self, active_tasks: int, context_window_usage: float | None = None) -> None:
         """One heartbeat; if the core forgot the agent (marked it offline), register again."""
-        beat = HeartbeatRequest(agent_id=self.agent_id, active_tasks=active_tasks)
+        beat = HeartbeatRequest(
+            agent_id=self.agent_id,
+            active_tasks=active_tasks,
+            context_window_usage=context_window_usage,
+        )
         try:
             await call(self.nc, self.subjects.heartbeat, beat, self._timeout_s)
         except RemoteError as exc:

@@ -1,0 +1,150 @@
+"""Payloads and results too large for a message travel by reference, both ways, unseen.
+
+A value whose JSON encoding is above ``offload_above_bytes`` is stored, zlib-compressed, in the
+context plugin's JetStream object store, and the message carries a small reference in its
+place (``hivebus_hookspecs.models.references``). ``HiveClient`` offloads payloads and resolves
+results; ``Agent`` resolves payloads and offloads results: neither side's code changes.
+
+The SDK reaches the store through JetStream directly, not through the core: one object-store
+put or get moves the bytes in 128 KiB chunks with flow control, no core replica holds them in
+memory, and the core's request path never sees more than the reference (docs/context.md
+gives the figures). Where the store cannot be reached (no context plugin on a JetStream core,
+or a secure bus, whose clients have no JetStream), a value that fits a message goes inline as
+before and a larger one is refused with ``ReferenceUnavailable`` saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import zlib
+
+import nats.errors
+import nats.js.errors
+import orjson
+from hivebus_hookspecs.models.references import Reference, as_reference
+from nats.aio.client import Client
+from nats.js.object_store import ObjectStore
+from pydantic import JsonValue
+
+from ..config import HivebusConfig
+from ..context.storage import plugin_bucket
+
+__all__ = [
+    "DEFAULT_OFFLOAD_ABOVE_BYTES",
+    "ReferenceUnavailable",
+    "References",
+]
+
+log = logging.getLogger("hivebus.references")
+
+DEFAULT_OFFLOAD_ABOVE_BYTES = 256 * 1024
+"""Half the core's default ``max_payload_bytes``: room for the rest of the request."""
+PLUGIN = "context"
+COMPRESSION_LEVEL = 6
+
+
+class ReferenceUnavailable(Exception):
+    """A value cannot travel: too large for a message and no object store to put it in, or a
+    reference that cannot be read back (store unreachable, object removed, corrupted)."""
+
+
+def _pack(data: bytes) -> tuple[bytes, str]:
+    """The compressed form and the digest of a JSON encoding; run in a thread."""
+    return zlib.compress(data, COMPRESSION_LEVEL), hashlib.sha256(data).hexdigest()
+
+
+def _unpack(ref: Reference, stored: bytes) -> JsonValue:
+    data = zlib.decompress(stored)
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ReferenceUnavailable(f"object {ref.name!r} does not match its reference")
+    value: JsonValue = orjson.loads(data)
+    return value
+
+
+class References:
+    """Offloads and resolves values for one connection; opens the store on first need."""
+
+    def __init__(self, nc: Client, config: HivebusConfig) -> None:
+        self.nc = nc
+        self._timeout_s = config.request_timeout_s
+        settings = config.plugin_settings(PLUGIN)
+        self.offload_above_bytes = int(
+            settings.get("offload_above_bytes", DEFAULT_OFFLOAD_ABOVE_BYTES)
+        )
+        """From ``[plugin_config.context]``, the same table the plugin reads."""
+        self.bucket = f"{plugin_bucket(config.prefix, PLUGIN)}_objects"
+        self._store: ObjectStore | None = None
+
+    async def _open(self, bucket: str | None = None) -> tuple[ObjectStore | None, str]:
+        """The store (ours unless ``bucket`` names another), or ``None`` and the reason it
+        cannot be reached."""
+        bucket = bucket or self.bucket
+        if bucket == self.bucket and self._store is not None:
+            return self._store, ""
+        js = self.nc.jetstream(timeout=self._timeout_s)
+        try:
+            store = await js.object_store(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return None, (
+                f"the object store {bucket!r} does not exist: enable the context plugin "
+                "on a core with JetStream state"
+            )
+        except nats.errors.Error as exc:
+            return None, (
+                "this connection has no JetStream (a secure bus, or a server without -js): "
+                f"{type(exc).__name__}"
+            )
+        if bucket == self.bucket:
+            self._store = store
+        return store, ""
+
+    async def offload(self, value: JsonValue, name: str) -> JsonValue:
+        """``value`` itself when it is small, else a reference to its stored copy."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        data = orjson.dumps(value)
+        if len(data) <= self.offload_above_bytes:
+            return value
+        store, why_not = await self._open()
+        if store is None:
+            if len(data) < self.nc.max_payload:
+                log.info("sent inline, no store for references", extra={"reason": why_not})
+                return value  # as before references: the core takes it or says it is too large
+            raise ReferenceUnavailable(
+                f"{name}: {len(data)} bytes cannot travel in a message and cannot be sent by "
+                f"reference: {why_not}"
+            )
+        packed, digest = await asyncio.to_thread(_pack, data)
+        async with asyncio.timeout(self._store_timeout(len(packed))):
+            await store.put(name, packed)
+        ref = Reference(
+            bucket=self.bucket, name=name, size=len(data), stored=len(packed), sha256=digest
+        )
+        log.debug("value sent by reference", extra={"object": name, "bytes": len(data)})
+        return ref.wire()
+
+    async def resolve(self, value: JsonValue) -> JsonValue:
+        """The value a reference stands for; any other value as it is."""
+        try:
+            ref = as_reference(value)
+        except ValueError as exc:
+            raise ReferenceUnavailable(str(exc)) from None
+        if ref is None:
+            return value
+        store, why_not = await self._open(ref.bucket)
+        if store is None:
+            raise ReferenceUnavailable(f"cannot read {ref.name!r}: {why_not}")
+        try:
+            async with asyncio.timeout(self._store_timeout(ref.stored)):
+                result = await store.get(ref.name)
+        except nats.js.errors.ObjectNotFoundError:
+            raise ReferenceUnavailable(
+                f"{ref.name!r} is no longer in {ref.bucket!r} (removed after its task ended?)"
+            ) from None
+        return await asyncio.to_thread(_unpack, ref, result.data or b"")
+
+    def _store_timeout(self, size: int) -> float:
+        """The request timeout, plus a second for every 8 MiB moved (a slow link)."""
+        return self._timeout_s + size / (8 * 1024 * 1024)
