@@ -39,6 +39,7 @@ class Retention:
         self._unclaimed: dict[str, float] = {}
         """Object name -> when a sweep first found no task for it (this replica's memory:
         a restart only delays removal, never hastens it)."""
+        self.sweeps = 0
         self.stored = 0
         self.removed = 0
 
@@ -55,6 +56,7 @@ class Retention:
                 self.removed += 1
                 self.stored -= 1
                 log.info("stored object removed", extra={"object": name})
+        self.sweeps += 1
 
     def _due(self, name: str, now: float) -> bool:
         task_id = task_of(name)

@@ -28,6 +28,7 @@ class UsageMonitor:
         self._book = book
         self._warning = warning
         self._critical = critical
+        self.checks = 0
         self.usage: dict[str, float] = {}
         """The latest usage each live agent reported, fullest first (for the status)."""
 
@@ -61,12 +62,14 @@ class UsageMonitor:
         for known in self._book.firing():
             if known.startswith(fingerprint("")) and known not in full:
                 await self._book.resolve(known)
+        self.checks += 1
 
     def status(self) -> dict[str, JsonValue]:
         listed = dict(list(self.usage.items())[:MAX_LISTED])
         return {
             "agents": listed,  # type: ignore[dict-item]
             "reporting": len(self.usage),
+            "checks": self.checks,
             "over_warning": sum(1 for u in self.usage.values() if u >= self._warning),
             "alerts_firing": sum(1 for f in self._book.firing() if f.startswith(fingerprint(""))),
         }
