@@ -13,19 +13,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from conftest import eventually
-from hivebus import Core, HivebusConfig, HiveClient, Offer, TaskStatus
+from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, TaskStatus
 from hivebus.connection import connect
 from hivebus.sdk.references import ReferenceUnavailable
 from hivebus.server import EmbeddedServer
-from hivebus.testing import TEST_DEFAULTS
+from hivebus.testing import TEST_DEFAULTS, echo
 from hivebus_context import ContextPlugin
 from hivebus_hookspecs.models.references import REFERENCE_KEY, as_reference
 from processes import Proc
+from secure_bus import make_auth_dir, secure_bus
 
 BUCKET = "hivebus_plugin_context_objects"
 MB = 1024 * 1024
@@ -250,3 +252,26 @@ async def _exists(server: EmbeddedServer) -> bool:
         return False
     finally:
         await nc.close()
+
+
+# --- secure mode -----------------------------------------------------------------------------
+
+
+async def test_on_a_secure_bus_large_values_are_refused_and_others_travel_inline(tmp_path: Path):
+    settings = {"plugins": ["context"], "state": "jetstream", "request_timeout_s": 10.0}
+    directory = make_auth_dir(tmp_path / "auth")
+    async with (
+        secure_bus(directory, tmp_path / "nats", settings) as bus,
+        Agent("coder-a", ["python"], echo, config=bus.config("coder-a")),
+        HiveClient(config=bus.config("carol")) as hive,
+    ):
+        # Clients live in an account without JetStream: no store, whatever the plugin does.
+        with pytest.raises(ReferenceUnavailable) as err:
+            await hive.delegate("echo", ["python"], payload={"text": "s" * (2 * MB)})
+        assert "cannot travel in a message" in str(err.value)
+        assert "no JetStream" in str(err.value)
+
+        payload = {"text": "s" * 300_000}  # above offload_above_bytes, fits a message
+        task = await hive.delegate("echo", ["python"], payload=payload, wait=True, wait_timeout=20)
+        assert task.status is TaskStatus.COMPLETED
+        assert task.result == payload

@@ -43,6 +43,10 @@ DEFAULT_OFFLOAD_ABOVE_BYTES = 256 * 1024
 """Half the core's default ``max_payload_bytes``: room for the rest of the request."""
 PLUGIN = "context"
 COMPRESSION_LEVEL = 6
+PROBE_TIMEOUT_S = 2.0
+"""How long the first look for JetStream may take: a healthy server answers in milliseconds."""
+RECHECK_S = 60.0
+"""A look that went unanswered is tried again after this long (it may have been a hiccup)."""
 
 
 class ReferenceUnavailable(Exception):
@@ -76,6 +80,9 @@ class References:
         """From ``[plugin_config.context]``, the same table the plugin reads."""
         self.bucket = f"{plugin_bucket(config.prefix, PLUGIN)}_objects"
         self._store: ObjectStore | None = None
+        self._checked = False
+        self._no_jetstream = ""
+        self._recheck_at = 0.0
 
     async def _open(self, bucket: str | None = None) -> tuple[ObjectStore | None, str]:
         """The store (ours unless ``bucket`` names another), or ``None`` and the reason it
@@ -83,7 +90,26 @@ class References:
         bucket = bucket or self.bucket
         if bucket == self.bucket and self._store is not None:
             return self._store, ""
+        loop = asyncio.get_running_loop()
+        if self._no_jetstream and loop.time() < self._recheck_at:
+            return None, self._no_jetstream
         js = self.nc.jetstream(timeout=self._timeout_s)
+        if not self._checked:
+            # A secure bus's clients may not publish to $JS.API at all (the server drops it,
+            # the request can only time out): ask once, briefly, and remember the answer
+            # rather than wait out a store lookup for every large value.
+            probe = self.nc.jetstream(timeout=min(self._timeout_s, PROBE_TIMEOUT_S))
+            try:
+                await probe.account_info()
+            except nats.errors.Error as exc:
+                self._no_jetstream = (
+                    "this connection has no JetStream (a secure bus, or a server without -js): "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                silent = isinstance(exc, nats.errors.TimeoutError | nats.errors.NoRespondersError)
+                self._recheck_at = loop.time() + (RECHECK_S if silent else float("inf"))
+                return None, self._no_jetstream
+            self._checked = True
         try:
             store = await js.object_store(bucket)
         except nats.js.errors.BucketNotFoundError:
@@ -92,10 +118,7 @@ class References:
                 "on a core with JetStream state"
             )
         except nats.errors.Error as exc:
-            return None, (
-                "this connection has no JetStream (a secure bus, or a server without -js): "
-                f"{type(exc).__name__}"
-            )
+            return None, f"the object store {bucket!r} cannot be reached: {exc!r}"
         if bucket == self.bucket:
             self._store = store
         return store, ""
