@@ -275,3 +275,29 @@ async def test_on_a_secure_bus_large_values_are_refused_and_others_travel_inline
         task = await hive.delegate("echo", ["python"], payload=payload, wait=True, wait_timeout=20)
         assert task.status is TaskStatus.COMPLETED
         assert task.result == payload
+
+
+# --- replicas --------------------------------------------------------------------------------
+
+
+async def test_two_replicas_sweeping_one_store_remove_each_object_and_stay_healthy(
+    nats_server: EmbeddedServer, make_agent: Any
+):
+    configs = [
+        core_config(nats_server, retention_s=0.5, sweep_interval_s=0.05).model_copy(
+            update={"orchestrator_id": f"replica-{n}"}
+        )
+        for n in range(2)
+    ]
+    async with Core(configs[0]) as first, Core(configs[1]) as second:
+        await eventually(lambda: _exists(nats_server), timeout=10)
+        await make_agent("pair-1", ["pair"])
+        async with HiveClient(config=configs[0]) as hive:
+            for n in range(4):
+                payload = {"text": f"{n}" * MB}
+                task = await hive.delegate("echo", ["pair"], payload=payload, wait=True)
+                assert task.result == payload
+            await eventually(lambda: _none(stored_objects(nats_server)), timeout=20)
+        for core in (first, second):
+            [info] = await core.plugins.describe()
+            assert (info.health.value, info.failures, info.last_error) == ("healthy", 0, None)

@@ -118,3 +118,18 @@ async def test_an_agent_running_full_alerts_once_and_resolves_once(
         await eventually(lambda: len(alerts) == 2, timeout=10)
         await after_more_checks(replicas, 10)
         assert [a["status"] for a in alerts] == ["firing", "resolved"]
+
+
+class TestBadSettings:
+    @pytest.fixture
+    def hivebus_settings(self) -> dict[str, Any]:
+        usage = {"warning": 0.9, "critical": 0.5}
+        return {"plugins": ["context"], "plugin_config": {"context": {"usage": usage}}}
+
+    async def test_bad_settings_mark_the_plugin_unhealthy_saying_which(self, hive: HiveClient):
+        [info] = await hive.plugins()
+        assert info.name == "context"
+        assert info.health.value == "unhealthy"
+        assert "plugin_config.context" in (info.last_error or "")
+        assert "critical must be at least warning" in (info.last_error or "")
+        assert (await hive.status())["ok"] is True  # the core itself goes on

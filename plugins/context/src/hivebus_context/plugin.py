@@ -52,10 +52,19 @@ class ContextPlugin:
         self.retention: Retention | None = None
         self.sessions: Sessions | None = None
         self.usage: UsageMonitor | None = None
+        self.error: str | None = None
+        """Why the plugin is not running (its settings), if it is not."""
 
     @hookimpl
     async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
-        self.settings = settings = context.settings(ContextSettings)  # ValueError: unhealthy
+        self.error = None
+        try:
+            self.settings = settings = context.settings(ContextSettings)
+        except ValueError as exc:
+            # Nothing runs on settings the operator did not mean; the host records the
+            # reason (``hivebus plugins``) and the plugin stays unhealthy until fixed.
+            self.error = str(exc)
+            raise
         self.selections = self.reordered = self.saturated = self.hints = 0
         self.retention = Retention(context, settings, lambda: self.clock())
         self.sessions = Sessions(context.kv, settings.sessions, lambda: self.clock())
@@ -111,8 +120,13 @@ class ContextPlugin:
         return {"metadata": {"context_hint": hint}}
 
     @hookimpl
+    def hivebus_health(self) -> str:
+        return "unhealthy" if self.error else "healthy"
+
+    @hookimpl
     def hivebus_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
+            "error": self.error,
             "max_context_usage": self.settings.max_context_usage,
             "selections": self.selections,
             "reordered": self.reordered,
