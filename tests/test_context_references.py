@@ -168,6 +168,22 @@ async def test_small_values_travel_inline_and_nothing_is_stored(
         assert await stored_objects(nats_server) == []
 
 
+async def test_the_offload_size_is_the_one_in_the_shared_configuration(
+    nats_server: EmbeddedServer, make_agent: Any
+):
+    config = core_config(nats_server, offload_above_bytes=4096)
+    async with Core(config), HiveClient(config=config) as hive:
+        await eventually(lambda: _exists(nats_server), timeout=10)
+        await make_agent("tiny-1", ["tiny"])  # default configuration: 256 KiB
+        payload = {"text": "t" * 10_000}
+        task = await hive.delegate("echo", ["tiny"], payload=payload, wait=True, wait_timeout=10)
+        assert task.result == payload
+        raw = await task_on_the_wire(hive, task.task_id)
+        assert as_reference(raw["payload"]) is not None  # 10 kB > 4096: sent by reference
+        assert raw["result"] == payload  # the agent's own setting: inline
+        assert await stored_objects(nats_server) == [f"task/{task.task_id}/payload"]
+
+
 async def test_objects_stay_while_the_task_runs_and_for_the_retention_period(
     nats_server: EmbeddedServer, make_agent: Any
 ):

@@ -73,10 +73,15 @@ class References:
     def __init__(self, nc: Client, config: HivebusConfig) -> None:
         self.nc = nc
         self._timeout_s = config.request_timeout_s
-        settings = config.plugin_settings(PLUGIN)
-        self.offload_above_bytes = int(
-            settings.get("offload_above_bytes", DEFAULT_OFFLOAD_ABOVE_BYTES)
+        configured = config.plugin_settings(PLUGIN).get(
+            "offload_above_bytes", DEFAULT_OFFLOAD_ABOVE_BYTES
         )
+        if not isinstance(configured, int) or isinstance(configured, bool) or configured < 1:
+            raise ValueError(
+                f"plugin_config.context.offload_above_bytes: a positive integer, not {configured!r}"
+            )
+        # Never above half what the server carries: the rest of the message needs room too.
+        self.offload_above_bytes = min(configured, max(1, nc.max_payload // 2))
         """From ``[plugin_config.context]``, the same table the plugin reads."""
         self.bucket = f"{plugin_bucket(config.prefix, PLUGIN)}_objects"
         self._store: ObjectStore | None = None
