@@ -184,6 +184,22 @@ async def test_the_offload_size_is_the_one_in_the_shared_configuration(
         assert await stored_objects(nats_server) == [f"task/{task.task_id}/payload"]
 
 
+async def test_the_context_hint_sizes_the_payload_not_its_reference(
+    nats_server: EmbeddedServer, make_agent: Any
+):
+    config = core_config(nats_server, offload_above_bytes=4096, context_hint=True)
+    async with Core(config), HiveClient(config=config) as hive:
+        await eventually(lambda: _exists(nats_server), timeout=10)
+        await make_agent("hint-1", ["hint"])
+        payload = {"text": "h" * 10_000}
+        task = await hive.delegate("echo", ["hint"], payload=payload, wait=True, wait_timeout=10)
+        size = len(orjson.dumps(payload))
+        assert task.metadata["context_hint"] == {
+            "payload_chars": size,
+            "approx_tokens": -(-size // 4),
+        }
+
+
 async def test_objects_stay_while_the_task_runs_and_for_the_retention_period(
     nats_server: EmbeddedServer, make_agent: Any
 ):

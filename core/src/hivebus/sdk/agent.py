@@ -222,9 +222,12 @@ class Agent:
                     update={"payload": await self._references.resolve(offer.payload)}
                 )
             result = await self.handler(offer)
-            orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
-            if self._references is not None:  # a large result leaves as one
+            # A large result leaves as a reference; either way, a result that is not JSON
+            # fails here, with a clear message.
+            if self._references is not None:
                 result = await self._references.offload(result, f"task/{offer.task_id}/result")
+            else:
+                orjson.dumps(result)
             report = CompleteRequest(
                 task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
             )
