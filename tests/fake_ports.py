@@ -171,6 +171,10 @@ class World:
         assert agent is not None
         return agent
 
+    def held(self, agent_id: str) -> frozenset[str]:
+        """The tasks whose records say the agent holds them: its load."""
+        return self.orch.registry.tasks_of(agent_id)
+
     async def register(self, agent_id: str, caps: list[str], max_tasks: int = 1) -> None:
         await self.orch.register(
             RegisterRequest(agent_id=agent_id, capabilities=caps, max_tasks=max_tasks)
@@ -188,7 +192,7 @@ async def world() -> AsyncIterator[World]:
     await world.orch.stop()  # cancels whatever a transition left running
 
 
-def agent_record(agent_id: str, tasks: set[str], state: AgentState, now: float) -> AgentRecord:
+def agent_record(agent_id: str, state: AgentState, now: float) -> AgentRecord:
     return AgentRecord(
         agent_id=agent_id,
         role=AgentRole.WORKER,
@@ -197,7 +201,6 @@ def agent_record(agent_id: str, tasks: set[str], state: AgentState, now: float) 
         metadata={},
         registered_at=now,
         state=state,
-        tasks=frozenset(tasks),
     )
 
 

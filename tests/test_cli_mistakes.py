@@ -73,6 +73,10 @@ MISTAKES: dict[str, Mistake] = {
         ("up", "--log-level", "chatty"), USAGE, "invalid choice: 'CHATTY'"
     ),
     "unknown command": Mistake(("frobnicate",), USAGE, "invalid choice: 'frobnicate'"),
+    "unknown event loop": Mistake(("up", "--loop", "trio"), USAGE, "invalid choice: 'trio'"),
+    "unknown event loop in the environment": Mistake(
+        ("up",), USAGE, "event loop 'trio': choose from auto", (("HIVEBUS_EVENT_LOOP", "trio"),)
+    ),
     "task get without an id": Mistake(("task", "get"), USAGE, "required: ID"),
     "unknown task sub-command": Mistake(("task", "frobnicate", "t1"), USAGE, "invalid choice"),
     "cancel with a bad id": Mistake(("cancel", "not/an/id"), USAGE, "is not a task id"),

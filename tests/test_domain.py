@@ -36,14 +36,17 @@ def test_candidates_need_every_capability_and_a_free_slot():
     registry = AgentRegistry()
     registry.add(agent("py", {"python"}))
     registry.add(agent("py-go", {"python", "go"}))
-    registry.add(agent("py-go-full", {"python", "go"}).evolve(tasks=frozenset({"t1"})))
+    registry.add(agent("py-go-full", {"python", "go"}))
+    registry.hold("py-go-full", "t1")
     assert [a.agent_id for a in registry.candidates(frozenset({"python", "go"}), 5)] == ["py-go"]
 
 
 def test_candidates_prefer_the_least_loaded_fraction():
     registry = AgentRegistry()
-    registry.add(agent("half", {"x"}, max_tasks=2).evolve(tasks=frozenset({"h"})))
-    registry.add(agent("third", {"x"}, max_tasks=3).evolve(tasks=frozenset({"t"})))
+    registry.add(agent("half", {"x"}, max_tasks=2))
+    registry.add(agent("third", {"x"}, max_tasks=3))
+    registry.hold("half", "h")
+    registry.hold("third", "t")
     assert [a.agent_id for a in registry.candidates(frozenset({"x"}), 5)] == ["third", "half"]
 
 

@@ -51,7 +51,7 @@ async def test_a_registration_contended_is_refused_and_gives_its_seat_back():
     world = World(state=state)
     try:
         await world.stored_by_a_crashed_core(
-            agent_record("a", set(), AgentState.OFFLINE, world.clock.now)
+            agent_record("a", AgentState.OFFLINE, world.clock.now)
         )
         state.rival_agent("a", touched, FOREVER)
         with pytest.raises(HivebusError) as refused:
@@ -104,7 +104,7 @@ async def test_a_task_request_contended_is_an_internal_error_and_changes_nothing
     assert failed.value.message == "task 't' is contended"
     assert state.attempts["t"] - before == CAS_RETRIES
     assert world.task("t").status is TaskStatus.ASSIGNED
-    assert world.agent("a").tasks == {"t"}
+    assert world.held("a") == {"t"}
     assert world.offers.withdrawn == []
     assert [n for n in world.events.names() if n.startswith("task.")] == ["task.assigned"]
 
@@ -175,37 +175,6 @@ async def test_a_requeue_contended_leaves_the_task_to_the_orphan_rule(contended)
     assert [e["reason"] for e in world.events.named("task.requeued")] == ["agent a is gone"]
 
 
-async def test_a_slot_contended_is_passed_over_for_the_next_agent(contended):
-    world, state = contended
-    await world.register("a", ["x"])
-    await world.register("b", ["x"])
-    state.rival_agent("a", touched, FOREVER)
-
-    assert await world.delegate("t", ["x"]) is TaskStatus.ASSIGNED
-
-    assert state.attempts["a"] == 1 + CAS_RETRIES  # its registration, then the reservations
-    assert world.task("t").agent_id == "b"
-    assert world.offers.asked() == [("b", "t", 1)]
-    assert world.agent("a").tasks == frozenset()
-
-
-async def test_a_slot_given_back_contended_is_released_by_the_phantom_rule(contended):
-    world, state = contended
-    await world.register("a", ["x"])
-    world.beating.add("a")
-    await world.delegate("t", ["x"])
-    state.rival_agent("a", touched, FOREVER)
-
-    done = await world.orch.complete(CompleteRequest(task_id="t", agent_id="a"))
-
-    assert done.status is TaskStatus.COMPLETED  # the completion itself stands
-    assert world.agent("a").tasks == {"t"}  # the slot could not be given back yet
-    state.truce()
-    await world.tick_after(0)  # first seen held for a finished task
-    await world.tick_after(ORPHAN_GRACE_S + 0.1)
-    assert world.agent("a").tasks == frozenset()
-
-
 async def test_an_acceptance_contended_is_recorded_by_the_stale_offer_rule(contended):
     world, state = contended
     await world.register("a", ["x"])
@@ -216,7 +185,7 @@ async def test_an_acceptance_contended_is_recorded_by_the_stale_offer_rule(conte
 
     assert state.attempts["t"] == 1 + CAS_RETRIES
     assert world.events.named("task.assigned") == []
-    assert world.agent("a").tasks == {"t"}  # still reserved: the offer stands
+    assert world.held("a") == {"t"}  # still reserved: the offer stands
     state.truce()
     await world.tick_after(STALE_OFFER_S + 0.1)  # nobody waits for that offer: asked again
     task = world.task("t")
@@ -237,7 +206,7 @@ async def test_a_refused_task_that_cannot_go_back_in_line_waits_for_the_stale_of
 
     task = world.task("t")
     assert (task.status, task.agent_id) == (TaskStatus.OFFERED, "a")
-    assert world.agent("a").tasks == frozenset()  # its slot is back all the same
+    assert world.held("a") == {"t"}  # as its record says, until it is stored otherwise
     state.truce()
     world.beating.add("a")
     await world.tick_after(STALE_OFFER_S + 0.1)  # asked again, refuses again: back in line

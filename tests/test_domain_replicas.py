@@ -67,8 +67,8 @@ async def test_two_replicas_feeding_one_queued_task_assign_it_once(replicas: Rep
     assert [agent for agent, _, _ in one.offers.asked() + two.offers.asked()] == ["a"]
     assert_caches_agree(replicas, "t")
     for world in (one, two):
-        assert world.agent("a").tasks == {"t"}
-        assert world.agent("b").tasks == frozenset()  # the loser gave its slot back
+        assert world.held("a") == {"t"}
+        assert world.held("b") == frozenset()  # the loser gave its slot back
 
 
 async def test_a_cancel_on_a_replica_behind_loses_to_the_completion(replicas: Replicas):
@@ -90,7 +90,7 @@ async def test_a_cancel_on_a_replica_behind_loses_to_the_completion(replicas: Re
     assert len(replicas.events("task.completed")) == 1
     replicas.deliver()
     assert_caches_agree(replicas, "t")
-    assert two.agent("a").tasks == frozenset()
+    assert two.held("a") == frozenset()
 
 
 async def test_two_replicas_noticing_a_silent_agent_requeue_its_task_once(replicas: Replicas):
@@ -115,7 +115,7 @@ async def test_two_replicas_noticing_a_silent_agent_requeue_its_task_once(replic
     assert assigned == ["a", "b"]
     for world in (one, two):
         assert world.agent("a").state is AgentState.OFFLINE
-        assert world.agent("b").tasks == {"t", "busy"}
+        assert world.held("b") == {"t", "busy"}
         task = world.task("t")
         assert (task.status, task.agent_id, task.attempts) == (TaskStatus.ASSIGNED, "b", 2)
 
@@ -137,4 +137,4 @@ async def test_the_same_task_delegated_to_both_replicas_at_once_is_one_task(
     assert replicas.events("task.queued") == []
     assert_caches_agree(replicas, "t")
     for world in (one, two):
-        assert world.agent("a").tasks == {"t"}
+        assert world.held("a") == {"t"}

@@ -379,7 +379,7 @@ async def test_a_stale_delete_is_a_conflict_not_an_internal_error(hivebus_core: 
     agent = await state.load_agent("gone")
     assert agent is not None
     stale = agent.evolve(revision=agent.revision)
-    await hivebus_core.orchestrator.cache.save_agent(agent.evolve(tasks=frozenset({"t"})))
+    await hivebus_core.orchestrator.cache.save_agent(agent.evolve(metadata={"moved": "on"}))
     with pytest.raises(Conflict):
         await state.delete_agent(stale)
     await wire.ok("agent.deregister", {"agent_id": "gone"})

@@ -60,7 +60,7 @@ async def test_a_rival_claiming_a_stale_offer_first_leaves_the_asking_to_it(riva
     now = world.clock.now
     world.beating.add("a")
     await world.stored_by_a_crashed_core(
-        agent_record("a", {"t"}, AgentState.ACTIVE, now),
+        agent_record("a", AgentState.ACTIVE, now),
         task_record("t", TaskStatus.OFFERED, "a", now, offered_at=now),
     )
     state.rival_task("t", lambda stored: stored.evolve(offered_at=stored.offered_at + 100))
@@ -80,7 +80,7 @@ async def test_a_rival_dispatching_a_queued_task_first_wins_it(rivals):
     await world.settle()
 
     assert world.offers.asked() == []
-    assert world.agent("a").tasks == frozenset()  # the slot it reserved is given back
+    assert world.held("a") == frozenset()  # the slot it reserved is given back
     assert world.task("t").agent_id == "b"
 
 
@@ -91,7 +91,7 @@ async def test_an_unrelated_rival_write_is_retried_and_the_transition_still_happ
     world, state = rivals
     if step == "register":
         await world.stored_by_a_crashed_core(
-            agent_record("a", set(), AgentState.OFFLINE, world.clock.now)
+            agent_record("a", AgentState.OFFLINE, world.clock.now)
         )
         state.rival_agent("a", touched)
         await world.register("a", ["x"])

@@ -76,7 +76,7 @@ async def test_past_its_execution_timeout_a_task_is_requeued_by_default(world: W
     )
     task = world.task("t")
     assert (task.status, task.agent_id, task.attempts) == (TaskStatus.ASSIGNED, "spare", 2)
-    assert world.agent("slow").tasks == frozenset()
+    assert world.held("slow") == frozenset()
 
 
 async def test_on_execution_timeout_fail_fails_the_task_and_withdraws_it():
@@ -93,7 +93,7 @@ async def test_on_execution_timeout_fail_fails_the_task_and_withdraws_it():
         assert (task.status, task.success) == (TaskStatus.FAILED, False)
         assert (task.agent_id, task.error) == ("slow", "execution timeout of 5.0s")
         assert w.offers.withdrawn == [("slow", "t")]
-        assert w.agent("slow").tasks == frozenset()
+        assert w.held("slow") == frozenset()
         assert w.events.named("task.requeued") == []
         [failed] = w.events.named("task.failed")
         assert failed["agent_id"] == "slow"

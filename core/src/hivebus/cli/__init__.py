@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint
 
+from .. import event_loop
 from . import arguments
 from .arguments import HivebusArgumentParser
 from .auth import add_auth_commands
 from .extensions import add_commands, load_commands
-from .failures import explain
+from .failures import USAGE, explain
 from .options import json_option, nats_options
 from .task_commands import add_task_commands
 from .task_options import add_task_options
@@ -58,6 +58,13 @@ def build_parser(
     )
     up.add_argument(
         "--auth", metavar="DIR", default=None, help="run a secure bus from this auth directory"
+    )
+    up.add_argument(
+        "--loop",
+        choices=event_loop.CHOICES,
+        default=None,
+        help=f"event loop: uvloop when installed (auto, the default), or asyncio "
+        f"(${event_loop.ENV} too)",
     )
 
     for name, text in [
@@ -166,7 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import commands  # imported late: `hivebus --help` stays instant
 
     try:
-        return asyncio.run(commands.run(args))
+        loop = event_loop.chosen(getattr(args, "loop", None)) if args.command == "up" else "asyncio"
+    except ValueError as exc:  # a flag or HIVEBUS_EVENT_LOOP naming no loop we can run
+        print(f"hivebus: {exc}", file=sys.stderr)
+        return USAGE
+    args.event_loop = loop
+    try:
+        return event_loop.run(commands.run(args), loop)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -96,7 +96,8 @@ async def up(args: argparse.Namespace) -> int:
         plugins = ", ".join(core.plugins.names()) or "none"
         print(
             f"hivebus: core {config.orchestrator_id} serving on {redact(config.nats_url or '')} "
-            f"(plugins: {plugins}); Ctrl-C to stop",
+            f"(plugins: {plugins}; event loop: {getattr(args, 'event_loop', 'asyncio')}); "
+            "Ctrl-C to stop",
             flush=True,
         )
         await first_of(stop, core.lost)

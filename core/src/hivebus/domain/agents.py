@@ -181,9 +181,7 @@ class Agents:
         if agent is None or agent.state is not AgentState.ACTIVE:
             return []
         try:
-            await k.cache.save_agent(
-                agent.evolve(state=AgentState.OFFLINE, tasks=frozenset(), offline_at=k.clock())
-            )
+            await k.cache.save_agent(agent.evolve(state=AgentState.OFFLINE, offline_at=k.clock()))
         except Conflict:
             await k.cache.refresh_agent(agent_id)
             return []

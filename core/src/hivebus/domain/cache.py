@@ -23,6 +23,14 @@ __all__ = ["StateCache"]
 
 _HOT = frozenset({TaskStatus.QUEUED, TaskStatus.OFFERED, TaskStatus.ASSIGNED})
 """The statuses every task passes through, on the hot path."""
+_HELD = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
+"""A task in one of these occupies a slot of its agent."""
+
+
+def _holder(task: TaskRecord | None) -> str | None:
+    if task is None or task.status not in _HELD:
+        return None
+    return task.agent_id
 
 
 class StateCache:
@@ -63,6 +71,8 @@ class StateCache:
         it is queued, offered or assigned while no task waits (see ``timers``)."""
         self.written: Callable[[TaskRecord | None, TaskRecord], None] = lambda old, new: None
         """Told of a task record this replica wrote over one holding a concurrency place."""
+        # task id -> this replica's write of it now in flight (resolved when it is answered)
+        self._saving: dict[str, asyncio.Future[None]] = {}
         self.seen: dict[str, float] = {}  # agent id -> monotonic time of last sign of life
         self.context: dict[str, float] = {}  # agent id -> reported context window usage
 
@@ -75,6 +85,12 @@ class StateCache:
             return
         task_id = task.task_id
         self.tasks[task_id] = task
+        before, after = _holder(old), _holder(task)
+        if before != after:
+            if before is not None:
+                self.registry.let_go(before, task_id)
+            if after is not None:
+                self.registry.hold(after, task_id)
         if task.status is TaskStatus.QUEUED:
             self.queue.push(task)
         else:
@@ -140,6 +156,9 @@ class StateCache:
     def forget_task(self, task_id: str) -> None:
         """Drop a task (it is gone from the store)."""
         task = self.tasks.pop(task_id, None)
+        holder = _holder(task)
+        if holder is not None:
+            self.registry.let_go(holder, task_id)
         if task is not None and task.status is TaskStatus.BLOCKED:
             self._index_dependencies(task, task.evolve(status=TaskStatus.FAILED))
         self.live.discard(task_id)
@@ -201,12 +220,31 @@ class StateCache:
 
     async def save_task(self, task: TaskRecord) -> TaskRecord:
         """Compare-and-set ``task`` (raises ``Conflict``), then cache it."""
-        old = self.tasks.get(task.task_id)
-        await self._state.save_task(task)
+        task_id = task.task_id
+        old = self.tasks.get(task_id)
+        done = asyncio.get_running_loop().create_future()
+        self._saving[task_id] = done
+        try:
+            await self._state.save_task(task)
+        finally:
+            if self._saving.get(task_id) is done:
+                del self._saving[task_id]
+            done.set_result(None)
         self.apply_task(task)
         if old is not None and old.gate is not None:
             self.written(old, task)  # only a task holding a concurrency place needs telling
         return task
+
+    async def task_written(self, task_id: str) -> None:
+        """Wait until no write of ``task_id`` by this replica is in flight.
+
+        A transition decides on the cached record; deciding while this replica's own write of
+        the same task is on its way (an agent's completion arriving while its acceptance is
+        being stored, the usual order for quick work) would lose the compare-and-set to it
+        and cost a re-read from the store. Waiting for the write costs nothing of the kind.
+        """
+        while (pending := self._saving.get(task_id)) is not None:
+            await asyncio.wait((pending,))  # never cancels the write's future
 
     async def save_agent(self, agent: AgentRecord) -> AgentRecord:
         await self._state.save_agent(agent)

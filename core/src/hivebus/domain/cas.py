@@ -91,6 +91,7 @@ async def update_task(
 ) -> tuple[TaskRecord | None, TaskRecord | None]:
     """Store ``change(cached task)``; on conflict re-read and decide again (see the module)."""
     for _ in range(CAS_RETRIES):
+        await cache.task_written(task_id)
         seen = cache.tasks.get(task_id)
         evolved = change(seen)
         if evolved is SKIP:

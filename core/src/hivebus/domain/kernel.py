@@ -111,7 +111,11 @@ class Kernel:
     def view(self, agent: AgentRecord) -> AgentView:
         seen = self.cache.seen.get(agent.agent_id)
         last_seen = None if seen is None else self.clock() - (self.monotonic() - seen)
-        return agent.view(last_seen, self.cache.context.get(agent.agent_id))
+        return agent.view(
+            last_seen,
+            self.cache.context.get(agent.agent_id),
+            self.registry.load(agent.agent_id),
+        )
 
     def is_active(self, agent_id: str) -> bool:
         agent = self.registry.get(agent_id)

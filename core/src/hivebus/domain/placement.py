@@ -14,11 +14,11 @@ from typing import Literal
 from hivebus_hookspecs.models import AgentState, ErrorCode, EventName, Offer, TaskStatus
 
 from ..errors import HivebusError
-from .cas import SKIP, Contended, Skip, update_agent, update_task
+from .cas import SKIP, Contended, Skip, update_task
 from .gates import Gates
 from .kernel import Kernel, log
 from .ports import Conflict, OfferOutcome, OfferResult
-from .registry import AgentRecord
+from .registry import AgentRecord, AgentRegistry
 from .tasks import TaskRecord
 
 __all__ = ["Placement", "assigned_copy", "held_by"]
@@ -85,24 +85,25 @@ class Placement:
             for candidate in candidates:
                 tried.add(candidate.agent_id)
                 budget -= 1
-                if not await self.reserve(candidate.agent_id, task.task_id):
+                if not self.reserve(candidate.agent_id):
                     continue
-                current = k.cache.tasks.get(task.task_id, task)
-                if current.revision and current.status is not TaskStatus.OFFERED:
-                    await self.unreserve(candidate.agent_id, task.task_id)
-                    return current  # settled while we were reserving
                 try:
-                    await k.cache.save_task(
-                        current.evolve(
-                            status=TaskStatus.OFFERED,
-                            agent_id=candidate.agent_id,
-                            offered_at=k.clock(),
-                            **_holding(stamp),
+                    current = k.cache.tasks.get(task.task_id, task)
+                    if current.revision and current.status is not TaskStatus.OFFERED:
+                        return current  # settled while an earlier offer was out
+                    try:
+                        await k.cache.save_task(
+                            current.evolve(
+                                status=TaskStatus.OFFERED,
+                                agent_id=candidate.agent_id,
+                                offered_at=k.clock(),
+                                **_holding(stamp),
+                            )
                         )
-                    )
-                except Conflict:  # another replica is placing it: it has the last word
-                    await self.unreserve(candidate.agent_id, task.task_id)
-                    return await k.cache.refresh_task(task.task_id)
+                    except Conflict:  # another replica is placing it: it has the last word
+                        return await k.cache.refresh_task(task.task_id)
+                finally:
+                    self._unclaim(candidate.agent_id)
                 settled = await self._offer(task.task_id, candidate.agent_id)
                 if settled is not None:
                     return settled
@@ -120,11 +121,17 @@ class Placement:
             if task.require_agent in tried:
                 return []
             required = registry.get(task.require_agent)
-            return [required] if _free_for(required, task, claimed) else []  # type: ignore[list-item]
+            if required is None or not _free_for(registry, required, task, claimed):
+                return []
+            return [required]
         preferred: list[AgentRecord] = []
         for agent_id in task.prefer_agents:
             agent = registry.get(agent_id)
-            if agent is not None and agent_id not in tried and _free_for(agent, task, claimed):
+            if (
+                agent is not None
+                and agent_id not in tried
+                and _free_for(registry, agent, task, claimed)
+            ):
                 preferred.append(agent)
         exclude = tried | {a.agent_id for a in preferred}
         candidates = preferred + registry.candidates(task.required, budget, exclude, claimed)
@@ -152,31 +159,23 @@ class Placement:
 
     # --- an agent's slots ---------------------------------------------------------------
 
-    async def reserve(self, agent_id: str, task_id: str) -> bool:
-        """Take one of the agent's slots for ``task_id`` (stored before the offer is sent).
+    def reserve(self, agent_id: str) -> bool:
+        """Claim one of the agent's slots for a task about to be stored as offered to it.
 
-        While the write is in flight (and while a lost write is re-read) the slot counts as
-        claimed here, so a concurrent delegation in this process picks another agent instead
-        of losing the race for it (the compare-and-set still decides between replicas).
+        Nothing is written: an agent's load is the tasks whose records say it holds them.
+        The claim counts here until the caller has stored the offer (or failed to) and calls
+        ``_unclaim``, so a concurrent delegation in this process picks another agent rather
+        than overfill this one. Between replicas the agent arbitrates: an offer past its
+        ``max_tasks`` is refused (``busy``), and the task goes to the next candidate.
         """
-        claimed = self.claimed
-
-        def take(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
-            if agent is None or not agent.has_free_slot:
-                return SKIP
-            # the slots other coroutines here are taking (this one's claim is counted too)
-            if len(agent.tasks) + claimed[agent_id] - 1 >= agent.max_tasks:
-                return SKIP
-            return agent.evolve(tasks=agent.tasks | {task_id})
-
-        claimed[agent_id] = claimed.get(agent_id, 0) + 1
-        try:
-            _, taken = await update_agent(self._k.cache, agent_id, take)
-        except Contended:
-            return False  # passed over: the next candidate is tried
-        finally:
-            self._unclaim(agent_id)
-        return taken is not None
+        registry = self._k.registry
+        agent = registry.get(agent_id)
+        if agent is None or not agent.in_rotation:
+            return False
+        if registry.load(agent_id) + self.claimed.get(agent_id, 0) >= agent.max_tasks:
+            return False
+        self.claimed[agent_id] = self.claimed.get(agent_id, 0) + 1
+        return True
 
     def _unclaim(self, agent_id: str) -> None:
         left = self.claimed[agent_id] - 1
@@ -185,27 +184,13 @@ class Placement:
         else:
             del self.claimed[agent_id]
 
-    async def unreserve(self, agent_id: str | None, task_id: str) -> AgentRecord | None:
-        """Give the slot back; returns the agent when it now has room for more work."""
-        if not agent_id:
-            return None
-
-        def give_back(agent: AgentRecord | None) -> AgentRecord | Literal[Skip.SKIP]:
-            if agent is None or task_id not in agent.tasks:
-                return SKIP
-            return agent.evolve(tasks=agent.tasks - {task_id})
-
-        try:
-            _, saved = await update_agent(self._k.cache, agent_id, give_back)
-        except Contended:
-            return None  # the slot stays taken: the phantom-slot rule frees it later
-        return saved if saved is not None and saved.has_free_slot else None
-
-    async def free(self, agent_id: str | None, task_id: str) -> None:
-        """Give the slot back, and offer the agent the next waiting task it can serve."""
-        freed = await self.unreserve(agent_id, task_id)
-        if freed is not None and len(self._k.queue):
-            self._k.spawn(self.feed(freed.agent_id), name=f"hivebus-feed-{freed.agent_id}")
+    def free(self, agent_id: str | None) -> None:
+        """A task left the agent (its record says so): offer it the next waiting task."""
+        if not agent_id or not len(self._k.queue):
+            return
+        agent = self._k.registry.get(agent_id)
+        if agent is not None and self._k.registry.has_free_slot(agent):
+            self._k.spawn(self.feed(agent_id), name=f"hivebus-feed-{agent_id}")
 
     # --- one offer ----------------------------------------------------------------------
 
@@ -268,7 +253,6 @@ class Placement:
                     "reason": outcome.reason,
                 },
             )
-        await self.unreserve(agent_id, task_id)
         return None
 
     def assigned(self, task: TaskRecord) -> TaskRecord:
@@ -329,7 +313,7 @@ class Placement:
         k = self._k
         while len(k.queue):
             agent = k.registry.get(agent_id)
-            if agent is None or not agent.has_free_slot:
+            if agent is None or not k.registry.has_free_slot(agent):
                 return
             task = k.queue.pop_for(agent.capability_set, lambda t: self._ready(t, agent_id))
             if task is None:
@@ -360,28 +344,30 @@ class Placement:
             stamp = await self._gates.enter(current)
             if stamp is None:
                 return "gated"
-        if not await self.reserve(agent_id, task_id):
+        if stamp is not None:  # its gates were awaited: it may have moved on meanwhile
+            entered, current = current, k.cache.tasks.get(task_id)
+            if current is None or current.status is not TaskStatus.QUEUED:
+                await self._gates.leave(entered, stamp)
+                return "failed"
+        if not self.reserve(agent_id):
             await self._gates.leave(current, stamp)
-            return "failed"
-        current = k.cache.tasks.get(task_id)
-        if current is None or current.status is not TaskStatus.QUEUED:
-            await self.unreserve(agent_id, task_id)
-            if current is not None:
-                await self._gates.leave(current, stamp)
             return "failed"
         try:
-            offered = current.evolve(
-                status=TaskStatus.OFFERED,
-                agent_id=agent_id,
-                offered_at=k.clock(),
-                **_holding(stamp),
-            )
-            await k.cache.save_task(offered)
-        except Conflict:  # another replica is dispatching it
-            await self.unreserve(agent_id, task_id)
-            await self._gates.leave(current, stamp)
-            await k.cache.refresh_task(task_id)
-            return "failed"
+            try:
+                await k.cache.save_task(
+                    current.evolve(
+                        status=TaskStatus.OFFERED,
+                        agent_id=agent_id,
+                        offered_at=k.clock(),
+                        **_holding(stamp),
+                    )
+                )
+            except Conflict:  # another replica is dispatching it
+                await self._gates.leave(current, stamp)
+                await k.cache.refresh_task(task_id)
+                return "failed"
+        finally:
+            self._unclaim(agent_id)
         k.spawn(self._settle(task_id, agent_id), name=f"hivebus-offer-{task_id}")
         return "offered"
 
@@ -472,11 +458,13 @@ def _holding(stamp: str | None) -> dict[str, str]:
     return {"gate": stamp} if stamp is not None else {}
 
 
-def _free_for(agent: AgentRecord | None, task: TaskRecord, claimed: dict[str, int]) -> bool:
+def _free_for(
+    registry: AgentRegistry, agent: AgentRecord, task: TaskRecord, claimed: dict[str, int]
+) -> bool:
     """Whether ``agent`` can be offered ``task`` now (capable, in rotation, a slot free)."""
-    if agent is None or not agent.has_free_slot or not task.required <= agent.capability_set:
+    if not agent.in_rotation or not task.required <= agent.capability_set:
         return False
-    return len(agent.tasks) + claimed.get(agent.agent_id, 0) < agent.max_tasks
+    return registry.load(agent.agent_id) + claimed.get(agent.agent_id, 0) < agent.max_tasks
 
 
 def _offered_to(task: TaskRecord, agent_id: str) -> bool:

@@ -4,6 +4,11 @@ Selection must stay cheap at tens of thousands of agents, so the registry never 
 agents: for each capability it keeps the agents that hold it *and have a free slot*, in the
 order they last changed load. Selection walks the rarest required capability's free set in
 that order, which yields idle agents, idle longest first, without sorting.
+
+An agent's load is not stored with the agent: it is the tasks whose stored record says the
+agent holds them (offered to it or assigned), which the cache tells the registry as it takes
+task records in (``hold``, ``let_go``). So running a task never rewrites the agent's record
+(one hot key for all its work), and no crash between two writes can leave a slot taken.
 """
 
 from __future__ import annotations
@@ -30,8 +35,6 @@ class AgentRecord:
     metadata: dict[str, Any]
     registered_at: float
     state: AgentState = AgentState.ACTIVE
-    tasks: frozenset[str] = frozenset()
-    """Tasks offered to or held by the agent: an offer in flight occupies a slot."""
     instance_id: str | None = None
     offline_at: float | None = None
     quarantined_by: str | None = None
@@ -44,16 +47,9 @@ class AgentRecord:
         self.capability_set = frozenset(self.capabilities)
 
     @property
-    def load(self) -> int:
-        return len(self.tasks)
-
-    @property
-    def has_free_slot(self) -> bool:
-        return (
-            self.state is AgentState.ACTIVE
-            and self.quarantined_by is None
-            and len(self.tasks) < self.max_tasks
-        )
+    def in_rotation(self) -> bool:
+        """Live and not taken out of rotation: it may be offered work when it has room."""
+        return self.state is AgentState.ACTIVE and self.quarantined_by is None
 
     def evolve(self, **changes: Any) -> AgentRecord:
         agent = _copy(self, changes)
@@ -70,7 +66,6 @@ class AgentRecord:
             "metadata": self.metadata,
             "registered_at": self.registered_at,
             "state": self.state.value,
-            "tasks": sorted(self.tasks),
             "instance_id": self.instance_id,
             "offline_at": self.offline_at,
             "quarantined_by": self.quarantined_by,
@@ -87,7 +82,6 @@ class AgentRecord:
             metadata=dict(data.get("metadata") or {}),
             registered_at=float(data["registered_at"]),
             state=AgentState(data["state"]),
-            tasks=frozenset(data.get("tasks") or ()),
             instance_id=data.get("instance_id"),
             offline_at=data.get("offline_at"),
             quarantined_by=data.get("quarantined_by"),
@@ -96,14 +90,17 @@ class AgentRecord:
         )
 
     def view(
-        self, last_seen: float | None = None, context_window_usage: float | None = None
+        self,
+        last_seen: float | None = None,
+        context_window_usage: float | None = None,
+        active_tasks: int = 0,
     ) -> AgentView:
         return AgentView(
             agent_id=self.agent_id,
             role=self.role,
             capabilities=list(self.capabilities),
             max_tasks=self.max_tasks,
-            active_tasks=len(self.tasks),
+            active_tasks=active_tasks,
             state=self.state,
             metadata=self.metadata,
             context_window_usage=context_window_usage,
@@ -130,6 +127,8 @@ class AgentRegistry:
         self._free_any: dict[str, None] = {}
         # kept as agents come and go: counting on every registration is O(agents)
         self._active = 0
+        # agent id -> the tasks stored as offered to it or assigned to it (its load)
+        self._held: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -143,6 +142,42 @@ class AgentRegistry:
     def count_active(self) -> int:
         return self._active
 
+    def load(self, agent_id: str) -> int:
+        """Tasks offered to or held by the agent, as their stored records say."""
+        held = self._held.get(agent_id)
+        return len(held) if held is not None else 0
+
+    def tasks_of(self, agent_id: str) -> frozenset[str]:
+        return frozenset(self._held.get(agent_id, ()))
+
+    def has_free_slot(self, agent: AgentRecord) -> bool:
+        return agent.in_rotation and self.load(agent.agent_id) < agent.max_tasks
+
+    def hold(self, agent_id: str, task_id: str) -> None:
+        """A task record now says ``agent_id`` holds ``task_id``."""
+        held = self._held.setdefault(agent_id, set())
+        if task_id not in held:
+            held.add(task_id)
+            self._load_changed(agent_id)
+
+    def let_go(self, agent_id: str, task_id: str) -> None:
+        """A task record no longer says ``agent_id`` holds ``task_id``."""
+        held = self._held.get(agent_id)
+        if held is None or task_id not in held:
+            return
+        held.discard(task_id)
+        if not held:
+            del self._held[agent_id]
+        self._load_changed(agent_id)
+
+    def _load_changed(self, agent_id: str) -> None:
+        """Keep the free index true: an agent whose load changed moves to the back of it."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.state is not AgentState.ACTIVE:
+            return
+        self._unindex_free(agent)
+        self._index_free(agent)
+
     def add(self, agent: AgentRecord) -> None:
         """Insert or replace; a replaced agent moves to the back of the free order."""
         self.remove(agent.agent_id)
@@ -152,7 +187,10 @@ class AgentRegistry:
         self._active += 1
         for cap in agent.capability_set:
             self._holders.setdefault(cap, {})[agent.agent_id] = None
-        if agent.has_free_slot:
+        self._index_free(agent)
+
+    def _index_free(self, agent: AgentRecord) -> None:
+        if self.has_free_slot(agent):
             for cap in agent.capability_set:
                 self._free.setdefault(cap, {})[agent.agent_id] = None
             self._free_any[agent.agent_id] = None
@@ -213,7 +251,7 @@ class AgentRegistry:
             agent = self._agents[agent_id]
             if not required <= agent.capability_set:
                 continue
-            load = len(agent.tasks)
+            load = self.load(agent_id)
             if claimed and agent_id in claimed:
                 load += claimed[agent_id]
                 if load >= agent.max_tasks:

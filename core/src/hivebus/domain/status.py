@@ -81,7 +81,7 @@ def build_status(
         "agents": {
             "total": len(agents),
             "active": len(active),
-            "busy": sum(1 for a in active if a.tasks),
+            "busy": sum(1 for a in active if orch.registry.load(a.agent_id)),
             "offline": len(agents) - len(active),
             "quarantined": sum(1 for a in active if a.quarantined_by is not None),
             "by_role": dict(Counter(a.role.value for a in active)),

@@ -87,12 +87,20 @@ class TaskRecord:
     this and ``assigned_at``, so it holds across replicas and restarts."""
     _size: int = field(default=-1, init=False, repr=False)
     _weight: int = field(default=-1, init=False, repr=False)
+    _json: bytes | None = field(default=None, init=False, repr=False)
+
+    def encoded(self) -> bytes:
+        """The record as stored (its JSON), encoded once: a record measured before it is
+        written (a completion's, checked against the message size) is encoded only once."""
+        if self._json is None:
+            self._json = orjson.dumps(self.to_dict())
+        return self._json
 
     @property
     def size(self) -> int:
         """The record's stored size in bytes (its JSON), computed once per content."""
         if self._size < 0:
-            self._size = len(orjson.dumps(self.to_dict()))
+            self._size = len(self.encoded())
         return self._size
 
     @property
@@ -117,6 +125,8 @@ class TaskRecord:
         task = _copy(self, changes)
         if not _SIZE_KEEPING.issuperset(changes):
             task._size = task._weight = -1
+        if changes.keys() != _REVISION_ONLY:  # the revision is the store's, not in the JSON
+            task._json = None
         return task
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +200,7 @@ _SIZE_KEEPING = frozenset(
     {"status", "agent_id", "attempts", "offered_at", "assigned_at", "revision"}
 )
 """Changes that leave the record's size as it was, give or take a few bytes of numbers."""
+_REVISION_ONLY = frozenset({"revision"})
 _KNOWN = frozenset(stored_fields(TaskRecord))
 _OPTIONAL = (
     "queue_timeout_s",

@@ -80,14 +80,11 @@ class Transitions:
             ) from None
         seen = known(seen, req.task_id)  # finish() raised already when it was missing
         if finished is None:
-            # Answered again as it was; if the first attempt died between its two writes,
-            # the slot is given back now.
-            await self._placement.free(req.agent_id, req.task_id)
-            return seen.view()
+            return seen.view()  # answered again as it was
         if seen.status is TaskStatus.OFFERED:
             self._placement.assigned(assigned_copy(seen, finished.finished_at or k.clock()))
         self.settled(finished, req.agent_id, assigned_at=_assigned_at(seen, finished))
-        await self._placement.free(req.agent_id, req.task_id)
+        self._placement.free(req.agent_id)
         return finished.view()
 
     async def cancel(self, task_id: str) -> TaskRecord:
@@ -166,7 +163,7 @@ class Transitions:
     async def take_back(self, agent: AgentRecord, reason: str) -> list[str]:
         """Requeue what ``agent`` held; an offer still in flight settles on its own."""
         requeued = []
-        for task_id in sorted(agent.tasks):
+        for task_id in sorted(self._k.registry.tasks_of(agent.agent_id)):
             task = self._k.cache.tasks.get(task_id)
             if task is None or task.agent_id != agent.agent_id:
                 continue
@@ -259,7 +256,7 @@ class Transitions:
         """After the store says the task left the agent: tell the agent, free its slot."""
         if agent_id is not None:
             await self._k.offers.withdraw(agent_id, task_id)
-        await self._placement.free(agent_id, task_id)
+        self._placement.free(agent_id)
 
     def finished(self, task: TaskRecord, agent_id: str | None, since: float | None) -> None:
         """Count and announce a task stored as completed, failed or dead."""

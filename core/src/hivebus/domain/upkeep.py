@@ -18,7 +18,7 @@ from ..errors import HivebusError
 from .agents import Agents
 from .cas import Contended
 from .gates import Gates
-from .kernel import ACTIVE, Kernel, log
+from .kernel import Kernel, log
 from .placement import Placement
 from .ports import Conflict, OfferResult, StateUnavailable
 from .tasks import TaskRecord
@@ -47,7 +47,6 @@ class Upkeep:
         self._gates_checked = kernel.monotonic()
         self.ticker: asyncio.Task[None] | None = None
         self._bus_up = True
-        self._phantoms: dict[tuple[str, str], float] = {}  # (agent, task) -> first seen stale
         self._orphans: dict[str, float] = {}  # task -> first seen held by a departed agent
         self._stray_seats: dict[str, float] = {}  # agent -> first seen seated but not active
         self._seats_checked = kernel.monotonic()
@@ -74,7 +73,6 @@ class Upkeep:
         steps = (
             self.reap,
             self._expire_and_recover,
-            self._release_phantoms,
             self._placement.sweep,
             self._agents.prune_offline,
             self._release_stray_seats,
@@ -241,30 +239,4 @@ class Upkeep:
         done, _ = await placement.accept(task_id, agent_id, outcome)
         if done or outcome.result in (OfferResult.TIMEOUT, OfferResult.NO_RESPONDERS):
             return
-        await placement.unreserve(agent_id, task_id)
         await placement.requeue_unplaced(task_id)
-
-    async def _release_phantoms(self) -> None:
-        """Free slots held for tasks that no longer need them.
-
-        A slot is reserved before the task is stored as offered, and released after the task
-        is finished: a crash (or a failover) between the two writes leaves a reservation
-        behind. One seen twice, a grace period apart, is released.
-        """
-        k = self._k
-        now = k.monotonic()
-        grace = k.config.heartbeat_interval_s * 2
-        suspects: dict[tuple[str, str], float] = {}
-        for agent in list(k.registry):
-            for task_id in agent.tasks:
-                task = k.cache.tasks.get(task_id)
-                if task is not None and task.agent_id == agent.agent_id and task.status in ACTIVE:
-                    continue
-                key = (agent.agent_id, task_id)
-                suspects[key] = self._phantoms.get(key, now)
-                if now - suspects[key] > grace:
-                    log.warning(
-                        "releasing a stale slot", extra={"agent_id": key[0], "task_id": task_id}
-                    )
-                    await self._placement.free(agent.agent_id, task_id)
-        self._phantoms = suspects

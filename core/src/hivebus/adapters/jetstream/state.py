@@ -175,7 +175,9 @@ class JetStreamState:
     # --- the port ---------------------------------------------------------------------
 
     async def _save(self, kv: KeyValue, key: str, record: AgentRecord | TaskRecord) -> int:
-        data = orjson.dumps(record.to_dict())
+        data = (
+            record.encoded() if isinstance(record, TaskRecord) else orjson.dumps(record.to_dict())
+        )
         writing = self._writing[kv._name]
         mine = writing[key] = (data, record)
         try:
