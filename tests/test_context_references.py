@@ -231,6 +231,31 @@ async def test_objects_stay_while_the_task_runs_and_for_the_retention_period(
         await eventually(lambda: _none(stored_objects(nats_server)), timeout=10)
 
 
+async def test_an_object_no_task_claims_is_removed_after_orphan_after_s(
+    nats_server: EmbeddedServer,
+):
+    config = core_config(nats_server, orphan_after_s=3600.0, sweep_interval_s=0.05)
+    async with Core(config) as core:
+        await eventually(lambda: _exists(nats_server), timeout=10)
+        nc = await connect(HivebusConfig.load(nats_url=nats_server.url), "test-orphans")
+        try:
+            store = await nc.jetstream(timeout=5).object_store(BUCKET)
+            await store.put("task/never-delegated/payload", b"lost")
+            await store.put("something-else", b"not ours either")
+        finally:
+            await nc.close()
+        plugin = core.plugins.pm.get_plugin("context")
+        assert isinstance(plugin, ContextPlugin)
+        retention = plugin.retention
+        assert retention is not None
+        sweeps = retention.sweeps
+        await eventually(lambda: retention.sweeps >= sweeps + 3, timeout=5)
+        assert len(await stored_objects(nats_server)) == 2  # first seen a moment ago
+        seen = plugin.clock()
+        plugin.clock = lambda: seen + 3601.0
+        await eventually(lambda: _none(stored_objects(nats_server)), timeout=10)
+
+
 async def test_a_memory_state_core_refuses_a_payload_too_large_for_a_message(
     nats_server: EmbeddedServer,
 ):
