@@ -98,6 +98,8 @@ class TestOneCore:
         assert "session_id" in bad["error"]["message"]
         nothing = await ask(nats_client, "append", session_id="s3")
         assert nothing["error"]["code"] == "invalid_request"
+        both = await ask(nats_client, "append", session_id="s3", content="x", fragments=[])
+        assert both["error"]["message"] == "append takes content or fragments, not both"
         assert (await ask(nats_client, "get", session_id="s3"))["found"] is False
 
 

@@ -95,6 +95,8 @@ class Sessions:
         """``plugin.context.append``: add fragments after the newest."""
         asked = _parse(AppendRequest, request)
         items = asked.fragments
+        if items is not None and "content" in request:
+            raise EndpointError("append takes content or fragments, not both")
         if items is None:
             if "content" not in request:
                 raise EndpointError("append needs content or fragments")
@@ -154,7 +156,8 @@ class Sessions:
             if not key.startswith(KEY_PREFIX):
                 continue
             session = await self._kv.get(key)
-            if isinstance(session, dict) and float(session["updated_at"]) < cutoff:  # type: ignore[arg-type]
+            updated = session.get("updated_at") if isinstance(session, dict) else None
+            if isinstance(updated, int | float) and updated < cutoff:
                 await self._kv.delete(key)
                 self.expired += 1
                 log.info("idle session expired", extra={"session_id": key[len(KEY_PREFIX) :]})
