@@ -9,6 +9,7 @@ replicas sweeping at once can only both delete the same thing, never anything ea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -19,6 +20,10 @@ from .settings import ContextSettings
 __all__ = ["Retention", "task_of"]
 
 log = logging.getLogger("hivebus.context")
+
+STORE_TIMEOUT_S = 30.0
+"""Listing the store, or removing one object, taking longer than this fails the sweep (the
+host counts it against the plugin's health); the next sweep tries again."""
 
 
 def task_of(name: str) -> str | None:
@@ -45,13 +50,15 @@ class Retention:
 
     async def sweep(self) -> None:
         """Remove what is due; one listing of the store per sweep."""
-        names = await self._context.objects.list()
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            names = await self._context.objects.list()
         now = self._clock()
         self.stored = len(names)
         self._unclaimed = {n: t for n, t in self._unclaimed.items() if n in set(names)}
         for name in names:
             if self._due(name, now):
-                await self._context.objects.delete(name)
+                async with asyncio.timeout(STORE_TIMEOUT_S):
+                    await self._context.objects.delete(name)
                 self._unclaimed.pop(name, None)
                 self.removed += 1
                 self.stored -= 1
