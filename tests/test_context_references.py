@@ -19,9 +19,8 @@ from typing import Any
 import orjson
 import pytest
 from conftest import eventually
-from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, TaskStatus
+from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, ReferenceUnavailable, TaskStatus
 from hivebus.connection import connect
-from hivebus.sdk.references import ReferenceUnavailable
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS, echo
 from hivebus_context import ContextPlugin
