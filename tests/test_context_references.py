@@ -7,6 +7,7 @@ small values travel inline as before and large ones are refused with a clear err
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -38,13 +39,16 @@ import orjson
 from hivebus import Agent
 
 async def handle(task):
+    if sys.argv[2:] == ["hang"]:  # holds the task until killed, having read its payload
+        print("working on", len(orjson.dumps(task.payload)), flush=True)
+        await asyncio.Event().wait()
     digest = hashlib.sha256(orjson.dumps(task.payload)).hexdigest()
     size = int(task.payload["result_bytes"])
     blob = hashlib.shake_256(digest.encode()).digest(size * 3 // 4)
     return {"payload_sha256": digest, "blob": base64.b64encode(blob).decode()}
 
 async def main():
-    async with Agent("big-1", ["big"], handle, nats_url=sys.argv[1]):
+    async with Agent(f"big-{len(sys.argv)}", ["big"], handle, nats_url=sys.argv[1]):
         print("agent ready", flush=True)
         await asyncio.Event().wait()
 
@@ -72,15 +76,20 @@ def core_config(server: EmbeddedServer, state: str = "jetstream", **context: Any
     )
 
 
-@pytest.fixture
-def agent_process(nats_server: EmbeddedServer) -> Iterator[Proc]:
+def start_agent(server: EmbeddedServer, *args: str) -> Proc:
+    """The agent above in a process of its own; ``hang``: one that never finishes a task."""
     popen = subprocess.Popen(
-        [sys.executable, "-c", AGENT, nats_server.url],
+        [sys.executable, "-c", AGENT, server.url, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    proc = Proc(popen)
+    return Proc(popen)
+
+
+@pytest.fixture
+def agent_process(nats_server: EmbeddedServer) -> Iterator[Proc]:
+    proc = start_agent(nats_server)
     try:
         yield proc
     finally:
@@ -148,6 +157,37 @@ async def task_on_the_wire(hive: HiveClient, task_id: str) -> dict[str, Any]:
     msg = await hive.nc.request("task.get", orjson.dumps({"task_id": task_id}), timeout=10)
     task: dict[str, Any] = orjson.loads(msg.data)["task"]
     return task
+
+
+@pytest.mark.slow
+async def test_a_task_requeued_after_its_agent_was_killed_still_finds_its_payload(
+    nats_server: EmbeddedServer,
+):
+    config = core_config(nats_server, retention_s=0.0, sweep_interval_s=0.05)
+    hanging = start_agent(nats_server, "hang")
+    worker = None
+    try:
+        async with Core(config), HiveClient(config=config) as hive:
+            await eventually(lambda: _exists(nats_server), timeout=10)
+            await hanging.until("agent ready")
+            payload = {"text": base64.b64encode(os.urandom(3 * MB)).decode(), "result_bytes": MB}
+            waiting = asyncio.create_task(
+                hive.delegate("digest", ["big"], payload=payload, task_id="orphaned", wait=True)
+            )
+            await hanging.until(f"working on {len(orjson.dumps(payload))}")
+            hanging.popen.kill()  # SIGKILL: no deregistration, the core finds out by silence
+            hanging.popen.wait()
+            worker = start_agent(nats_server)  # a second agent takes the requeued task
+            await worker.until("agent ready")
+            async with asyncio.timeout(60):
+                task = await waiting
+            assert task.status is TaskStatus.COMPLETED, task.error
+            assert task.attempts >= 2
+            assert task.result == expected_result(payload)
+    finally:
+        hanging.stop()
+        if worker is not None:
+            worker.stop()
 
 
 async def _none(listing: Any) -> bool:
