@@ -1,8 +1,10 @@
 """Large payloads and results by reference, through the context plugin (installed, found by its
 entry point) and the SDK, against a real nats-server: a 20 MB payload reaches an agent in
 another process and a 5 MB result comes back, byte for byte, with no code change on either
-side; the stored objects are removed after the task ends; where no store can be reached,
-small values travel inline as before and large ones are refused with a clear error.
+side; a task whose agent is killed still finds its payload on the next agent; the stored
+objects are removed after the task ends and its retention period, by two replicas at once
+too; where no store can be reached (memory state, a secure bus), small values travel inline
+as before and large ones are refused with a clear error.
 """
 
 from __future__ import annotations
