@@ -152,12 +152,14 @@ class Sessions:
     async def expire(self) -> None:
         """Remove sessions idle past ``idle_expiry_s`` (a timer; every replica may run it)."""
         cutoff = self._clock() - self._settings.idle_expiry_s
-        for key in await self._kv.keys():
-            if not key.startswith(KEY_PREFIX):
-                continue
-            session = await self._kv.get(key)
+
+        def idle(session: JsonValue) -> bool:
             updated = session.get("updated_at") if isinstance(session, dict) else None
-            if isinstance(updated, int | float) and updated < cutoff:
-                await self._kv.delete(key)
+            return isinstance(updated, int | float) and updated < cutoff
+
+        for key in await self._kv.keys():
+            # Compare-and-set: an append landing meanwhile makes the session active again,
+            # and it is kept.
+            if key.startswith(KEY_PREFIX) and await self._kv.delete_if(key, idle):
                 self.expired += 1
                 log.info("idle session expired", extra={"session_id": key[len(KEY_PREFIX) :]})
