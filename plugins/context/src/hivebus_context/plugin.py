@@ -16,7 +16,6 @@ from typing import Any
 
 from hivebus_hookspecs import (
     AgentView,
-    OrchestratorView,
     PluginContext,
     TaskAmendment,
     TaskView,
@@ -56,7 +55,7 @@ class ContextPlugin:
         """Why the plugin is not running (its settings), if it is not."""
 
     @hookimpl
-    async def hivebus_startup(self, orchestrator: OrchestratorView, context: PluginContext) -> None:
+    async def hivebus_startup(self, context: PluginContext) -> None:
         self.error = None
         try:
             self.settings = settings = context.settings(ContextSettings)
