@@ -165,7 +165,9 @@ async def task_on_the_wire(hive: HiveClient, task_id: str) -> dict[str, Any]:
 async def test_a_task_requeued_after_its_agent_was_killed_still_finds_its_payload(
     nats_server: EmbeddedServer,
 ):
-    config = core_config(nats_server, retention_s=0.0, sweep_interval_s=0.05)
+    # A short retention and quick sweeps: a payload removed while its task lives would show.
+    # (Not 0: the waiting client reads the result back just after the task ends.)
+    config = core_config(nats_server, retention_s=2.0, sweep_interval_s=0.05)
     hanging = start_agent(nats_server, "hang")
     worker = None
     try:
@@ -183,7 +185,7 @@ async def test_a_task_requeued_after_its_agent_was_killed_still_finds_its_payloa
             await worker.until("agent ready")
             async with asyncio.timeout(60):
                 task = await waiting
-            assert task.status is TaskStatus.COMPLETED, task.error
+            assert task.status is TaskStatus.COMPLETED, (task.error, task.history)
             assert task.attempts >= 2
             assert task.result == expected_result(payload)
     finally:
