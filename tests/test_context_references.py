@@ -384,7 +384,7 @@ async def test_two_replicas_sweeping_one_store_remove_each_object_and_stay_healt
     nats_server: EmbeddedServer, make_agent: Any
 ):
     configs = [
-        core_config(nats_server, retention_s=0.5, sweep_interval_s=0.05).model_copy(
+        core_config(nats_server, retention_s=2.0, sweep_interval_s=0.05).model_copy(
             update={"orchestrator_id": f"replica-{n}"}
         )
         for n in range(2)
