@@ -23,6 +23,7 @@ import orjson
 import pytest
 from conftest import eventually
 from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, ReferenceUnavailable, TaskStatus
+from hivebus.cli.failures import FAILURE, explain
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS, echo
@@ -312,6 +313,13 @@ async def test_a_memory_state_core_refuses_a_payload_too_large_for_a_message(
         reply = await hive.delegate("echo", ["x"], payload={"text": "z" * 300_000})
         task = await hive.get(reply.task_id)
         assert task.payload == {"text": "z" * 300_000}
+
+
+def test_the_cli_explains_a_value_that_cannot_travel_in_one_line():
+    explained = explain(ReferenceUnavailable("task/t1/payload: 2097164 bytes cannot travel"))
+    assert explained is not None
+    assert explained.line == "by reference: task/t1/payload: 2097164 bytes cannot travel"
+    assert explained.exit_code == FAILURE
 
 
 async def test_a_reference_whose_object_is_gone_fails_the_task_saying_so(
