@@ -30,6 +30,7 @@ from hivebus.testing import TEST_DEFAULTS, echo
 from hivebus_context import ContextPlugin
 from hivebus_hookspecs.models.references import REFERENCE_KEY, as_reference
 from processes import Proc
+from pydantic import ValidationError
 from secure_bus import make_auth_dir, secure_bus
 
 BUCKET = "hivebus_plugin_context_objects"
@@ -209,6 +210,15 @@ async def test_small_values_travel_inline_and_nothing_is_stored(
         task = await hive.delegate("echo", ["small"], payload=payload, wait=True, wait_timeout=10)
         assert task.payload == payload
         assert task.result == payload
+        assert await stored_objects(nats_server) == []
+
+
+async def test_a_request_that_does_not_validate_stores_nothing(nats_server: EmbeddedServer):
+    config = core_config(nats_server)
+    async with Core(config), HiveClient(config=config) as hive:
+        await eventually(lambda: _exists(nats_server), timeout=10)
+        with pytest.raises(ValidationError):
+            await hive.delegate("echo", ["x"], priority="urgent", payload={"text": "v" * MB})
         assert await stored_objects(nats_server) == []
 
 

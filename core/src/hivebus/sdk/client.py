@@ -163,7 +163,6 @@ class HiveClient:
             "require_agent": require_agent,
         }
         task_id = task_id or uuid.uuid4().hex
-        payload = await self.references.offload(payload, f"task/{task_id}/payload")
         request = DelegateRequest.model_validate(
             {
                 **{name: value for name, value in options.items() if value is not None},
@@ -178,6 +177,10 @@ class HiveClient:
                 "execution_timeout_s": execution_timeout_s,
             }
         )
+        # Checked first, then stored: a request that does not validate stores nothing.
+        sent = await self.references.offload(request.payload, f"task/{task_id}/payload")
+        if sent is not request.payload:
+            request = request.model_copy(update={"payload": sent})
         if not wait:
             raw = await self._call(self.subjects.delegate, request)
             return DelegateReply.model_validate(raw)
