@@ -66,7 +66,7 @@ def test_inspection_commands_print_tables_and_json(bus):
         assert "lister" in agents.stdout
         assert "AGENT" in agents.stdout
         plugins = run("plugins", "--nats", url, "--json")
-        assert "echo-audit" in {p["name"] for p in json.loads(plugins.stdout)}
+        assert "audit" in {p["name"] for p in json.loads(plugins.stdout)}
         queued = run("delegate", "--nats", url, "--cap", "nobody", "--id", "waiting")
         assert "task waiting queued" in queued.stdout
         tasks = run("tasks", "--nats", url, "--status", "queued")

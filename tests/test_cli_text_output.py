@@ -14,9 +14,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def hivebus_settings(tmp_path: Any) -> dict[str, Any]:
-    audit = {"echo-audit": {"path": str(tmp_path / "audit.jsonl")}}
-    return {"plugins": ["echo-audit"], "plugin_autoload": True, "plugin_config": audit}
+def hivebus_settings() -> dict[str, Any]:
+    return {"plugins": ["audit"], "plugin_autoload": True}
 
 
 async def test_tables_and_tap_lines(hive: HiveClient, make_agent: Any, tmp_path: Any):
@@ -49,6 +48,6 @@ async def test_tables_and_tap_lines(hive: HiveClient, make_agent: Any, tmp_path:
     assert re.search(r"^AGENT\s+ROLE\s+", agents, re.MULTILINE)
     assert re.search(r"^lister\s+worker\s+", agents, re.MULTILINE)
     assert re.search(r"^shown\s+.*completed", tasks, re.MULTILINE)
-    assert re.search(r"^echo-audit\s+", plugins, re.MULTILINE)
+    assert re.search(r"^audit\s+", plugins, re.MULTILINE)
     empty = await asyncio.to_thread(text, "tasks", "--status", "failed")
     assert empty.rstrip().endswith("(none)")

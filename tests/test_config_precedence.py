@@ -16,7 +16,7 @@ from hivebus.plugins import PluginHost
 from processes import run, spawn
 from pydantic import ValidationError
 
-SHIPPED = ["automation", "context", "echo-audit", "performance", "production", "security"]
+SHIPPED = ["audit", "automation", "context", "performance", "production", "security"]
 
 
 @pytest.fixture
@@ -58,15 +58,15 @@ def test_each_source_overrides_the_one_before(clean_env: pytest.MonkeyPatch, tom
 
 
 def test_environment_lists_and_booleans(clean_env: pytest.MonkeyPatch):
-    clean_env.setenv("HIVEBUS_DISABLE_PLUGINS", " echo-audit , ,security")
+    clean_env.setenv("HIVEBUS_DISABLE_PLUGINS", " audit , ,security")
     clean_env.setenv("HIVEBUS_PLUGINS", "")
     clean_env.setenv("HIVEBUS_PLUGIN_AUTOLOAD", "no")
-    clean_env.setenv("HIVEBUS_PLUGIN_CONFIG", '{"echo-audit": {"path": "a.jsonl"}}')
+    clean_env.setenv("HIVEBUS_PLUGIN_CONFIG", '{"audit": {"max_files": 3}}')
     config = HivebusConfig.load()
-    assert config.disable_plugins == ["echo-audit", "security"]
+    assert config.disable_plugins == ["audit", "security"]
     assert config.plugins == []
     assert config.plugin_autoload is False
-    assert config.plugin_settings("echo-audit") == {"path": "a.jsonl"}
+    assert config.plugin_settings("audit") == {"max_files": 3}
 
 
 def test_a_bad_value_or_unknown_key_names_the_field(clean_env: pytest.MonkeyPatch, tmp_path: Path):
@@ -93,14 +93,14 @@ async def _loaded(**settings: object) -> list[str]:
         ({}, SHIPPED),
         (
             {"disable_plugins": ["performance", "security"]},
-            ["automation", "context", "echo-audit", "production"],
+            ["audit", "automation", "context", "production"],
         ),
         ({"plugins": ["context", "security"]}, ["context", "security"]),
         ({"plugins": ["context"], "enable_plugins": ["automation"]}, ["automation", "context"]),
         ({"plugin_autoload": False}, []),
-        ({"plugin_autoload": False, "enable_plugins": ["echo-audit"]}, ["echo-audit"]),
+        ({"plugin_autoload": False, "enable_plugins": ["audit"]}, ["audit"]),
         (  # -p NAME wins over a disable of the same name
-            {"disable_plugins": ["echo-audit"], "enable_plugins": ["echo-audit"]},
+            {"disable_plugins": ["audit"], "enable_plugins": ["audit"]},
             SHIPPED,
         ),
         ({"plugin_autoload": False, "enable_plugins": ["not-installed"]}, []),
@@ -134,7 +134,7 @@ async def test_hivebus_up_takes_file_then_environment_then_flags(
         'disable_plugins = ["security"]\n',
     )
     env = {"HIVEBUS_HEARTBEAT_INTERVAL_S": "3.0", "HIVEBUS_ENABLE_PLUGINS": "automation,security"}
-    flags = ["--config", str(toml), "-p", "echo-audit", "-p", "no:automation"]
+    flags = ["--config", str(toml), "-p", "audit", "-p", "no:automation"]
     core = spawn("up", "--nats", url, *flags, cwd=tmp_path, **env)
     try:
         await core.until("serving on")
@@ -145,9 +145,9 @@ async def test_hivebus_up_takes_file_then_environment_then_flags(
         listed = await asyncio.to_thread(run, "plugins", "--nats", url, "--json")
         names = sorted(p["name"] for p in json.loads(listed.stdout))
         # enable_plugins: the environment's list replaces the file's (context is gone), and -p
-        # adds echo-audit. disable_plugins: the file's security plus -p no:automation; but an
+        # adds audit. disable_plugins: the file's security plus -p no:automation; but an
         # enabled name wins over a disabled one, so both still load.
-        assert names == ["automation", "echo-audit", "security"]
+        assert names == ["audit", "automation", "security"]
         # heartbeat_interval_s: the environment's 3.0 beats the file's 7.0.
         body = orjson.dumps({"agent_id": "probe"})
         reply = orjson.loads((await nats_client.request("agent.register", body, timeout=5)).data)

@@ -37,6 +37,7 @@ PLACEHOLDERS: dict[str, list[str]] = {
     "plugin": ["<plugin>"],
     "endpoint": ["<endpoint>"],
     "event_name": ["<name>"],
+    "direction": ["<direction>"],
 }
 
 
@@ -197,6 +198,8 @@ MODEL_SECTIONS = {
     "CompleteRequest": "### task.complete",
     "Alert": "### Plugins' events and alerts",
     "PluginEvent": "### Plugins' events and alerts",
+    "ScaleDirection": "### Plugins' events and alerts",
+    "ScaleSignal": "### Plugins' events and alerts",
     "ControlMessage": "### `agent.<agent_id>.control`",
     "DelegateReply": "### task.delegate",
     "DelegateRequest": "### task.delegate",

@@ -50,9 +50,7 @@ async def test_a_registration_contended_is_refused_and_gives_its_seat_back():
     state = RivalState(max_seats=5)
     world = World(state=state)
     try:
-        await world.stored_by_a_crashed_core(
-            agent_record("a", AgentState.OFFLINE, world.clock.now)
-        )
+        await world.stored_by_a_crashed_core(agent_record("a", AgentState.OFFLINE, world.clock.now))
         state.rival_agent("a", touched, FOREVER)
         with pytest.raises(HivebusError) as refused:
             await world.register("a", ["x"])

@@ -137,7 +137,7 @@ class Bus:
             "HIVEBUS_KV_REPLICAS": "3",
             "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5",
         }
-        core = spawn("up", "--nats", self.url, "-p", "no:echo-audit", cwd=self.workdir, **env)
+        core = spawn("up", "--nats", self.url, "-p", "no:audit", cwd=self.workdir, **env)
         await core.until("serving on")
         self.cores.append(core)
 

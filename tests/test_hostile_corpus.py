@@ -326,7 +326,7 @@ async def test_filling_every_budget_keeps_the_core_under_its_memory_ceiling(nats
                     task = (await wire.ok("task.get", {"task_id": task_id}))["task"]
                     return bool(task["status"] == "completed")
 
-                await eventually(finished, timeout=30)
+                await eventually(finished, timeout=90)  # each moves ~0.5 MB of costly JSON
             retained = (await wire.ok("orchestrator.tasks", {"status": "completed"}))["tasks"]
             assert 0 < len(retained) < 30  # the oldest were forgotten to keep the budget
             big = _shapeless(380_000)  # about 500 KB as the test client writes it

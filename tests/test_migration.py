@@ -445,6 +445,7 @@ def test_the_config_is_validated_with_the_legacy_defaults():
         "context": True,
         "automation": True,
         "production": False,
+        "audit": False,
     }
     with pytest.raises(ValidationError, match="max_cpu_percent"):
         OrchestratorConfig(max_cpu_percent=150)

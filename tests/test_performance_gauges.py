@@ -58,7 +58,10 @@ async def test_agents_queue_latency_and_health_are_exported(hive: HiveClient, ma
     async def seen() -> bool:
         metrics = await scrape(url)
         return metrics.get(("hivebus_core_health", (("status", "healthy"),))) == 1 and (
-            metrics[("hivebus_delegation_seconds_count", (("outcome", "queued"),))] == 1
+            metrics[
+                ("hivebus_delegation_seconds_count", (("outcome", "queued"), ("priority", "high")))
+            ]
+            == 1
         )
 
     await eventually(seen)
@@ -71,8 +74,9 @@ async def test_agents_queue_latency_and_health_are_exported(hive: HiveClient, ma
     assert m[("hivebus_queue_depth_by_capability", (("capability", "gpu"),))] == 1
     assert m[("hivebus_capability_live_agents", (("capability", "gpu"),))] == 0
     assert m[("hivebus_queue_oldest_age_seconds", ())] > 0
-    assert m[("hivebus_delegation_seconds_count", (("outcome", "assigned"),))] == 2
-    assert m[("hivebus_queue_wait_seconds_count", ())] == 2
+    assigned = (("outcome", "assigned"), ("priority", "medium"))
+    assert m[("hivebus_delegation_seconds_count", assigned)] == 2
+    assert m[("hivebus_queue_wait_seconds_count", (("priority", "medium"),))] == 2
     assert m[("hivebus_core_health", (("status", "unhealthy"),))] == 0
     assert m[("hivebus_plugin_health", (("plugin", "performance"), ("status", "healthy")))] == 1
     for bucket in ("hivebus_agents", "hivebus_tasks", "hivebus_seats"):
@@ -85,7 +89,7 @@ async def test_agents_queue_latency_and_health_are_exported(hive: HiveClient, ma
 
     async def waited() -> bool:
         metrics = await scrape(url)
-        return metrics[("hivebus_queue_wait_seconds_count", ())] == 3
+        return metrics[("hivebus_queue_wait_seconds_count", (("priority", "high"),))] == 1
 
     await eventually(waited)
     m = await scrape(url)

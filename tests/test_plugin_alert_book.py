@@ -136,3 +136,16 @@ async def test_a_restarted_replica_resolves_what_it_left_firing(kv):
     )
     assert await restarted.resolve("agent-7") is True
     assert restarted_out.sent == [("agent-7", "warning", True)]
+
+
+async def test_a_cause_held_only_by_a_replica_that_went_away_is_swept_once(kv):
+    clock = Clock()
+    (a, _), (b, b_out) = replicas(kv, clock, stale_after_s=30.0)
+    await a.fire("warning", "agent-7 refuses offers", fingerprint="agent-7")
+    assert await b.sweep() == 0  # a still confirms it: nothing to write
+    clock.now += 31  # a went away for good; b never saw the cause, so never restates it
+    assert b.firing() == []
+    assert await b.sweep() == 1
+    assert b_out.sent == [("agent-7", "warning", True)]
+    assert await b.sweep() == 0  # resolved once
+    assert await a.fire("warning", "agent-7 refuses offers", fingerprint="agent-7") is True

@@ -363,3 +363,27 @@ async def test_a_veto_is_announced_and_counted(core_with_vetoer: Core, nats_clie
     assert (plugins["vetoer"]["vetoes"], plugins["vetoer"]["failures"]) == (2, 0)
     assert plugins["vetoer"]["health"] == "healthy"  # a veto is the plugin doing its job
     assert plugins[NAME]["vetoes"] == 0
+
+
+class FailsToStart:
+    @hookimpl
+    def hivebus_startup(self) -> None:
+        raise RuntimeError("no metrics port")
+
+
+async def test_a_plugin_whose_start_up_failed_stays_degraded_after_the_failure_ages(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    plugins = host()
+    plugins.register(FailsToStart(), "broken")
+    plugins.register(recorder("fine", []), "fine")
+    await plugins.start(types.SimpleNamespace())  # type: ignore[arg-type]
+    try:
+        # Later failures are forgotten after a while; a start that never happened is not.
+        monkeypatch.setattr("hivebus.plugins.records.DEGRADED_FOR_S", 0.0)
+        infos = await described(plugins)
+        assert infos["broken"].health is HealthStatus.DEGRADED
+        assert "no metrics port" in (infos["broken"].last_error or "")
+        assert infos["fine"].health is HealthStatus.HEALTHY
+    finally:
+        await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]

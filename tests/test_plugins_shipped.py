@@ -69,7 +69,7 @@ def test_shipped_plugins_are_installed_entry_points():
 
 
 def test_two_hosts_in_one_process_get_their_own_instance_of_each_shipped_plugin():
-    every = sorted(SHIPPED | {"echo-audit"})
+    every = sorted(SHIPPED | {"audit"})
     first, second = (
         PluginHost(HivebusConfig.load(**{**TEST_DEFAULTS, "plugins": every})) for _ in range(2)
     )
@@ -115,7 +115,7 @@ class TestAllShippedTogether:
     def hivebus_settings(self) -> dict[str, Any]:
         return {
             "plugin_autoload": True,
-            "disable_plugins": ["echo-audit"],
+            "disable_plugins": ["audit"],
             "plugin_config": {"performance": {"port": 0}},
         }
 
@@ -126,7 +126,7 @@ class TestAllShippedTogether:
         assert task.status is TaskStatus.COMPLETED
         plugins = {p.name: p for p in await hive.plugins()}
         assert set(plugins) & SHIPPED == SHIPPED
-        assert "echo-audit" not in plugins
+        assert "audit" not in plugins
         for name in SHIPPED:
             assert plugins[name].health.value == "healthy", plugins[name]
             assert plugins[name].version == "0.1.0"
@@ -186,9 +186,10 @@ class TestPerformance:
         assert metrics[("hivebus_completions_total", ())] == 1
         assert metrics[("hivebus_tasks_queued_total", ())] == 1
         assert metrics[("hivebus_requeues_total", ())] == 0
-        completed = (("outcome", "completed"),)
+        completed = (("outcome", "completed"), ("task_type", "build"))
         assert metrics[("hivebus_task_duration_seconds_count", completed)] == 1
-        assert metrics[("hivebus_task_duration_seconds_count", (("outcome", "failed"),))] == 1
+        failed = (("outcome", "failed"), ("task_type", "build"))
+        assert metrics[("hivebus_task_duration_seconds_count", failed)] == 1
         assert metrics[("hivebus_events_observed_total", (("event", "agent.registered"),))] == 1
         assert metrics[("hivebus_agents_registered", ())] == 1
         assert metrics[("hivebus_queue_depth", ())] == 1

@@ -1,5 +1,5 @@
 """The production plugin's decisions, without a bus: windows, burn rates, baselines, scaling
-hysteresis and cooldown, the health score, and the claims that keep one alert per cause
+hysteresis and cooldown, the health score, and the claims that keep one signal per cooldown
 across replicas. Every clock is explicit."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hivebus.context.alerts import CoreAlertBook
 from hivebus.context.storage import MemoryKeyValue
 from hivebus_hookspecs import AgentRole, AgentState, AgentView, TaskView
 from hivebus_production import (
@@ -25,7 +26,7 @@ from hivebus_production import (
     percentile,
     pressure,
 )
-from hivebus_production.claims import AlertBook, ScaleClaims, bucket_key
+from hivebus_production.claims import ScaleClaims, bucket_key
 from hivebus_production.health import Component, score
 from hivebus_production.scaling import Pressure
 from hivebus_production.tracking import TaskTypes
@@ -338,55 +339,13 @@ def test_task_types_are_capped_least_recently_seen_first():
     assert (len(types), types.forgotten) == (2, 1)
 
 
-# --- claims: one alert per cause, one signal per cooldown, across replicas --------------------
-
-
-class FakeContext:
-    """What ``AlertBook`` uses of a plugin context: a bucket and the alert call."""
-
-    def __init__(self, kv: MemoryKeyValue, alerts: list[dict[str, Any]]) -> None:
-        self.kv = kv
-        self.alerts = alerts
-
-    def alert(self, severity: str, summary: str, **kw: Any) -> None:
-        self.alerts.append({"severity": severity, "summary": summary, **kw})
+# --- claims: one signal per cooldown, across replicas ----------------------------------------
+# (One alert per cause is the context's alert book: tests/test_plugin_alert_book.py.)
 
 
 def test_bucket_keys_are_valid_and_distinct():
-    assert bucket_key("alert", "production:slo:a b:x").startswith("alert.production_slo_a_b_x.")
-    assert bucket_key("alert", "a/b") != bucket_key("alert", "a_b")
-
-
-async def test_two_replicas_fire_one_alert_and_resolve_it_once_none_sees_the_cause():
-    kv, alerts = MemoryKeyValue(), []
-    one, two = (AlertBook(FakeContext(kv, alerts), r, 15.0) for r in ("r1", "r2"))  # type: ignore[arg-type]
-    assert await one.fire("fp", "warning", "slow", {"p95": 3}, T0)
-    assert not await two.fire("fp", "warning", "slow", {"p95": 3}, T0 + 1)
-    assert not await one.fire("fp", "warning", "slow", {"p95": 3}, T0 + 5)  # confirmed, quiet
-    assert not await one.resolve("fp", T0 + 6)  # r2 still sees it
-    assert not await one.fire("fp", "warning", "slow", {}, T0 + 7)  # and back: still one alert
-    assert not await one.resolve("fp", T0 + 8)
-    assert await two.resolve("fp", T0 + 9)
-    assert [(a["summary"], a.get("resolved", False)) for a in alerts] == [
-        ("slow", False),
-        ("resolved: slow", True),
-    ]
-    assert {a["fingerprint"] for a in alerts} == {"fp"}
-    assert await two.fire("fp", "warning", "slow", {}, T0 + 20)  # a new episode fires again
-    assert (one.fired + two.fired, one.resolved + two.resolved) == (2, 1)
-
-
-async def test_a_replica_that_went_away_does_not_hold_an_alert_firing():
-    kv, alerts = MemoryKeyValue(), []
-    gone = AlertBook(FakeContext(kv, alerts), "gone", 15.0)  # type: ignore[arg-type]
-    await gone.fire("fp", "critical", "budget", {}, T0)
-    fresh = AlertBook(FakeContext(kv, alerts), "new", 15.0)  # type: ignore[arg-type]
-    await fresh.recall()
-    assert list(fresh.known) == ["fp"]
-    assert not await fresh.resolve("fp", T0 + 5)  # "gone" confirmed recently
-    assert await fresh.resolve("fp", T0 + 30)  # stale: dropped, nobody sees it
-    assert alerts[-1]["resolved"] is True
-    assert fresh.known == {}
+    assert bucket_key("scale", "gpu cuda").startswith("scale.gpu_cuda.")
+    assert bucket_key("scale", "a/b") != bucket_key("scale", "a_b")
 
 
 async def test_scale_claims_let_one_replica_signal_per_cooldown():
@@ -401,15 +360,18 @@ async def test_scale_claims_let_one_replica_signal_per_cooldown():
 # --- the plugin's evaluation, driven by hand ----------------------------------------------------
 
 
-class HandContext(FakeContext):
-    """A plugin context good enough for ``ProductionPlugin``: in memory, nothing on a wire."""
+class HandContext:
+    """A plugin context good enough for ``ProductionPlugin``: in memory, nothing on a wire,
+    with the core's own alert book on this context's clock."""
 
     name = "production"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(MemoryKeyValue(), [])
+    def __init__(self, config: dict[str, Any], kv: MemoryKeyValue | None = None) -> None:
+        self.kv = kv or MemoryKeyValue()
         self.config = config
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.clock = [T0]
+        self.alerts: list[dict[str, Any]] = []
+        self.signals: list[dict[str, Any]] = []
         self.queued: list[TaskView] = []
         self.pool: list[AgentView] = []
 
@@ -422,8 +384,23 @@ class HandContext(FakeContext):
     def every(self, interval_s: float, callback: Any, *, name: str = "timer") -> None:
         pass  # the test calls evaluate itself
 
-    def publish(self, name: str, **fields: Any) -> None:
-        self.events.append((name, fields))
+    def alert(self, severity: str, summary: str, **kw: Any) -> None:
+        self.alerts.append({"severity": severity, "summary": summary, **kw})
+
+    def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> Any:
+        return CoreAlertBook(
+            self.kv,
+            self,
+            "r1",
+            stale_after_s=stale_after_s,
+            cooldown_s=cooldown_s,
+            clock=lambda: self.clock[0],
+        )
+
+    def scale(self, direction: str, capabilities: list[str], agents: int, **kw: Any) -> None:
+        self.signals.append(
+            {"direction": direction, "capabilities": capabilities, "agents": agents, **kw}
+        )
 
     def tasks(self, status: Any = None, limit: int = 100) -> list[TaskView]:
         return self.queued[:limit]
@@ -451,15 +428,16 @@ def finished(task_type: str, at: float, ok: bool, took: float = 0.1) -> TaskView
     )
 
 
-async def started(config: dict[str, Any]) -> tuple[Any, HandContext, list[float]]:
+async def started(
+    config: dict[str, Any], kv: MemoryKeyValue | None = None
+) -> tuple[Any, HandContext, list[float]]:
     from hivebus_production import ProductionPlugin
 
-    ctx = HandContext(config)
+    ctx = HandContext(config, kv)
     plugin = ProductionPlugin()
-    clock = [T0]
-    plugin.clock = lambda: clock[0]
+    plugin.clock = lambda: ctx.clock[0]
     await plugin.hivebus_startup(Replica(), ctx)  # type: ignore[arg-type]
-    return plugin, ctx, clock
+    return plugin, ctx, ctx.clock
 
 
 async def test_a_burning_error_budget_is_a_critical_alert_until_the_failures_stop():
@@ -533,12 +511,13 @@ async def test_the_plugin_signals_through_its_context_once_per_cooldown():
     for tick in range(5):
         clock[0] = T0 + tick
         await plugin.evaluate()
-    [(name, fields)] = ctx.events
-    assert name == "scale_up"
-    assert (fields["capabilities"], fields["agents"], fields["queued"]) == (["gpu"], 4, 4)
+    [signal] = ctx.signals
+    assert signal["direction"] == "up"
+    assert (signal["capabilities"], signal["agents"]) == (["gpu"], 4)
+    assert signal["details"]["queued"] == 4
     clock[0] = T0 + 31
     await plugin.evaluate()
-    assert len(ctx.events) == 2
+    assert len(ctx.signals) == 2
 
 
 async def test_a_restarted_replica_resolves_what_an_earlier_run_left_firing():
@@ -548,8 +527,7 @@ async def test_a_restarted_replica_resolves_what_an_earlier_run_left_firing():
     clock[0] = T0 + 1
     await before.evaluate()
     assert len(ctx.alerts) == 1
-    after, fresh, fresh_clock = await started(config)
-    fresh.kv = ctx.kv  # the same bucket, as on JetStream
+    after, fresh, fresh_clock = await started(config, ctx.kv)  # the same bucket, as on JetStream
     fresh_clock[0] = T0 + 10
     await after.evaluate()
     [resolved] = fresh.alerts

@@ -108,7 +108,7 @@ def test_the_plugin_is_an_installed_entry_point_naming_its_class():
 async def test_a_queue_that_backs_up_asks_for_agents_and_idle_agents_are_offered_back(
     hivebus_core: Core, hive: HiveClient, make_agent: Any, nats_client: Client
 ):
-    heard = await Heard.on(nats_client, "events.plugin.production.>")
+    heard = await Heard.on(nats_client, "events.scale.>")
     release = asyncio.Event()
 
     async def busy(task: Offer) -> str:
@@ -121,25 +121,26 @@ async def test_a_queue_that_backs_up_asks_for_agents_and_idle_agents_are_offered
     for n in range(6):
         await hive.delegate("render", ["gpu"], task_id=f"r{n}")
 
-    await eventually(lambda: heard.bodies("events.plugin.production.scale_up"))
-    [up] = heard.bodies("events.plugin.production.scale_up")
-    assert up["event"] == "plugin.production.scale_up"
+    await eventually(lambda: heard.bodies("events.scale.up"))
+    [up] = heard.bodies("events.scale.up")
+    assert (up["direction"], up["source"]) == ("up", "production")
     assert up["capabilities"] == ["gpu"]
     # The signal goes out as soon as the backlog held for two evaluations: one agent of one
     # slot per waiting task, at most max_step at once.
-    assert 1 <= up["queued"] <= 5
-    assert up["agents"] == min(3, up["queued"])
-    assert (up["agents_now"], up["busy_slots"], up["slots"]) == (1, 1, 1)
+    evidence = up["details"]
+    assert 1 <= evidence["queued"] <= 5
+    assert up["agents"] == min(3, evidence["queued"])
+    assert (evidence["agents_now"], evidence["busy_slots"], evidence["slots"]) == (1, 1, 1)
     assert "utilisation 100%" in up["reason"]
 
     # Three idle cpu agents and nothing for them to do: give two back, keep min_agents.
-    await eventually(lambda: heard.bodies("events.plugin.production.scale_down"))
-    [down] = heard.bodies("events.plugin.production.scale_down")
+    await eventually(lambda: heard.bodies("events.scale.down"))
+    [down] = heard.bodies("events.scale.down")
     assert (down["capabilities"], down["agents"]) == (["cpu"], 2)
 
     # The cooldown holds: more evaluations of the same backlog send nothing more.
     await evaluations_after(hivebus_core, 10)
-    assert len(heard.bodies("events.plugin.production.scale_up")) == 1
+    assert len(heard.bodies("events.scale.up")) == 1
     status = await hive.status()
     report = status["extensions"]["production"]
     assert report["scaling_signals"] == 2
@@ -311,8 +312,8 @@ async def test_two_replicas_on_jetstream_raise_one_alert_for_one_cause(
             firing = heard.bodies(fingerprint=fingerprint, status="firing")
             assert len(firing) == 1, firing
             plugins = [core.plugins.pm.get_plugin("production") for core in replicas]
-            assert all(fingerprint in p.book.known for p in plugins)  # both see it...
-            assert sum(p.book.fired for p in plugins) == 1  # ...one published it
+            assert all(fingerprint in p.book.firing() for p in plugins)  # both see it...
+            assert sum(p.alerts_fired for p in plugins) == 1  # ...one published it
 
             # Fast tasks until neither replica sees the breach: one resolved alert.
             for _ in range(40):
@@ -356,7 +357,8 @@ async def test_with_the_plugin_disabled_the_core_behaves_as_before(
     with pytest.raises(NoRespondersError):  # nobody serves the plugin's endpoint
         await nats_client.request("plugin.production.report", b"{}", timeout=2)
     assert not any(
-        s.startswith(("events.plugin.production", "events.alert")) for s, _ in heard.messages
+        s.startswith(("events.plugin.production", "events.alert", "events.scale"))
+        for s, _ in heard.messages
     )
 
 
@@ -380,7 +382,7 @@ async def test_with_real_processes_a_backlog_asks_for_agents_and_a_breach_alerts
         "[plugin_config.production.anomaly]\nenabled = false\n"
         "[plugin_config.production.scaling]\nup_queue_depth = 3\nsustain = 2\ncooldown_s = 600\n"
     )
-    signals = await Heard.on(nats_client, "events.plugin.production.>")
+    signals = await Heard.on(nats_client, "events.scale.>")
     alerts = await Heard.on(nats_client, "events.alert.>")
     url = nats_server.url
     core = spawn("up", "--nats", url, "--config", str(config), "-p", "production", cwd=tmp_path)
@@ -401,9 +403,9 @@ async def test_with_real_processes_a_backlog_asks_for_agents_and_a_breach_alerts
             # One slot, four slow tasks: the queue backs up and every task finishes late.
             for n in range(4):
                 await hive.delegate("render", ["sh"], task_id=f"slow-{n}", payload={"sleep": 0.8})
-            await eventually(lambda: signals.bodies("events.plugin.production.scale_up"), 20)
-            [up] = signals.bodies("events.plugin.production.scale_up")
-            assert (up["capabilities"], up["agents_now"]) == (["sh"], 1)
+            await eventually(lambda: signals.bodies("events.scale.up"), 20)
+            [up] = signals.bodies("events.scale.up")
+            assert (up["capabilities"], up["details"]["agents_now"]) == (["sh"], 1)
             assert up["agents"] >= 1
 
             fingerprint = "production:slo:render:completion_p95"

@@ -157,7 +157,7 @@ async def test_progress_counts_after_a_kill_9_of_the_core(nats_server, tmp_path)
     """A new core reads progress_at from the bucket: a task past assigned_at + timeout, but
     reported on recently, is not timed out by the core that replaces a killed one."""
     env = {"HIVEBUS_STATE": "jetstream", "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5"}
-    up = ["up", "--nats", nats_server.url, "-p", "no:echo-audit", "-p", "no:performance"]
+    up = ["up", "--nats", nats_server.url, "-p", "no:audit", "-p", "no:performance"]
     first = spawn(*up, cwd=tmp_path, **env)
     second = None
     agent = None

@@ -90,9 +90,7 @@ async def test_an_unrelated_rival_write_is_retried_and_the_transition_still_happ
 ):
     world, state = rivals
     if step == "register":
-        await world.stored_by_a_crashed_core(
-            agent_record("a", AgentState.OFFLINE, world.clock.now)
-        )
+        await world.stored_by_a_crashed_core(agent_record("a", AgentState.OFFLINE, world.clock.now))
         state.rival_agent("a", touched)
         await world.register("a", ["x"])
         assert world.agent("a").state is AgentState.ACTIVE

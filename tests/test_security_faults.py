@@ -73,7 +73,7 @@ class SecureRun:
         }
         core = spawn(
             "up", "--auth", str(self.directory.root), "--nats", self.url,
-            "-p", "no:echo-audit", "-p", "no:performance", cwd=self.workdir, **env,
+            "-p", "no:audit", "-p", "no:performance", cwd=self.workdir, **env,
         )  # fmt: skip
         await core.until("serving on", timeout=60)
         self.cores.append(core)

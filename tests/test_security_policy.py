@@ -58,9 +58,9 @@ def test_only_the_hive_account_and_known_keys_are_served(directory: AuthDir, pol
 @pytest.mark.parametrize(
     ("name", "operation", "allowed"),
     [
-        ("p1", "plugin-echo-audit-recent", True),
-        ("c1", "plugin-echo-audit-recent", False),
-        ("root", "plugin-echo-audit-recent", True),
+        ("p1", "plugin-audit-recent", True),
+        ("c1", "plugin-audit-recent", False),
+        ("root", "plugin-audit-recent", True),
         ("root", "agent-deregister", True),
         ("m1", "agent-deregister", False),
         ("m1", "task-delegate", False),

@@ -82,7 +82,7 @@ async def test_waiting_tasks_survive_a_kill_9_of_the_core(nats_server: EmbeddedS
     each run exactly once after a new core takes over."""
     config = js_config(nats_server)
     env = {"HIVEBUS_STATE": "jetstream", "HIVEBUS_HEARTBEAT_INTERVAL_S": "0.5"}
-    core = spawn("up", "--nats", nats_server.url, "-p", "no:echo-audit", cwd=tmp_path, **env)
+    core = spawn("up", "--nats", nats_server.url, "-p", "no:audit", cwd=tmp_path, **env)
     ran: Counter[str] = Counter()
     release_root = asyncio.Event()
 
@@ -113,7 +113,7 @@ async def test_waiting_tasks_survive_a_kill_9_of_the_core(nats_server: EmbeddedS
         core.popen.send_signal(signal.SIGKILL)
         core.popen.wait()
         release_root.set()  # root completes while no core runs: its report is retried
-        core = spawn("up", "--nats", nats_server.url, "-p", "no:echo-audit", cwd=tmp_path, **env)
+        core = spawn("up", "--nats", nats_server.url, "-p", "no:audit", cwd=tmp_path, **env)
         await core.until("serving on")
 
         ids = ["later", "flaky", "root", "leaf"]

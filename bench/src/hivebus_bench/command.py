@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .plan import BenchOptions, Plan
+from .profiling import find_py_spy
 from .report import build_report
 from .runner import run_bench
 from .system_info import load_average
@@ -24,9 +25,15 @@ __all__ = ["bench"]
 async def bench(args: argparse.Namespace) -> int:
     """0 when every scenario ran (whatever the figures), 1 when one could not run."""
     load_start = load_average()
-    options = BenchOptions(quick=args.quick, agents=args.agents)
+    options = BenchOptions(
+        quick=args.quick, agents=args.agents, profile=args.profile, profiler=args.profiler
+    )
     try:
         Plan.for_options(options)
+        if options.profile is None and args.profiler != "auto":
+            raise ValueError("--profiler needs --profile DIR")
+        if options.profiler == "py-spy" and find_py_spy() is None:
+            raise ValueError("py-spy not found: try `uv run --with py-spy hivebus bench ...`")
     except ValueError as exc:
         print(f"hivebus bench: {exc}", file=sys.stderr)
         return 2

@@ -8,12 +8,15 @@ report (they would swamp it).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from .plan import Plan
 from .processes import BenchError, Child, CoreProcess, Fleet, Process, bench_env
+from .profiling import Profiling
 from .recorder import Recorder
 from .stats import summarize
 
@@ -39,11 +42,14 @@ def mib(kib: int | None) -> float | None:
 class Harness:
     """One run's plan, processes and recorder, the server's URL, and the core being measured."""
 
-    def __init__(self, plan: Plan, fleet: Fleet, recorder: Recorder) -> None:
+    def __init__(
+        self, plan: Plan, fleet: Fleet, recorder: Recorder, profiling: Profiling | None = None
+    ) -> None:
         self.plan = plan
         self.fleet = fleet
         self.rec = recorder
         self.figures = recorder.figures
+        self.profiling = profiling
         self.url = ""
         self.core: CoreProcess | None = None
 
@@ -72,7 +78,11 @@ class Harness:
         return run
 
     def core_env(
-        self, plugins: list[str] | None, log_level: str | None = None, state: str | None = None
+        self,
+        plugins: list[str] | None,
+        log_level: str | None = None,
+        state: str | None = None,
+        event_loop: str | None = None,
     ) -> dict[str, str]:
         p = self.plan
         settings = {
@@ -84,7 +94,7 @@ class Harness:
             # Shipped plugins that write or listen somewhere: keep them inside the run.
             "HIVEBUS_PLUGIN_CONFIG": orjson.dumps(
                 {
-                    "echo-audit": {"path": str(self.fleet.workdir / "echo-audit.jsonl")},
+                    "audit": {"directory": str(self.fleet.workdir / "audit")},
                     "performance": {"port": 0},
                 }
             ).decode(),
@@ -98,6 +108,8 @@ class Harness:
             settings["HIVEBUS_LOG_LEVEL"] = log_level
         if state is not None:
             settings["HIVEBUS_STATE"] = state
+        if event_loop is not None:
+            settings["HIVEBUS_EVENT_LOOP"] = event_loop
         return bench_env(**settings)
 
     async def start_core(
@@ -108,7 +120,18 @@ class Harness:
         *,
         url: str | None = None,
         state: str | None = None,
+        event_loop: str | None = None,
     ) -> CoreProcess:
-        env = self.core_env(plugins, log_level, state)
-        self.core = await self.fleet.core(name, url or self.url, env)
+        env = self.core_env(plugins, log_level, state, event_loop)
+        main = self.profiling.core_argv(name) if self.profiling is not None else None
+        self.core = await self.fleet.core(name, url or self.url, env, main=main)
         return self.core
+
+    @contextlib.asynccontextmanager
+    async def profiled(self, core: CoreProcess, label: str) -> AsyncIterator[None]:
+        """The block under the profiler with ``--profile`` (files named ``label``), else as is."""
+        if self.profiling is None:
+            yield
+            return
+        async with self.profiling.around(self.fleet, core, label):
+            yield

@@ -1,7 +1,8 @@
 """The table's JetStream section: the core with its state in JetStream, beside itself in memory.
 
 Its floor column is the same figure in memory, so each ratio is what durability costs; one
-row instead compares the delegation with its durable floor (the relay plus the writes it stores).
+row instead compares the delegation with its durable floor (the relay plus the writes it stores,
+as many as the server counted per delegation).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def jetstream(rows: Rows) -> list[Row]:
     row = rows.row
     floor = durable_floor(rows.figures)
     ratio = rows.ratios.get("jetstream_delegation_p50_vs_durable_floor")
+    writes = figure(rows.figures, "jetstream.writes_per_delegation")
     return [
         row(
             "JetStream floor: one compare-and-set write p50",
@@ -68,7 +70,7 @@ def jetstream(rows: Rows) -> list[Row]:
             "jetstream_delegation_p50_vs_memory_p50",
         ),
         (
-            "JetStream: delegation p50 vs relay + writes",
+            f"JetStream: delegation p50 vs relay + {fmt(writes)} writes",
             fmt(figure(rows.figures, "jetstream.delegation.sequential.p50"), "ms"),
             fmt(floor, "ms"),
             f"{ratio:.2f}x" if ratio is not None else "",
@@ -115,6 +117,7 @@ def jetstream(rows: Rows) -> list[Row]:
             "delegation.cycles.cpu_us_per_call",
             "jetstream_cycle_cpu_vs_memory_cpu",
         ),
+        *_writes_by_stream(rows),
         row(
             "JetStream: core RSS idle",
             "jetstream.memory.core_rss_idle_mib",
@@ -134,4 +137,19 @@ def jetstream(rows: Rows) -> list[Row]:
             "MiB",
             "memory.core_rss_peak_mib",
         ),
+    ]
+
+
+def _writes_by_stream(rows: Rows) -> list[Row]:
+    """Where a cycle's writes go, stream by stream (a key-value bucket is ``KV_<bucket>``);
+    the streams a cycle does not write to are in the report, not in the table."""
+    cycle = rows.figures["jetstream"].get("writes", {}).get("cycle", {})
+    return [
+        rows.row(
+            f"JetStream: writes per cycle to {stream}",
+            f"jetstream.writes.cycle.by_stream.{stream}",
+            "",
+        )
+        for stream, writes in cycle.get("by_stream", {}).items()
+        if writes
     ]

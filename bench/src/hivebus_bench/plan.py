@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from hivebus.plugins import ENTRY_POINT_GROUP
+
+from . import loops
 
 __all__ = [
     "ALL",
@@ -32,17 +35,22 @@ def plugin_names() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def variants(quick: bool) -> list[tuple[str, list[str], str | None]]:
-    """Cores run after the main one: (name, the only plugins loaded, log level or default).
+def variants(quick: bool) -> list[tuple[str, list[str], str | None, str | None]]:
+    """Cores run after the main one: (name, the only plugins loaded, log level or default,
+    event loop or default).
 
-    The full run also tries each plugin alone, which prices them one by one.
+    The full run also tries each plugin alone, which prices them one by one. Where uvloop is
+    installed the core runs on it by default, and a core without plugins on asyncio prices
+    the loop (the core's own choice, ``hivebus up --loop``).
     """
-    found: list[tuple[str, list[str], str | None]] = [
-        ("no_plugins", [], None),
-        ("no_plugins_log_warning", [], "WARNING"),
+    found: list[tuple[str, list[str], str | None, str | None]] = [
+        ("no_plugins", [], None, None),
+        ("no_plugins_log_warning", [], "WARNING", None),
     ]
+    if loops.uvloop_version() is not None:
+        found.append(("no_plugins_asyncio", [], None, "asyncio"))
     if not quick:
-        found += [(f"only_{name}", [name], None) for name in plugin_names()]
+        found += [(f"only_{name}", [name], None, None) for name in plugin_names()]
     return found
 
 
@@ -51,6 +59,9 @@ class BenchOptions:
     quick: bool = False
     agents: int | None = None
     """The large population (default 10,000, or 1,000 with ``quick``)."""
+    profile: Path | None = None
+    """Profile the cores' delegation phases into this folder (``profiling``)."""
+    profiler: str = "auto"
 
 
 @dataclass(frozen=True)

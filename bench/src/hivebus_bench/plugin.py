@@ -7,6 +7,7 @@ Registration only declares the arguments; the harness is imported when the comma
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hivebus_hookspecs import RegisterCommand, hookimpl
 
@@ -19,6 +20,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--agents", type=int, default=None, help="the large population (10,000; --quick 1,000)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer samples: under a minute")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="profile the cores' delegation phases into DIR (per core: a py-spy flame graph, "
+        "or cProfile's pstats and top functions); the figures then carry its overhead",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=["auto", "py-spy", "cprofile"],
+        default="auto",
+        help="with --profile: py-spy when found and able to attach (auto), or one of them",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:

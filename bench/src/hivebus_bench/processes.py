@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import sys
 import time
@@ -35,6 +36,9 @@ __all__ = [
 
 _CORE_MAIN = "import sys; from hivebus.cli import main; sys.exit(main())  # hivebus_bench core"
 """Exactly what the ``hivebus`` console script runs (the comment marks it in ``ps``)."""
+
+_EVENT_LOOP = re.compile(rb"event loop: (\w+)")
+"""In the core's serving line, e.g. ``(plugins: ...; event loop: uvloop)``."""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -113,7 +117,11 @@ class Process:
     def failure(self, what: str) -> BenchError:
         code = self.process.returncode
         exited = f" (exited with {code})" if code is not None else ""
-        return BenchError(f"{self.name}: {what}{exited}; its log ends:\n{_tail(self.log)}")
+        return BenchError(f"{self.name}: {what}{exited}; its log ends:\n{self.tail()}")
+
+    def tail(self) -> str:
+        """The end of this process's log."""
+        return _tail(self.log)
 
     async def _line(self, timeout: float) -> bytes:
         assert self.process.stdout is not None
@@ -173,6 +181,8 @@ class CoreProcess(Process):
     """``hivebus up --nats URL`` in its own process; ``started_ms`` is spawn to serving."""
 
     started_ms: float = float("nan")
+    event_loop: str | None = None
+    """The loop the core says it serves on (uvloop when installed, unless told otherwise)."""
 
 
 class Fleet:
@@ -190,14 +200,16 @@ class Fleet:
         return path, open(path, "wb")
 
     async def _spawn(
-        self, name: str, argv: list[str], env: Mapping[str, str] | None
+        self, name: str, argv: list[str], env: Mapping[str, str] | None, *, talks: bool = True
     ) -> tuple[asyncio.subprocess.Process, Path]:
+        """Start ``argv``; a process that ``talks`` answers on its stdout, any other
+        writes its stdout to its log as well."""
         log, log_file = self._log(name)
         with log_file:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE if talks else log_file,
                 stderr=log_file,
                 env=dict(env) if env is not None else bench_env(),
                 cwd=self.workdir,
@@ -222,18 +234,28 @@ class Fleet:
         return child
 
     async def core(
-        self, name: str, url: str, env: Mapping[str, str], timeout: float = 60.0
+        self,
+        name: str,
+        url: str,
+        env: Mapping[str, str],
+        timeout: float = 60.0,
+        *,
+        main: list[str] | None = None,
     ) -> CoreProcess:
-        """Start the core and return once it prints that it is serving (plugins loaded)."""
+        """Start the core and return once it prints that it is serving (plugins loaded).
+
+        ``main`` replaces what runs ``hivebus`` (a profiler's wrapper); its arguments follow.
+        """
         started = time.perf_counter()
-        process, log = await self._spawn(
-            name, [sys.executable, "-c", _CORE_MAIN, "up", "--nats", url], env
-        )
+        argv = main if main is not None else [sys.executable, "-c", _CORE_MAIN]
+        process, log = await self._spawn(name, [*argv, "up", "--nats", url], env)
         core = CoreProcess(name, process, log)
         self._live.append(core)
-        while b" serving on " not in await core._line(timeout):
+        while b" serving on " not in (line := await core._line(timeout)):
             pass
         core.started_ms = (time.perf_counter() - started) * 1000
+        loop = _EVENT_LOOP.search(line)
+        core.event_loop = loop.group(1).decode() if loop else None
         return core
 
     async def probe(self, name: str, argv: list[str], timeout: float = 30.0) -> Process:
@@ -244,9 +266,16 @@ class Fleet:
         await probe._line(timeout)
         return probe
 
-    async def stop(self, process: Process) -> None:
+    async def tool(self, name: str, argv: list[str]) -> Process:
+        """Start a program that says nothing to the bench (a profiler), output to its log."""
+        process, log = await self._spawn(name, argv, None, talks=False)
+        tool = Process(name, process, log)
+        self._live.append(tool)
+        return tool
+
+    async def stop(self, process: Process, timeout: float = 5.0) -> None:
         try:
-            await process.stop()
+            await process.stop(timeout)
         finally:
             if process in self._live:
                 self._live.remove(process)

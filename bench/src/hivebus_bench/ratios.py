@@ -170,13 +170,44 @@ RATIOS: dict[str, tuple[str, str]] = {
         "jetstream.floor.kv_write.sequential.p50",
         "floor.echo.sequential.p50",
     ),
+    # The core's default loop (uvloop, where installed) against asyncio, both without plugins.
+    "no_plugins_loop_vs_asyncio_cycle_cpu": (
+        "variants.no_plugins.cycles.cpu_us_per_call",
+        "variants.no_plugins_asyncio.cycles.cpu_us_per_call",
+    ),
+    "no_plugins_loop_vs_asyncio_cycles_rate": (
+        "variants.no_plugins.cycles.per_s",
+        "variants.no_plugins_asyncio.cycles.per_s",
+    ),
+    "no_plugins_loop_vs_asyncio_p50": (
+        "variants.no_plugins.sequential.p50",
+        "variants.no_plugins_asyncio.sequential.p50",
+    ),
+    # The headline (issue 11): the durable cycle and delegation against the bare relay.
+    "jetstream_cycles_rate_vs_relay_rate": (
+        "jetstream.delegation.cycles.per_s",
+        "floor.relay.concurrent.per_s",
+    ),
+    "jetstream_delegation_inflight_p50_vs_relay_inflight_p50": (
+        "jetstream.delegation.concurrent.p50",
+        "floor.relay.concurrent.p50",
+    ),
+    "jetstream_delegation_rate_vs_relay_rate": (
+        "jetstream.delegation.concurrent.per_s",
+        "floor.relay.concurrent.per_s",
+    ),
 }
 """Each ratio: a figure over its floor (or over its own baseline), read from ``figures``."""
 
 
 def durable_floor(figures: dict[str, Any]) -> float | None:
     """What a delegation with JetStream state cannot go below, in ms: the two-hop relay plus
-    one compare-and-set write per transition it stores, one after another."""
+    one compare-and-set write per write a delegation stores, one after another.
+
+    The writes are the server's count over the delegations with 256 in flight
+    (``jetstream.writes_per_delegation``), so the floor follows the core when it stores less;
+    a core that overlaps its writes can go below it.
+    """
     relay = figure(figures, "floor.relay.sequential.p50")
     write = figure(figures, "jetstream.floor.kv_write.sequential.p50")
     writes = figure(figures, "jetstream.writes_per_delegation")

@@ -65,6 +65,8 @@ def build_report(
             "thresholds_source": limits_source,
             "core_settings": figures.get("core_settings", {}),
             "plugins": figures.get("plugins", {}).get("names", []),
+            "profile": figures.get("profile"),
+            "core_event_loop": figures.get("startup", {}).get("core_event_loop"),
         },
     }
 

@@ -28,6 +28,7 @@ from . import loops
 from .harness import Harness
 from .plan import BenchOptions, Plan
 from .processes import Child, Fleet
+from .profiling import Profiling
 from .recorder import Recorder
 from .scenarios.core import core_scenarios
 from .scenarios.jetstream import jetstream_scenarios
@@ -46,10 +47,15 @@ async def run_bench(options: BenchOptions) -> tuple[Plan, Recorder]:
     """Run every scenario; the recorder holds the results even when some failed."""
     plan = Plan.for_options(options)
     recorder = Recorder()
+    profiling = None
+    if options.profile is not None:
+        profiling = Profiling(options.profile.resolve(), options.profiler)
     with tempfile.TemporaryDirectory(prefix="hivebus-bench-") as workdir:
         fleet = Fleet(Path(workdir))
-        await run(Harness(plan, fleet, recorder))
+        await run(Harness(plan, fleet, recorder, profiling))
     recorder.figures["plan"] = asdict(plan)
+    if profiling is not None:
+        recorder.figures["profile"] = profiling.report()
     return plan, recorder
 
 

@@ -315,11 +315,33 @@ def plugin_variants(rows: Rows) -> list[Row]:
 
 
 def uvloop(rows: Rows) -> list[Row]:
-    """The floor again on uvloop, when it is installed."""
+    """The floor again on uvloop, when it is installed; and a core without plugins on its
+    default loop (uvloop) beside one on asyncio."""
     row = rows.row
     if "floor_uvloop" not in rows.figures:
         return []
     return [
+        row(
+            "core CPU per cycle, no plugins: uvloop / asyncio",
+            "variants.no_plugins.cycles.cpu_us_per_call",
+            "us",
+            "variants.no_plugins_asyncio.cycles.cpu_us_per_call",
+            "no_plugins_loop_vs_asyncio_cycle_cpu",
+        ),
+        row(
+            "cycles/s, no plugins: uvloop / asyncio",
+            "variants.no_plugins.cycles.per_s",
+            "/s",
+            "variants.no_plugins_asyncio.cycles.per_s",
+            "no_plugins_loop_vs_asyncio_cycles_rate",
+        ),
+        row(
+            "delegation p50, no plugins: uvloop / asyncio",
+            "variants.no_plugins.sequential.p50",
+            "ms",
+            "variants.no_plugins_asyncio.sequential.p50",
+            "no_plugins_loop_vs_asyncio_p50",
+        ),
         row("floor (uvloop): echo p50", "floor_uvloop.echo.sequential.p50", "ms"),
         row(
             "floor (uvloop): relay p50",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import sections
+from .headline import headline
 from .jetstream_section import jetstream
 from .rows import Row, Rows, fmt
 
@@ -31,7 +33,11 @@ def _rows(report: dict[str, Any]) -> list[Row]:
     return [row for section in SECTIONS for row in section(rows)]
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _headline(report: dict[str, Any]) -> list[Row]:
+    return headline(Rows(report["figures"], report["ratios"]))
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -46,16 +52,18 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def render_table(report: dict[str, Any]) -> str:
-    """The figures, their floors and ratios, then the goals and the legacy verdict."""
-    figures = _table(("figure", "value", "floor", "ratio"), list(_rows(report)))
+    """The headline, the figures with their floors and ratios, the goals, the legacy verdict."""
+    header = ("figure", "value", "floor", "ratio")
+    figures = _table(header, _rows(report))
     goals = _table(
-        ("goal", "target", "value", "met"),
+        ("goal", "target", "value", "met", "issue"),
         [
             (
                 g["goal"],
                 g["target"],
                 fmt(g["value"]),
                 {True: "yes", False: "NO", None: "-"}[g["met"]],
+                f"#{g['issue']}" if g.get("issue") else "",
             )
             for g in report["goals"]
         ],
@@ -69,7 +77,21 @@ def render_table(report: dict[str, Any]) -> str:
     lines = [
         f"hivebus bench  {report['timestamp']}  {info['cpu_count']} cpus  "
         f"python {info['python']}  loop {info['event_loop']}"
-        + (f" (uvloop {info['uvloop']} installed)" if info["uvloop"] else ""),
+        + (f" (uvloop {info['uvloop']} installed)" if info["uvloop"] else "")
+        + f"  core loop {report['configuration'].get('core_event_loop') or '?'}",
+    ]
+    profile = report["configuration"].get("profile")
+    if profile:
+        used = ", ".join(f"{core}: {tool}" for core, tool in profile.get("used", {}).items())
+        lines.append(
+            f"profiled ({used or profile['profiler']}) into {profile['dir']}: "
+            "the figures carry the profiler's overhead"
+        )
+    top = _headline(report)
+    if top:
+        lines += ["", "headline: the durable hot path (JetStream state) beside the bare relay"]
+        lines += [_table(header, top)]
+    lines += [
         "",
         figures,
         "",

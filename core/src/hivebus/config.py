@@ -249,7 +249,7 @@ class HivebusConfig(BaseSettings):
     trace_plugins: bool = False
     """Log every hook call with its plugin, duration and outcome (``HIVEBUS_TRACE_PLUGINS=1``)."""
     plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per-plugin settings, e.g. ``[plugin_config.echo-audit] path = "audit.jsonl"``."""
+    """Per-plugin settings, e.g. ``[plugin_config.audit] max_files = 50``."""
 
     # --- logging ---
     log_level: str = "INFO"

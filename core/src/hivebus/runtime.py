@@ -118,6 +118,7 @@ class Core:
             self.config,
             js,
             self.plugins.report_failure,
+            self.plugins.hook_times,
         )
         await self.plugins.start(orchestrator, self._events, self._contexts)
         orchestrator.start()

@@ -101,6 +101,9 @@ class Subjects:
     def alert(self, severity: str) -> str:
         return self._(f"events.alert.{severity}")
 
+    def scale(self, direction: str) -> str:
+        return self._(f"events.scale.{direction}")
+
     @property
     def all_events(self) -> str:
         return self._("events.>")

@@ -111,8 +111,12 @@ def hivebus_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-def hivebus_config(nats_server: EmbeddedServer, hivebus_settings: dict[str, Any]) -> HivebusConfig:
-    return HivebusConfig.load(**{**TEST_DEFAULTS, "nats_url": nats_server.url, **hivebus_settings})
+def hivebus_config(
+    nats_server: EmbeddedServer, hivebus_settings: dict[str, Any], tmp_path: Path
+) -> HivebusConfig:
+    """The core's configuration: plugins keep their files in the test's own directory."""
+    own = {"nats_url": nats_server.url, "data_dir": tmp_path / "hivebus"}
+    return HivebusConfig.load(**{**TEST_DEFAULTS, **own, **hivebus_settings})
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from . import commands, context, hookspecs, models
 from .commands import COMMANDS_GROUP, RegisterCommand
 from .context import (
     EndpointError,
+    HookTime,
     KeyValueStore,
     ObjectStore,
     OrchestratorView,
@@ -36,6 +37,7 @@ __all__ = [
     "Event",
     "EventName",
     "HealthStatus",
+    "HookTime",
     "KeyValueStore",
     "ObjectStore",
     "OrchestratorView",

@@ -8,7 +8,8 @@ Typed against these, a plugin depends on ``hivebus-hookspecs`` only, never on th
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
-from typing import Any, Protocol, TypedDict, TypeVar
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, JsonValue
 
@@ -19,6 +20,8 @@ from .models import (
     ControlAction,
     DelegateReply,
     ErrorCode,
+    ScaleDirection,
+    ScaleSignal,
     TaskPriority,
     TaskStatus,
     TaskView,
@@ -28,6 +31,7 @@ __all__ = [
     "AlertBook",
     "EndpointError",
     "EndpointHandler",
+    "HookTime",
     "KeyValueStore",
     "ObjectStore",
     "OrchestratorView",
@@ -165,6 +169,11 @@ class AlertBook(Protocol):
         """The fingerprints this replica knows to be firing."""
         ...
 
+    async def recall(self) -> None:
+        """Pick up the causes still firing in the bucket (an earlier run's), once, so that
+        ``firing()`` lists them and they get resolved; ``fire`` and ``resolve`` do it first."""
+        ...
+
 
 EndpointHandler = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 """Answers a request on ``plugin.<name>.<endpoint>``: the request object in, the reply's fields
@@ -187,6 +196,16 @@ class EndpointError(Exception):
         self.message = message
 
 
+class HookTime(NamedTuple):
+    """Time one plugin's implementation of one hook took, summed since the core started."""
+
+    plugin: str
+    hook: str
+    calls: int
+    seconds: float
+    """Wall time of the calls, awaited results included (failed and vetoing calls too)."""
+
+
 class PluginContext(Protocol):
     """What a plugin may read and do, handed to it by ``hivebus_startup(context)``.
 
@@ -202,6 +221,12 @@ class PluginContext(Protocol):
     @property
     def config(self) -> Mapping[str, Any]:
         """The plugin's raw ``[plugin_config.<name>]`` table."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory (``data_dir`` in the configuration); a plugin keeps its
+        files under ``data_dir / 'plugins' / name``."""
         ...
 
     def settings(self, model: type[S]) -> S:
@@ -226,6 +251,11 @@ class PluginContext(Protocol):
         """The figures of ``orchestrator.status``."""
         ...
 
+    def hook_times(self) -> list[HookTime]:
+        """How long every loaded plugin's hooks took on this core, by plugin and hook: what
+        a plugin costs the requests it sits on."""
+        ...
+
     # announcing
     def publish(self, name: str, **fields: JsonValue) -> None:
         """Publish ``events.plugin.<plugin>.<name>``."""
@@ -242,6 +272,20 @@ class PluginContext(Protocol):
     ) -> Alert:
         """Publish an alert on ``events.alert.<severity>``; ``resolved`` when the cause is
         gone (same ``fingerprint``)."""
+        ...
+
+    def scale(
+        self,
+        direction: ScaleDirection | str,
+        capabilities: list[str],
+        agents: int,
+        *,
+        reason: str = "",
+        details: Mapping[str, JsonValue] | None = None,
+    ) -> ScaleSignal:
+        """Publish a scaling signal on ``events.scale.<direction>`` (``up`` or ``down``): an
+        external autoscaler should add (or remove) ``agents`` agents with ``capabilities``.
+        De-duplicating across replicas is the caller's job (claim it in ``kv``)."""
         ...
 
     def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> AlertBook:

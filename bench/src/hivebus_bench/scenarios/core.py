@@ -39,6 +39,7 @@ async def core_scenarios(h: Harness) -> None:
         idle = core.memory_kib() if core is not None else {}
         fig["startup"]["core_to_serving_ms"] = round(median(samples), 1)
         fig["startup"]["core_to_serving_ms_samples"] = [round(s, 1) for s in samples]
+        fig["startup"]["core_event_loop"] = core.event_loop if core is not None else None
         fig["memory"] = {"core_rss_idle_mib": mib(idle.get("VmRSS"))}
         details.update(fig["startup"], core_rss_idle_mib=fig["memory"]["core_rss_idle_mib"])
     if rec.failed or core is None:
@@ -117,27 +118,30 @@ async def core_scenarios(h: Harness) -> None:
     if rec.failed:
         return
     async with rec.scenario("task_delegation") as details:
-        seq = await h.measure(
-            delegator,
-            {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
-            core,
-        )
-        conc = await h.measure(
-            delegator,
-            {
-                "cmd": "delegate",
-                "count": p.delegation_concurrent,
-                "inflight": p.inflight,
-                "complete": False,
-            },
-            core,
-        )
-        done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
-        cycles = await h.measure(
-            delegator,
-            {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
-            core,
-        )
+        async with h.profiled(core, "memory"):
+            seq = await h.measure(
+                delegator,
+                {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
+                core,
+            )
+            conc = await h.measure(
+                delegator,
+                {
+                    "cmd": "delegate",
+                    "count": p.delegation_concurrent,
+                    "inflight": p.inflight,
+                    "complete": False,
+                },
+                core,
+            )
+            done = await h.measure(
+                delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core
+            )
+            cycles = await h.measure(
+                delegator,
+                {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
+                core,
+            )
         fig["delegation"] = {
             "agents": p.agents,
             "sequential": latency(seq, "delegate_ms"),

@@ -17,11 +17,12 @@ from hivebus.server import EmbeddedServer
 from ..harness import Harness, latency, mib
 from ..plan import ALL
 from ..processes import Child, CoreProcess, Process
+from ..stream_writes import StreamWrites, writes_per_call
 
-__all__ = ["JETSTREAM_WRITES_PER_DELEGATION", "jetstream_scenarios"]
+__all__ = ["jetstream_scenarios"]
 
-JETSTREAM_WRITES_PER_DELEGATION = 3
-"""Reserve the agent's slot, store the task offered, store it assigned (docs/operations.md)."""
+SETTLE_S = 0.2
+"""Between phases, before the server's count is read: a write that follows a reply lands."""
 
 
 async def jetstream_scenarios(h: Harness) -> None:
@@ -33,9 +34,10 @@ async def jetstream_scenarios(h: Harness) -> None:
     """
     p = h.plan
     fig = h.figures
-    js: dict[str, Any] = {"writes_per_delegation": JETSTREAM_WRITES_PER_DELEGATION}
+    js: dict[str, Any] = {}
     server = EmbeddedServer(port=0, data_dir=h.fleet.workdir / "jetstream")
     started: list[Process] = []
+    writes: StreamWrites | None = None
     try:
         async with h.rec.scenario("jetstream_state") as details:
             server.start()
@@ -65,7 +67,10 @@ async def jetstream_scenarios(h: Harness) -> None:
             core = await h.start_core("core-jetstream", ALL, url=url, state="jetstream")
             started.append(core)
             await asyncio.sleep(0.5)
-            js["startup"] = {"core_to_serving_ms": round(core.started_ms, 1)}
+            js["startup"] = {
+                "core_to_serving_ms": round(core.started_ms, 1),
+                "core_event_loop": core.event_loop,
+            }
             js["memory"] = {"core_rss_idle_mib": mib(core.memory_kib().get("VmRSS"))}
             workers: list[Child] = []
             for role in ("agents", "delegator"):
@@ -74,9 +79,14 @@ async def jetstream_scenarios(h: Harness) -> None:
                 )
                 started.append(worker)
                 workers.append(worker)
-            await jetstream_figures(h, js, core, *workers)
+            writes = await StreamWrites.connect(url)
+            agents, delegator = workers
+            await jetstream_figures(h, js, core, agents, delegator, writes)
             details.update(js)
     finally:
+        if writes is not None:
+            with contextlib.suppress(Exception):
+                await writes.close()
         for process in reversed(started):
             with contextlib.suppress(Exception):
                 await h.fleet.stop(process)
@@ -86,9 +96,15 @@ async def jetstream_scenarios(h: Harness) -> None:
 
 
 async def jetstream_figures(
-    h: Harness, js: dict[str, Any], core: CoreProcess, agents: Child, delegator: Child
+    h: Harness,
+    js: dict[str, Any],
+    core: CoreProcess,
+    agents: Child,
+    delegator: Child,
+    writes: StreamWrites,
 ) -> None:
-    """Registration, bulk registration and delegation, as the in-memory core measured."""
+    """Registration, bulk registration and delegation, as the in-memory core measured; and
+    what the server stored for each delegation, completion and cycle (``writes``)."""
     p = h.plan
     seq = await h.measure(
         agents, {"cmd": "register", "first": 0, "count": p.registration_sequential}, core
@@ -117,29 +133,49 @@ async def jetstream_figures(
     # Kept as measured: a phase that fails leaves the ones before it in the report.
     delegation: dict[str, Any] = {"agents": p.agents}
     js["delegation"] = delegation
-    sequential = await h.measure(
-        delegator,
-        {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
-        core,
-    )
-    delegation["sequential"] = latency(sequential, "delegate_ms")
-    concurrent = await h.measure(
-        delegator,
-        {
-            "cmd": "delegate",
-            "count": p.delegation_concurrent,
-            "inflight": p.inflight,
-            "complete": False,
-        },
-        core,
-    )
-    delegation["concurrent"] = latency(concurrent, "delegate_ms")
-    done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
-    delegation["complete_concurrent"] = latency(done)
-    cycles = await h.measure(
-        delegator,
-        {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
-        core,
-    )
-    delegation["cycles"] = latency(cycles)
+    async with h.profiled(core, "jetstream"):
+        sequential = await h.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.delegation_sequential, "warmup": p.warmup},
+            core,
+        )
+        delegation["sequential"] = latency(sequential, "delegate_ms")
+        # Delegations kept, then completed: what each of the two costs in writes, apart.
+        stored: dict[str, Any] = {}
+        js["writes"] = stored
+        mark = await _settled(writes)
+        concurrent = await h.measure(
+            delegator,
+            {
+                "cmd": "delegate",
+                "count": p.delegation_concurrent,
+                "inflight": p.inflight,
+                "complete": False,
+            },
+            core,
+        )
+        delegation["concurrent"] = latency(concurrent, "delegate_ms")
+        now = await _settled(writes)
+        stored["delegation"] = writes_per_call(mark, now, concurrent["count"])
+        done = await h.measure(delegator, {"cmd": "complete_pending", "inflight": p.inflight}, core)
+        delegation["complete_concurrent"] = latency(done)
+        mark, now = now, await _settled(writes)
+        stored["completion"] = writes_per_call(mark, now, done["count"])
+        cycles = await h.measure(
+            delegator,
+            {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
+            core,
+        )
+        delegation["cycles"] = latency(cycles)
+        mark, now = now, await _settled(writes)
+        stored["cycle"] = writes_per_call(mark, now, cycles["count"] + p.warmup)
+    # Flat, for the ratios, the goals and older readers of ``writes_per_delegation``.
+    for what in ("delegation", "completion", "cycle"):
+        js[f"writes_per_{what}"] = stored[what]["per_call"]
     js["memory"]["core_rss_peak_mib"] = mib(core.memory_kib().get("VmHWM"))
+
+
+async def _settled(writes: StreamWrites) -> dict[str, int]:
+    """The streams' sequences once writes the core makes after its replies have landed."""
+    await asyncio.sleep(SETTLE_S)
+    return await writes.sequences()

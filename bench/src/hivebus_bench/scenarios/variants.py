@@ -25,9 +25,9 @@ async def core_variants(h: Harness, core: CoreProcess, agents: Child, delegator:
     fig = h.figures
     async with h.rec.scenario("core_variants") as details:
         await h.fleet.stop(core)
-        for variant, plugins, log_level in variants(p.quick):
+        for variant, plugins, log_level, event_loop in variants(p.quick):
             fig["variants"][variant] = await measure_variant(
-                h, variant, plugins, log_level, agents, delegator
+                h, variant, plugins, log_level, agents, delegator, event_loop
             )
         fig["plugins"]["none"] = fig["variants"]["no_plugins"]["sequential"]
         fig["startup"]["core_no_plugins_to_serving_ms"] = fig["variants"]["no_plugins"][
@@ -43,6 +43,7 @@ async def measure_variant(
     log_level: str | None,
     agents: Child,
     delegator: Child,
+    event_loop: str | None = None,
 ) -> dict[str, Any]:
     """A core with fewer plugins (or quieter logs): what they cost shows by difference.
 
@@ -50,7 +51,9 @@ async def measure_variant(
     delegation of the 256-in-flight phase (selection does not depend on the population).
     """
     p = h.plan
-    core = await h.start_core(f"core-{name}", plugins=plugins, log_level=log_level)
+    core = await h.start_core(
+        f"core-{name}", plugins=plugins, log_level=log_level, event_loop=event_loop
+    )
     await asyncio.sleep(0.5)
     rss_idle = core.memory_kib().get("VmRSS")
     in_flight_count = min(p.delegation_concurrent, VARIANT_CONCURRENT)
@@ -92,6 +95,7 @@ async def measure_variant(
     return {
         "plugins": plugins,
         "log_level": log_level or "default",
+        "event_loop": core.event_loop,
         "startup_ms": round(core.started_ms, 1),
         "rss_idle_mib": mib(rss_idle),
         "registration": latency(registration),

@@ -1,4 +1,5 @@
-"""``hivebus auth ...`` (principals and their credentials) and ``hivebus audit``."""
+"""``hivebus auth ...`` (principals and their credentials) and ``hivebus audit`` (the security
+audit on the bus, or with ``--lifecycle`` the audit plugin's log on disk)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,18 @@ def add_auth_commands(commands: Any, nats_option: Any, json_option: Any) -> None
     audit.add_argument(
         "--limit", type=int, default=50, help="how many past records (50, at most 1000; 0: none)"
     )
+    lifecycle = audit.add_argument_group(
+        "lifecycle log",
+        "the audit plugin's log of lifecycle events, read from disk (docs/audit.md)",
+    )
+    lifecycle.add_argument(
+        "--lifecycle", action="store_true", help="read the lifecycle log, not the security audit"
+    )
+    lifecycle.add_argument("--task", default=None, metavar="ID", help="only this task's events")
+    lifecycle.add_argument("--agent", default=None, metavar="ID", help="only this agent's events")
+    lifecycle.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="the core's data directory (data_dir)"
+    )
 
 
 def _fail(message: str) -> int:
@@ -164,6 +177,10 @@ def _list(directory: AuthDir, args: argparse.Namespace) -> int:
 async def _run_audit(args: argparse.Namespace) -> int:
     from hivebus_hookspecs.models import AuditReply, AuditRequest, SecurityEvent
 
+    if args.lifecycle or args.task is not None or args.agent is not None:
+        from .lifecycle_log import run_lifecycle
+
+        return await run_lifecycle(args)
     from ..auth.audit import matches
     from ..config import HivebusConfig
     from ..connection import connect

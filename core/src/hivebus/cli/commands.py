@@ -174,6 +174,9 @@ async def plugins(hive: HiveClient, args: argparse.Namespace) -> int:
         return 0
     rows = [[p.name, p.version, p.health.value, p.failures, ", ".join(p.hooks)] for p in found]
     print(table(["plugin", "version", "health", "failures", "hooks"], rows))
+    for p in found:  # why a plugin is not healthy: a port taken, a setting refused ...
+        if p.health.value != "healthy" and p.last_error:
+            print(f"{p.name} is {p.health.value}: {p.last_error}")
     return 0
 
 

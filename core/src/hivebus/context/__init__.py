@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hivebus_hookspecs.models import (
@@ -27,6 +28,8 @@ from hivebus_hookspecs.models import (
     DelegateReply,
     DelegateRequest,
     PluginEvent,
+    ScaleDirection,
+    ScaleSignal,
     TaskStatus,
     TaskView,
 )
@@ -40,7 +43,7 @@ from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, Report, TimerSet
 
 if TYPE_CHECKING:
-    from hivebus_hookspecs.context import EndpointHandler
+    from hivebus_hookspecs.context import EndpointHandler, HookTime
     from nats.js.client import JetStreamContext
 
     from ..adapters.events import EventPublisher
@@ -52,6 +55,7 @@ __all__ = ["CorePluginContext", "PluginSettingsError", "build_contexts"]
 S = TypeVar("S", bound=BaseModel)
 
 Serve = Callable[[str, "EndpointHandler"], Any]
+HookTimes = Callable[[], "list[HookTime]"]
 
 
 class PluginSettingsError(ValueError):
@@ -68,8 +72,12 @@ class CorePluginContext:
         settings: Mapping[str, Any],
         stores: StoreOpener,
         report: Report,
+        data_dir: Path,
+        hook_times: HookTimes = list,
     ) -> None:
         self.name = name
+        self._data_dir = data_dir
+        self._hook_times = hook_times
         self.config: Mapping[str, Any] = settings
         """The plugin's raw configuration section (``[plugin_config.<name>]``)."""
         self.kv = LazyKeyValue(stores)
@@ -83,6 +91,11 @@ class CorePluginContext:
         self._alert_book: CoreAlertBook | None = None
 
     # --- configuration ----------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """The core's data directory; a plugin keeps its files under ``plugins/<name>``."""
+        return self._data_dir
 
     def settings(self, model: type[S]) -> S:
         """The configuration section validated by ``model`` (a pydantic model)."""
@@ -122,6 +135,9 @@ class CorePluginContext:
     async def status(self) -> dict[str, Any]:
         return await self._orch.status()
 
+    def hook_times(self) -> list[HookTime]:
+        return self._hook_times()
+
     # --- announcing -------------------------------------------------------------------
 
     def publish(self, name: str, **fields: Any) -> None:
@@ -154,6 +170,28 @@ class CorePluginContext:
         self._events.publish_message(self._subjects.alert(alert.severity.value), encode(alert))
         return alert
 
+    def scale(
+        self,
+        direction: ScaleDirection | str,
+        capabilities: list[str],
+        agents: int,
+        *,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ScaleSignal:
+        """Publish a scaling signal on ``events.scale.<direction>``, one body for every plugin."""
+        signal = ScaleSignal(
+            direction=ScaleDirection(direction),
+            capabilities=list(capabilities),
+            agents=agents,
+            reason=reason[:1024],
+            source=self.name,
+            details=dict(details or {}),
+            timestamp=time.time(),
+        )
+        self._events.publish_message(self._subjects.scale(signal.direction.value), encode(signal))
+        return signal
+
     def alert_book(self, *, stale_after_s: float = 60.0, cooldown_s: float = 0.0) -> CoreAlertBook:
         """The plugin's alert book: one alert per cause across replicas (see ``alerts``)."""
         if self._alert_book is None:
@@ -164,6 +202,8 @@ class CorePluginContext:
                 stale_after_s=stale_after_s,
                 cooldown_s=cooldown_s,
             )
+            book = self._alert_book
+            self.every(stale_after_s, lambda: book.sweep(), name="alert-book-sweep")
         else:
             self._alert_book.stale_after_s = stale_after_s
             self._alert_book.cooldown_s = cooldown_s
@@ -239,6 +279,7 @@ def build_contexts(
     config: HivebusConfig,
     js: JetStreamContext | None,
     report: Callable[[str, str, BaseException], None],
+    hook_times: HookTimes = list,
 ) -> dict[str, CorePluginContext]:
     """One context per plugin: stores on JetStream when ``js`` is given, else in memory."""
     stem = config.prefix.replace(".", "_") if config.prefix else "hivebus"
@@ -256,5 +297,7 @@ def build_contexts(
             config.plugin_settings(name),
             opener,
             functools.partial(report, name),
+            config.data_dir.absolute(),  # a plugin's files stay put whatever the cwd becomes
+            hook_times,
         )
     return contexts

@@ -167,16 +167,51 @@ class CoreAlertBook:
         if not _firing(stored):
             self._known.pop(fingerprint, None)
         if won and isinstance(stored, dict):
-            self._announcer.alert(
-                str(stored.get("severity") or "warning"),
-                f"resolved: {stored.get('summary')}",
-                fingerprint=fingerprint,
-                details={
-                    **(details or {}),
-                    "firing_since": stored.get("since"),
-                    "resolved_at": now,
-                },
-                resolved=True,
-            )
-            self.resolved += 1
+            self._announce_resolved(stored, now, details)
         return won
+
+    async def sweep(self) -> int:
+        """Resolve the causes that no replica has confirmed for ``stale_after_s``: those only
+        replicas that went away for good still held firing. Whichever replica's sweep gets
+        there first resolves each (compare-and-set); returns how many this one resolved.
+
+        Run by a timer the context owns, every ``stale_after_s``: without it such an alert
+        would fire forever, since a replica only restates the causes it knows.
+        """
+        now = self.clock()
+        swept = 0
+        for key in await self.kv.keys():
+            if not key.startswith("alert."):
+                continue
+            record = await self.kv.get(key)
+            if not (isinstance(record, dict) and _firing(record)) or self._fresh(record, now):
+                continue  # resolved, or someone still sees it: nothing to write
+            won = False
+
+            def settle(current: JsonValue) -> JsonValue:
+                nonlocal won
+                won = (
+                    isinstance(current, dict) and _firing(current) and not self._fresh(current, now)
+                )
+                if not won or not isinstance(current, dict):
+                    return current
+                return {**current, "status": "resolved", "seen_by": {}, "resolved_at": now}
+
+            stored = await self.kv.update(key, settle)
+            if won and isinstance(stored, dict):
+                self._known.pop(str(stored.get("fingerprint")), None)
+                self._announce_resolved(stored, now, {"reason": "no replica confirms it any more"})
+                swept += 1
+        return swept
+
+    def _announce_resolved(
+        self, stored: dict[str, JsonValue], now: float, details: Mapping[str, JsonValue] | None
+    ) -> None:
+        self._announcer.alert(
+            str(stored.get("severity") or "warning"),
+            f"resolved: {stored.get('summary')}",
+            fingerprint=str(stored.get("fingerprint")),
+            details={**(details or {}), "firing_since": stored.get("since"), "resolved_at": now},
+            resolved=True,
+        )
+        self.resolved += 1

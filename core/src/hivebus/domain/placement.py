@@ -243,6 +243,15 @@ class Placement:
         if done:
             return task
         self._note_refusal(task_id)
+        if outcome.result in (OfferResult.REFUSED, OfferResult.TIMEOUT):
+            # Observers (metrics, circuit breakers) need to see offers an agent turned down.
+            self._k.emit(
+                EventName.TASK_DECLINED,
+                task_id=task_id,
+                agent_id=agent_id,
+                outcome=outcome.result.value,
+                reason=outcome.reason,
+            )
         if outcome.result is not OfferResult.NO_RESPONDERS:
             log.info(
                 "offer not accepted",

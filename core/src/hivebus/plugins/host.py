@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pluggy
-from hivebus_hookspecs import PROJECT, Rejected, hookspecs
+from hivebus_hookspecs import PROJECT, HookTime, Rejected, hookspecs
 from hivebus_hookspecs.models import Event, HealthStatus, PluginInfo, TaskView
 
 from .calls import HookCalls
@@ -126,10 +126,14 @@ class PluginHost:
                 "config": self.config,
                 "context": (contexts or {}).get(impl.plugin_name),
             }
+            name = impl.plugin_name
+            failures = self._records.failures_of(name)
             try:
                 await self._calls.call(impl, "hivebus_startup", kwargs)
             except Rejected as exc:
-                self._records.failed(impl.plugin_name, "hivebus_startup", exc)
+                self._records.failed(name, "hivebus_startup", exc)
+            if self._records.failures_of(name) > failures:
+                self._records.start_failed(name)
 
     async def stop(self, orchestrator: OrchestratorView, grace_s: float = 2.0) -> None:
         """Deliver what is queued (within ``grace_s``), then shut plugins down in reverse."""
@@ -167,6 +171,14 @@ class PluginHost:
                 continue
             contributions[name] = result
         return contributions
+
+    def hook_times(self) -> list[HookTime]:
+        """Time each plugin's hooks took, by plugin and hook, since the host started."""
+        return [
+            HookTime(record.name, hook, calls, seconds)
+            for record in self._records
+            for hook, (calls, seconds) in sorted(record.hook_times.items())
+        ]
 
     async def describe(self) -> list[PluginInfo]:
         health = await self.health()

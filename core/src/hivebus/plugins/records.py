@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hivebus_hookspecs.models import HealthStatus
 
@@ -30,7 +30,11 @@ class PluginRecord:
     last_error: str | None = None
     last_failure_at: float | None = None
     load_error: str | None = None
+    started: bool = True
+    """False when its ``hivebus_startup`` failed: it runs without what it set up there."""
     vetoes: int = 0
+    hook_times: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """By hook: calls and seconds, summed."""
 
 
 class PluginRecords:
@@ -76,6 +80,24 @@ class PluginRecords:
         else:
             log.error("plugin hook failed", extra={"plugin": name, "hook": hook}, exc_info=exc)
 
+    def failures_of(self, name: str) -> int:
+        record = self._by_name.get(name)
+        return record.failures if record is not None else 0
+
+    def start_failed(self, name: str) -> None:
+        """Its ``hivebus_startup`` failed: degraded until the core restarts, not for a while
+        (what it set up there, timers and endpoints, is missing for good)."""
+        record = self._by_name.get(name)
+        if record is not None:
+            record.started = False
+
+    def timed(self, name: str, hook: str, seconds: float) -> None:
+        """Add one call of ``hook`` by plugin ``name`` that took ``seconds``."""
+        record = self._by_name.get(name)
+        if record is not None:
+            calls, total = record.hook_times.get(hook, (0, 0.0))
+            record.hook_times[hook] = (calls + 1, total + seconds)
+
     def vetoed(self, name: str) -> None:
         record = self._by_name.get(name)
         if record is not None:
@@ -83,15 +105,16 @@ class PluginRecords:
 
     def health(self, reported: Mapping[str, HealthStatus]) -> dict[str, HealthStatus]:
         """Each plugin's health: the worse of what it ``reported`` and what the host saw
-        (refused: unhealthy; failed in the last ``DEGRADED_FOR_S``: degraded)."""
+        (refused: unhealthy; its start-up failed, or it failed in the last
+        ``DEGRADED_FOR_S``: degraded)."""
         now = time.monotonic()
         health: dict[str, HealthStatus] = {}
         for name, record in self._by_name.items():
             observed = HealthStatus.HEALTHY
             if record.load_error is not None:
                 observed = HealthStatus.UNHEALTHY
-            elif record.last_failure_at is not None and now - record.last_failure_at < (
-                DEGRADED_FOR_S
+            elif not record.started or (
+                record.last_failure_at is not None and now - record.last_failure_at < DEGRADED_FOR_S
             ):
                 observed = HealthStatus.DEGRADED
             health[name] = HealthStatus.worst(observed, reported.get(name, HealthStatus.HEALTHY))

@@ -25,6 +25,7 @@ PLUGIN_FLAGS = {
     "context": "enable_context_plugin",
     "automation": "enable_automation_plugin",
     "production": "enable_production_plugin",
+    "audit": "enable_audit_plugin",
 }
 """Entry-point plugin name -> the legacy flag that switches it on and off."""
 
@@ -79,12 +80,15 @@ class OrchestratorConfig(BaseModel):
     max_memory_percent: float = Field(default=80.0, gt=0, le=100)
     max_error_rate_percent: float = Field(default=5.0, ge=0, le=100)
 
-    # --- plugins (entry-point names: performance, security, context, automation, production) ---
+    # --- plugins (entry-point names: performance, security, context, automation, production,
+    # audit) ---
     enable_performance_plugin: bool = True
     enable_security_plugin: bool = True
     enable_context_plugin: bool = True
     enable_automation_plugin: bool = True
     enable_production_plugin: bool = False
+    enable_audit_plugin: bool = False
+    """The lifecycle log on disk (under ``data_dir`` when set, else the core's ``.hivebus``)."""
 
     # --- hivebus's own ---
     nats_url: str | None = None
@@ -137,6 +141,8 @@ class OrchestratorConfig(BaseModel):
             settings["nats_url"] = nats_url
         if self.creds is not None:
             settings["creds_file"] = self.creds
+        if self.data_dir is not None:
+            settings.setdefault("data_dir", self.data_dir)  # plugins' files beside the bus's
         return HivebusConfig.load(**settings)
 
 

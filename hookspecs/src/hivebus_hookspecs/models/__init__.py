@@ -33,6 +33,8 @@ from .events import (
     Event,
     EventName,
     PluginEvent,
+    ScaleDirection,
+    ScaleSignal,
 )
 from .identifiers import (
     AGENT_ID_PATTERN,
@@ -130,6 +132,8 @@ __all__ = [
     "RegisterReply",
     "RegisterRequest",
     "RetryPolicy",
+    "ScaleDirection",
+    "ScaleSignal",
     "SecurityEvent",
     "TaskId",
     "TaskPriority",

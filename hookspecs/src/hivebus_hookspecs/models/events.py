@@ -16,6 +16,8 @@ __all__ = [
     "Event",
     "EventName",
     "PluginEvent",
+    "ScaleDirection",
+    "ScaleSignal",
 ]
 
 
@@ -38,6 +40,8 @@ class EventName(enum.StrEnum):
     TASK_DEAD = "task.dead"
     PLUGIN_VETOED = "plugin.vetoed"
     TASK_PROGRESS = "task.progress"
+    TASK_DECLINED = "task.declined"
+    """An agent refused an offer or let it time out (``outcome``: ``refused`` or ``timeout``)."""
 
 
 class AlertSeverity(enum.StrEnum):
@@ -62,6 +66,27 @@ class Alert(CoreBody):
     details: Metadata = Field(default_factory=dict)
     fingerprint: str = Field(min_length=1, max_length=256)
     """Names the cause: the ``resolved`` alert carries the ``firing`` one's fingerprint."""
+    timestamp: float
+
+
+class ScaleDirection(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class ScaleSignal(CoreBody):
+    """A scaling signal for an external autoscaler, published on ``events.scale.<direction>``:
+    one body whichever plugin decided, so an autoscaler needs to know no plugin."""
+
+    direction: ScaleDirection
+    capabilities: list[str]
+    """The capability set that needs more (or fewer) agents; ``[]``: tasks that require none."""
+    agents: int = Field(ge=1)
+    """How many agents to add (``up``) or remove (``down``)."""
+    reason: str = Field(default="", max_length=1024)
+    source: str
+    """The plugin that decided."""
+    details: Metadata = Field(default_factory=dict)
     timestamp: float
 
 

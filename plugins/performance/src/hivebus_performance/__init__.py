@@ -1,14 +1,15 @@
-"""Prometheus metrics for hivebus: lifecycle counters, latencies, agents, queue and health.
+"""Prometheus metrics, resource and threshold alerts, and advice for operators of hivebus.
 
 The entry point names the ``PerformancePlugin`` class: each core builds its own instance, whose
-registry, metrics and HTTP endpoint are created at ``hivebus_startup`` and the endpoint is
+registry, metrics, timers and HTTP endpoint are created at ``hivebus_startup``; the endpoint is
 closed at shutdown.
 """
 
 from .gauges import OrchestratorCollector
 from .health import HealthCollector
 from .metrics import DEFAULT_BUCKETS, WAIT_BUCKETS, Metrics
-from .plugin import NAME, PerformancePlugin, PerformanceSettings
+from .plugin import NAME, MetricsPortUnavailable, PerformancePlugin
+from .settings import PerformanceSettings
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -16,6 +17,7 @@ __all__ = [
     "WAIT_BUCKETS",
     "HealthCollector",
     "Metrics",
+    "MetricsPortUnavailable",
     "OrchestratorCollector",
     "PerformancePlugin",
     "PerformanceSettings",

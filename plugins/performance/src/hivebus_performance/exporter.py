@@ -3,6 +3,10 @@
 Serving from the loop (rather than prometheus_client's server thread) means collectors read the
 orchestrator without crossing threads, and shutdown is immediate. One request per connection:
 read the head, answer, close. Enough for Prometheus and curl, and nothing else.
+
+Counters and histograms carry a ``_created`` sample in prometheus_client; Prometheus would store
+it as one more series per metric that nobody queries. It is dropped here, at exposition, rather
+than with ``disable_created_metrics()``, which changes every registry in the process.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["MetricsServer"]
+__all__ = ["MetricsServer", "WithoutCreated"]
 
 log = logging.getLogger("hivebus.performance")
 
@@ -22,11 +29,25 @@ MAX_HEAD_BYTES = 16 * 1024
 REQUEST_TIMEOUT_S = 10.0
 
 
+class WithoutCreated(Collector):
+    """``registry`` as it collects, without the ``_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            kept.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield kept
+
+
 class MetricsServer:
     """``await MetricsServer(registry).start(host, port)``; ``port=0`` picks a free port."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._exposed = WithoutCreated(registry)
         self.host: str | None = None
         self.port: int | None = None
         self.scrapes = 0
@@ -100,4 +121,4 @@ class MetricsServer:
                 accept = value.strip()
         encoder, content_type = choose_encoder(accept)
         self.scrapes += 1
-        return "200 OK", content_type, encoder(self.registry), method == "HEAD"
+        return "200 OK", content_type, encoder(self._exposed), method == "HEAD"

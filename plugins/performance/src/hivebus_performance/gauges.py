@@ -1,4 +1,5 @@
-"""Gauges read at scrape time: agents by state, the queue by priority and by capability.
+"""Gauges read at scrape time: agents by state and by role, the queue by priority and by
+capability.
 
 Scrapes are served on the core's event loop, so reading the orchestrator here never races its
 updates. Each scrape makes one pass over the agents, one over the queue, and one over the tasks
@@ -12,13 +13,38 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from hivebus_hookspecs import AgentState, OrchestratorView, PluginContext, TaskPriority, TaskStatus
+from hivebus_hookspecs import (
+    AgentRole,
+    AgentState,
+    AgentView,
+    OrchestratorView,
+    PluginContext,
+    TaskPriority,
+    TaskStatus,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["AGENT_STATES", "OrchestratorCollector"]
+__all__ = ["AGENT_STATES", "ROLE_STATES", "OrchestratorCollector", "role_states"]
 
 AGENT_STATES = ("idle", "busy", "quarantined", "offline")
+ROLE_STATES = ("live", "busy", "quarantined", "sleeping")
+"""Overlapping on purpose: every live agent counts as ``live``, and also as each of the others
+that holds (a busy agent may be quarantined, a sleeping one idle)."""
+
+
+def role_states(agent: AgentView) -> list[str]:
+    """The ``ROLE_STATES`` an agent is in (none when it is not live)."""
+    if agent.state is not AgentState.ACTIVE:
+        return []
+    states = ["live"]
+    if agent.active_tasks:
+        states.append("busy")
+    if agent.quarantined_by is not None:
+        states.append("quarantined")
+    if agent.sleeping:
+        states.append("sleeping")
+    return states
 
 
 class OrchestratorCollector(Collector):
@@ -43,6 +69,11 @@ class OrchestratorCollector(Collector):
         agents = GaugeMetricFamily(
             "hivebus_agents", "Agents by state: idle, busy, quarantined, offline.", labels=["state"]
         )
+        by_role = GaugeMetricFamily(
+            "hivebus_agents_by_role",
+            "Agents by role and state: live, and of those busy, quarantined, sleeping.",
+            labels=["role", "state"],
+        )
         depth = GaugeMetricFamily("hivebus_queue_depth", "Tasks waiting in the queue.")
         by_priority = GaugeMetricFamily(
             "hivebus_queue_depth_by_priority", "Tasks waiting, by priority.", labels=["priority"]
@@ -62,13 +93,16 @@ class OrchestratorCollector(Collector):
             "hivebus_queue_oldest_age_seconds", "Age of the oldest waiting task (0: none waits)."
         )
         families: list[Metric] = [
-            registered, agents, depth, by_priority, by_capability, offering, oldest
+            registered, agents, by_role, depth, by_priority, by_capability, offering, oldest
         ]  # fmt: skip
         if not read:
             return families
         counts = dict.fromkeys(AGENT_STATES, 0)
+        roles = {(role.value, state): 0 for role in AgentRole for state in ROLE_STATES}
         holders: dict[str, int] = {}
         for agent in self._orchestrator.agents():
+            for state in role_states(agent):
+                roles[(agent.role.value, state)] += 1
             if agent.state is not AgentState.ACTIVE:
                 counts["offline"] += 1
                 continue
@@ -82,6 +116,8 @@ class OrchestratorCollector(Collector):
         registered.add_metric([], live)
         for state, n in counts.items():
             agents.add_metric([state], n)
+        for (role, state), n in roles.items():
+            by_role.add_metric([role, state], n)
         depth.add_metric([], len(self._orchestrator.queue))
         queue = self._context.queue_depth() if self._context is not None else {}
         priorities = queue.get("by_priority", {})

@@ -1,13 +1,16 @@
-"""The metric families, in a registry of their own so several cores in one process never clash."""
+"""The metric families fed by events, in a registry of their own so several cores in one process
+never clash. Every label set is bounded: outcomes and priorities are fixed lists, task types are
+cut to the first ``max_task_types`` this core sees (then ``other``), plugins are the loaded ones.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hivebus_hookspecs import Event, EventName
+from hivebus_hookspecs import Event, EventName, TaskPriority, TaskView
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["DEFAULT_BUCKETS", "WAIT_BUCKETS", "Metrics"]
+__all__ = ["DEFAULT_BUCKETS", "OTHER", "PRIORITIES", "WAIT_BUCKETS", "Metrics", "TaskTypes"]
 
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0
@@ -20,14 +23,38 @@ WAIT_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Seconds a task waits: a millisecond when an agent is free, up to an hour in a backlog."""
 
+PRIORITIES = tuple(priority.name.lower() for priority in TaskPriority)
+OTHER = "other"
+DECLINES = ("refused", "timeout")
+
+
+class TaskTypes:
+    """The task-type label: the first ``limit`` types seen keep their name, later ones are
+    ``other``, so a caller inventing a type per task cannot grow the series without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: set[str] = set()
+
+    def label(self, task_type: str) -> str:
+        if task_type in self._kept:
+            return task_type
+        if len(self._kept) < self._limit:
+            self._kept.add(task_type)
+            return task_type
+        return OTHER
+
 
 class Metrics:
     """Counters and histograms, fed from lifecycle events."""
 
-    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, registry=registry)
+    def __init__(
+        self, registry: CollectorRegistry, buckets: Sequence[float], max_task_types: int
+    ) -> None:
+        def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
 
+        self.task_types = TaskTypes(max_task_types)
         self.delegations = counter(
             "hivebus_delegations", "New tasks admitted by every plugin's delegate hook."
         )
@@ -37,38 +64,49 @@ class Metrics:
         self.failures = counter("hivebus_failures", "Tasks that failed.")
         self.requeues = counter("hivebus_requeues", "Tasks given back by an agent that left.")
         self.cancellations = counter("hivebus_cancellations", "Tasks cancelled.")
-        self.events = Counter(
-            "hivebus_events_observed",
-            "Lifecycle events this plugin observed, by event name.",
-            ["event"],
-            registry=registry,
+        self.declined = counter(
+            "hivebus_offers_declined",
+            "Offers an agent refused (refused) or did not answer in time (timeout).",
+            ["outcome"],
         )
+        for outcome in DECLINES:
+            self.declined.labels(outcome)
+        self.vetoes = counter(
+            "hivebus_plugin_vetoes", "Registrations and delegations a plugin vetoed.", ["plugin"]
+        )
+        self.events = counter(
+            "hivebus_events_observed", "Lifecycle events this plugin observed, by event name.",
+            ["event"],
+        )  # fmt: skip
         for name in EventName:
             self.events.labels(name.value)  # every series exists from the start, at zero
         self.duration = Histogram(
             "hivebus_task_duration_seconds",
-            "Time from assignment to completion or failure.",
-            ["outcome"],
+            "Time from assignment to completion or failure, by task type (the first "
+            "max_task_types seen, then 'other') and outcome.",
+            ["task_type", "outcome"],
             buckets=buckets,
             registry=registry,
         )
-        for outcome in ("completed", "failed"):
-            self.duration.labels(outcome)
         self.delegation = Histogram(
             "hivebus_delegation_seconds",
-            "Time from a delegation's admission to its placement: assigned at once, or queued.",
-            ["outcome"],
+            "Time from a delegation's admission to its placement (the delegate request's "
+            "answer): assigned at once, or queued; by priority.",
+            ["outcome", "priority"],
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
-        for outcome in ("assigned", "queued"):
-            self.delegation.labels(outcome)
         self.queue_wait = Histogram(
             "hivebus_queue_wait_seconds",
-            "Time from a task's delegation to its first assignment (queued or not).",
+            "Time from a task's delegation to its first assignment (queued or not), by priority.",
+            ["priority"],
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
+        for priority in PRIORITIES:
+            self.queue_wait.labels(priority)
+            for outcome in ("assigned", "queued"):
+                self.delegation.labels(outcome, priority)
         self._by_event: dict[EventName, Counter] = {
             EventName.TASK_QUEUED: self.queued,
             EventName.TASK_ASSIGNED: self.assignments,
@@ -79,12 +117,22 @@ class Metrics:
         }
 
     def observe(self, event: Event) -> None:
+        """Count ``event``."""
         self.events.labels(event.event.value).inc()
         counter = self._by_event.get(event.event)
         if counter is not None:
             counter.inc()
-        if event.event in (EventName.TASK_COMPLETED, EventName.TASK_FAILED):
-            duration_ms = (event.model_extra or {}).get("duration_ms")
-            if isinstance(duration_ms, int | float):
-                outcome = "completed" if event.event is EventName.TASK_COMPLETED else "failed"
-                self.duration.labels(outcome).observe(duration_ms / 1000)
+        extra = event.model_extra or {}
+        if event.event is EventName.TASK_DECLINED:
+            outcome = extra.get("outcome")
+            if outcome in DECLINES:
+                self.declined.labels(outcome).inc()
+        elif event.event is EventName.PLUGIN_VETOED:
+            self.vetoes.labels(str(extra.get("plugin"))).inc()
+
+    def finished(self, task: TaskView, outcome: str) -> None:
+        """A task ``completed`` or ``failed``: how long its last attempt ran, by type."""
+        if task.assigned_at is None or task.finished_at is None:
+            return  # never assigned (a dependency failed): no duration to speak of
+        seconds = max(0.0, task.finished_at - task.assigned_at)
+        self.duration.labels(self.task_types.label(task.task_type), outcome).observe(seconds)

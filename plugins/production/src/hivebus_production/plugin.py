@@ -3,9 +3,9 @@
 Hooks only append to fixed-size windows (constant time, never awaiting), so they cost the
 core nothing measurable. Every ``interval_s`` a timer the host owns evaluates service levels,
 anomalies and scaling, publishes what changed through the context (alerts on
-``events.alert.<severity>``, signals on ``events.plugin.production.scale_up|scale_down``), and
-caches the report that ``hivebus_status`` returns. Claims in the plugin's bucket keep one
-alert per cause and one signal per cooldown across core replicas.
+``events.alert.<severity>`` through the context's alert book, signals on
+``events.scale.up|down``), and caches the report that ``hivebus_status`` returns. Records in the
+plugin's bucket keep one alert per cause and one signal per cooldown across core replicas.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from hivebus_hookspecs import (
     TaskView,
     hookimpl,
 )
+from hivebus_hookspecs.context import AlertBook
 from pydantic import JsonValue
 
-from .claims import AlertBook, ScaleClaims
+from .claims import ScaleClaims
 from .health import Component, fraction_fine, score
 from .scaling import Pressure, Scaler, Signal, pressure
 from .settings import ProductionSettings
@@ -53,9 +54,10 @@ class ProductionPlugin:
         self.scaler = Scaler(settings.scaling)
         self.book = book
         self.claims: ScaleClaims | None = None
+        self.alerts_fired = 0
+        self.alerts_resolved = 0
         self.signals_sent = 0
         self.last_signals: list[dict[str, JsonValue]] = []
-        self.recalled = False
         self.report: dict[str, JsonValue] = {"health_score": 100, "evaluated_at": None}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -65,7 +67,8 @@ class ProductionPlugin:
         settings = context.settings(ProductionSettings)  # a ValueError names the bad setting
         replica = orchestrator.orchestrator_id
         self.context = context
-        book = AlertBook(context, replica, settings.stale_after_s)
+        # One alert per cause across replicas, and a cause that flaps fires once per episode.
+        book = context.alert_book(stale_after_s=settings.stale_after_s)
         self._start(settings, book)
         self.claims = ScaleClaims(context.kv, replica, settings.scaling.cooldown_s)
         # Nothing here touches the bucket: opening it may take longer than a start-up hook
@@ -111,16 +114,15 @@ class ProductionPlugin:
         ctx, book = self.context, self.book
         if ctx is None or book is None:
             return
-        if not self.recalled:
-            await book.recall()  # alerts left firing by an earlier run get resolved
-            self.recalled = True
+        await book.recall()  # once: alerts left firing by an earlier run get resolved
         now = self.clock()
         wanted, figures, breached, anomalous, worst_burn = self._findings(now)
         for fingerprint, (severity, summary, details) in wanted.items():
-            await book.fire(fingerprint, severity, summary, details, now)
-        for fingerprint in list(book.known):
-            if fingerprint not in wanted:
-                await book.resolve(fingerprint, now)
+            if await book.fire(severity, summary, fingerprint=fingerprint, details=details):
+                self.alerts_fired += 1
+        for fingerprint in book.firing():
+            if fingerprint not in wanted and await book.resolve(fingerprint):
+                self.alerts_resolved += 1
         pressures = self._pressures(ctx, now)
         if self.settings.scaling.enabled:
             for signal in self.scaler.decide(pressures, now):
@@ -187,17 +189,22 @@ class ProductionPlugin:
         self.scaler.signalled(signal.capabilities, at)  # cool down, whoever sent it
         if not won:
             return
-        fields: dict[str, JsonValue] = {
-            "capabilities": list(signal.capabilities),
+        evidence = signal.pressure.evidence()
+        capabilities = list(signal.capabilities)
+        ctx.scale(
+            signal.direction, capabilities, signal.agents, reason=signal.reason, details=evidence
+        )
+        self.signals_sent += 1
+        sent: dict[str, JsonValue] = {
+            "direction": signal.direction,
+            "at": now,
+            "capabilities": list(capabilities),
             "agents": signal.agents,
             "reason": signal.reason,
-            **signal.pressure.evidence(),
+            **evidence,
         }
-        ctx.publish(f"scale_{signal.direction}", **fields)
-        self.signals_sent += 1
-        sent: dict[str, JsonValue] = {"direction": signal.direction, "at": now, **fields}
         self.last_signals = [sent, *self.last_signals][:10]
-        log.info("scaling signal", extra={"direction": signal.direction, **fields})
+        log.info("scaling signal", extra=sent)
 
     def _report(
         self,
@@ -225,15 +232,15 @@ class ProductionPlugin:
         ]
         value, parts = score(components)
         book = self.book
-        firing: list[JsonValue] = [*sorted(book.known)] if book else []
+        firing: list[JsonValue] = [*book.firing()] if book else []
         return {
             "health_score": value,
             "components": parts,
             "task_types": figures,
             "task_types_forgotten": self.types.forgotten,
             "alerts_firing": firing,
-            "alerts_fired": book.fired if book else 0,
-            "alerts_resolved": book.resolved if book else 0,
+            "alerts_fired": self.alerts_fired,
+            "alerts_resolved": self.alerts_resolved,
             "scaling_signals": self.signals_sent,
             "last_signals": list(self.last_signals),
             "evaluated_at": now,
