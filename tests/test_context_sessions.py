@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from conftest import eventually
-from hivebus import Core, HivebusConfig
+from hivebus import Core, HivebusConfig, HiveClient
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
 from hivebus.testing import TEST_DEFAULTS
 from hivebus_context import ContextPlugin
 from nats.aio.client import Client
+from processes import spawn
 
 
 async def ask(nc: Client, endpoint: str, **body: Any) -> dict[str, Any]:
@@ -184,3 +187,30 @@ async def test_two_replicas_appending_at_once_lose_nothing_and_a_restart_keeps_i
         assert len(contents(got)) == 60
         reply = await ask(client, "append", session_id="shared", content="after the restart")
         assert reply["fragment_ids"] == [61]
+
+
+def test_the_plugin_is_an_installed_entry_point_naming_its_class():
+    [ep] = [ep for ep in entry_points(group="hivebus") if ep.name == "context"]
+    assert ep.dist is not None
+    assert ep.dist.name == "hivebus-context"
+    assert ep.load() is ContextPlugin
+
+
+@pytest.mark.slow
+async def test_a_core_process_serves_sessions_and_lists_the_plugin_healthy(
+    nats_server: EmbeddedServer, client: Client, tmp_path: Path
+):
+    config = tmp_path / "hivebus.toml"
+    config.write_text("plugin_autoload = false\n[plugin_config.context.usage]\nwarning = 0.8\n")
+    url = nats_server.url
+    core = spawn("up", "--nats", url, "--config", str(config), "-p", "context", cwd=tmp_path)
+    try:
+        await core.until("serving on")
+        reply = await ask(client, "append", session_id="proc", content="from a process")
+        assert reply["fragment_ids"] == [1]
+        assert contents(await ask(client, "get", session_id="proc")) == ["from a process"]
+        async with HiveClient(nats_url=nats_server.url) as hive:
+            listed = {p.name: p.health.value for p in await hive.plugins()}
+        assert listed == {"context": "healthy"}
+    finally:
+        core.stop()
