@@ -117,6 +117,11 @@ class KeyValueStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def delete_if(self, key: str, condition: Callable[[JsonValue], bool]) -> bool:
+        """Delete ``key`` if ``condition(current)`` holds, with compare-and-set: when another
+        replica wrote first, ``condition`` judges the newer value. True when deleted."""
+        ...
+
     async def keys(self) -> list[str]: ...
 
 

@@ -14,6 +14,7 @@ import nats.errors
 from pydantic import ValidationError
 
 from ..errors import RemoteError
+from ..sdk.references import ReferenceUnavailable
 
 __all__ = ["FAILURE", "USAGE", "CommandFailed", "Explained", "UsageError", "explain"]
 
@@ -51,6 +52,8 @@ def explain(exc: BaseException, config_file: str | None = None) -> Explained | N
         return Explained(_os_error(exc), USAGE)
     if isinstance(exc, RemoteError):
         return Explained(f"{exc.code.value}: {exc.message}", FAILURE)
+    if isinstance(exc, ReferenceUnavailable):  # a large payload or result (docs/context.md)
+        return Explained(f"by reference: {exc}", FAILURE)
     if isinstance(exc, ConnectionError):
         return Explained(str(exc) or "the connection to NATS failed", FAILURE)
     if isinstance(exc, TimeoutError):

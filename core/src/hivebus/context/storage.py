@@ -36,6 +36,7 @@ __all__ = [
     "StoreContended",
     "StoreOpener",
     "open_plugin_stores",
+    "plugin_bucket",
 ]
 
 Change = Callable[[Any], Any | Awaitable[Any]]
@@ -44,6 +45,10 @@ Change = Callable[[Any], Any | Awaitable[Any]]
 UPDATE_RETRIES = 32
 """Compare-and-set attempts of one ``update``, each after a random pause that grows, so that
 contenders (coroutines, replicas) spread out instead of colliding again in step."""
+
+
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code for a compare-and-set that lost (``wrong last sequence``)."""
 
 
 class StoreContended(Exception):
@@ -77,6 +82,14 @@ class MemoryKeyValue:
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
+
+    async def delete_if(self, key: str, condition: Callable[[Any], bool]) -> bool:
+        async with self._changing:
+            current = await self.get(key)
+            if current is None or not condition(current):
+                return False
+            self._values.pop(key, None)
+            return True
 
     async def keys(self) -> list[str]:
         return sorted(self._values)
@@ -120,6 +133,23 @@ class JetStreamKeyValue:
 
     async def delete(self, key: str) -> None:
         await self._kv.delete(key)
+
+    async def delete_if(self, key: str, condition: Callable[[Any], bool]) -> bool:
+        for attempt in range(UPDATE_RETRIES):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+            current, revision = await self._entry(key)
+            if not revision or not condition(current):
+                return False
+            try:
+                await self._kv.delete(key, last=revision)
+                return True
+            except nats.js.errors.APIError as exc:
+                # nats.py names this error for update() only; delete() raises the API's own
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise
+                continue  # changed meanwhile: judge the newer value
+        raise StoreContended(f"key {key!r} kept changing under {UPDATE_RETRIES} deletes")
 
     async def keys(self) -> list[str]:
         try:
@@ -169,6 +199,13 @@ class JetStreamObjects:
         except nats.js.errors.NotFoundError:
             return []
         return sorted(info.name for info in infos if not info.deleted)
+
+
+def plugin_bucket(prefix: str, plugin: str) -> str:
+    """The name of ``plugin``'s key-value bucket under the subject ``prefix``; its object
+    store is this name plus ``_objects`` (clients find the context plugin's store by it)."""
+    stem = prefix.replace(".", "_") if prefix else "hivebus"
+    return f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"
 
 
 async def open_plugin_stores(
@@ -229,6 +266,9 @@ class LazyKeyValue:
 
     async def delete(self, key: str) -> None:
         await (await self._stores())[0].delete(key)
+
+    async def delete_if(self, key: str, condition: Callable[[Any], bool]) -> bool:
+        return await (await self._stores())[0].delete_if(key, condition)
 
     async def keys(self) -> list[str]:
         return await (await self._stores())[0].keys()

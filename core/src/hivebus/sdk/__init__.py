@@ -6,6 +6,7 @@ facade; ``request.call`` is the one request/reply helper of every client.
 
 from .agent import Agent, PermanentFailure, TaskHandler
 from .client import HiveClient
+from .references import ReferenceUnavailable
 from .running import RunningTask, current_task, report_progress
 from .updates import TaskUpdate
 
@@ -13,6 +14,7 @@ __all__ = [
     "Agent",
     "HiveClient",
     "PermanentFailure",
+    "ReferenceUnavailable",
     "RunningTask",
     "TaskHandler",
     "TaskUpdate",

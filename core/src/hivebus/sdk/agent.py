@@ -35,6 +35,7 @@ from ..connection import connect
 from ..errors import RemoteError
 from ..owned import cancel_and_wait
 from ..subjects import Subjects
+from .references import References, ReferenceUnavailable
 from .request import call
 from .running import RunningTask, running
 from .session import AgentSession
@@ -111,6 +112,7 @@ class Agent:
         """Set once a ``drain`` control message has been carried out: the agent left."""
         self.completed = 0
         self.failed = 0
+        self._references: References | None = None
 
     @property
     def agent_id(self) -> str:
@@ -125,6 +127,7 @@ class Agent:
             self.nc = await connect(
                 self.config, f"hivebus-agent-{self.agent_id}", on_reconnect=self._on_reconnect
             )
+        self._references = References(self.nc, self.config)
         self.session = AgentSession(
             self.nc,
             self.subjects,
@@ -214,8 +217,17 @@ class Agent:
         task = RunningTask(offer, self.agent_id, self._send_progress, self.progress_interval_s)
         running(task)
         try:
+            if self._references is not None:  # a large payload arrives as a reference
+                offer = offer.model_copy(
+                    update={"payload": await self._references.resolve(offer.payload)}
+                )
             result = await self.handler(offer)
-            orjson.dumps(result)  # fail here, with a clear message, if not JSON-ready
+            # A large result leaves as a reference; either way, a result that is not JSON
+            # fails here, with a clear message.
+            if self._references is not None:
+                result = await self._references.offload(result, f"task/{offer.task_id}/result")
+            else:
+                orjson.dumps(result)
             report = CompleteRequest(
                 task_id=offer.task_id, agent_id=self.agent_id, success=True, result=result
             )
@@ -230,7 +242,7 @@ class Agent:
                 agent_id=self.agent_id,
                 success=False,
                 error=f"{type(exc).__name__}: {exc}"[:8192],
-                retryable=not isinstance(exc, PermanentFailure),
+                retryable=not isinstance(exc, PermanentFailure | ReferenceUnavailable),
             )
         await task.finish(send_kept=True)  # the latest progress goes before the outcome
         # The slot is free before the core hears of it: the core offers the next task the

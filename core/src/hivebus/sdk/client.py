@@ -32,6 +32,7 @@ from ..config import HivebusConfig, with_creds
 from ..connection import connect
 from ..errors import RemoteError
 from ..subjects import Subjects
+from .references import References
 from .request import call
 from .updates import TaskUpdate, UpdatesSubscription
 
@@ -59,6 +60,7 @@ class HiveClient:
         self.nc = nc
         self._owns_connection = nc is None
         self.retry_unavailable_s = 15.0
+        self._references: References | None = None
 
     async def connect(self) -> HiveClient:
         if self.nc is None:
@@ -85,6 +87,18 @@ class HiveClient:
         if self.nc is None:
             raise RuntimeError("HiveClient is not connected; use `async with` or connect()")
         return self.nc
+
+    @property
+    def references(self) -> References:
+        """Sends large payloads by reference and reads large results back (docs/context.md)."""
+        if self._references is None or self._references.nc is not self._connected():
+            self._references = References(self._connected(), self.config)
+        return self._references
+
+    async def resolve(self, value: Any) -> Any:
+        """The value a reference stands for (``TaskView.payload`` of a large payload stays a
+        reference until resolved); any other value as it is."""
+        return await self.references.resolve(value)
 
     async def _call(self, subject: str, body: Any, timeout: float | None = None) -> dict[str, Any]:
         """One request; ``unavailable`` (a failover in the state store) is retried a while.
@@ -148,10 +162,11 @@ class HiveClient:
             "prefer_agents": prefer_agents,
             "require_agent": require_agent,
         }
+        task_id = task_id or uuid.uuid4().hex
         request = DelegateRequest.model_validate(
             {
                 **{name: value for name, value in options.items() if value is not None},
-                "task_id": task_id or uuid.uuid4().hex,
+                "task_id": task_id,
                 "task_type": task_type,
                 "required_capabilities": required_capabilities or [],
                 "priority": priority,
@@ -162,10 +177,13 @@ class HiveClient:
                 "execution_timeout_s": execution_timeout_s,
             }
         )
+        # Checked first, then stored: a request that does not validate stores nothing.
+        sent = await self.references.offload(request.payload, f"task/{task_id}/payload")
+        if sent is not request.payload:
+            request = request.model_copy(update={"payload": sent})
         if not wait:
             raw = await self._call(self.subjects.delegate, request)
             return DelegateReply.model_validate(raw)
-        task_id = request.task_id or ""  # always set above: the client picks the id
         # Listen before delegating so a fast agent's completion cannot be missed, and to this
         # one task only. An update is only a hint to look: the answer is the task read back
         # from the core, and only a final one (an update can be forged, or come from a
@@ -222,8 +240,12 @@ class HiveClient:
                     return
 
     async def get(self, task_id: str) -> TaskView:
+        """The task; a result sent by reference is read back (``resolve`` for its payload)."""
         raw = await self._call(self.subjects.get, TaskRequest(task_id=task_id))
-        return TaskView.model_validate(raw["task"])
+        task = TaskView.model_validate(raw["task"])
+        if task.result is None:
+            return task
+        return task.model_copy(update={"result": await self.resolve(task.result)})
 
     async def retry(self, task_id: str) -> TaskView:
         """Queue a dead, failed, expired or cancelled task again (``task.retry``)."""
