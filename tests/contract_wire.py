@@ -115,6 +115,32 @@ class Wire:
         assert status["orchestrator_id"]
 
 
+class Heard:
+    """Messages on a subject pattern, decoded, in arrival order."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    @classmethod
+    async def on(cls, nc: Client, pattern: str) -> Heard:
+        heard = cls()
+
+        async def keep(msg: Any) -> None:
+            heard.messages.append((msg.subject, json.loads(msg.data)))
+
+        await nc.subscribe(pattern, cb=keep)
+        await nc.flush()
+        return heard
+
+    def bodies(self, subject: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        return [
+            body
+            for subj, body in self.messages
+            if (subject is None or subj == subject)
+            and all(body.get(k) == v for k, v in match.items())
+        ]
+
+
 @dataclass
 class EventLog:
     """Every event seen on ``events.>``, in arrival order."""

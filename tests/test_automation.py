@@ -10,13 +10,12 @@ count evaluations through its status, never wall-clock time.
 from __future__ import annotations
 
 import asyncio
-import json
 from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
 from conftest import eventually
-from contract_wire import RawAgent, Wire
+from contract_wire import Heard, RawAgent, Wire
 from hivebus import Core, HiveClient, Offer, TaskStatus
 from hivebus_automation import AutomationPlugin
 from nats.aio.client import Client
@@ -24,32 +23,6 @@ from processes import run
 
 FAST = 0.05
 """Seconds between evaluations in these tests."""
-
-
-class Heard:
-    """Messages on a subject pattern, decoded, in arrival order."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-
-    @classmethod
-    async def on(cls, nc: Client, pattern: str) -> Heard:
-        heard = cls()
-
-        async def keep(msg: Any) -> None:
-            heard.messages.append((msg.subject, json.loads(msg.data)))
-
-        await nc.subscribe(pattern, cb=keep)
-        await nc.flush()
-        return heard
-
-    def bodies(self, subject: str | None = None, **match: Any) -> list[dict[str, Any]]:
-        return [
-            body
-            for subj, body in self.messages
-            if (subject is None or subj == subject)
-            and all(body.get(k) == v for k, v in match.items())
-        ]
 
 
 def automation(**plugin_config: Any) -> dict[str, Any]:

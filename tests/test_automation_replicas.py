@@ -9,15 +9,14 @@ and close.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import eventually
+from contract_wire import Heard
 from hivebus import (
     Agent,
     Core,
@@ -39,36 +38,12 @@ from processes import Proc, spawn
 FAST = 0.05
 
 
-class Heard:
-    """Messages on a subject pattern, decoded, in arrival order."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-
-    @classmethod
-    async def on(cls, nc: Client, pattern: str) -> Heard:
-        heard = cls()
-
-        async def keep(msg: Any) -> None:
-            heard.messages.append((msg.subject, json.loads(msg.data)))
-
-        await nc.subscribe(pattern, cb=keep)
-        await nc.flush()
-        return heard
-
-    def bodies(self, subject: str | None = None, **match: Any) -> list[dict[str, Any]]:
-        return [
-            body
-            for subj, body in self.messages
-            if (subject is None or subj == subject)
-            and all(body.get(k) == v for k, v in match.items())
-        ]
-
-    def transitions(self, agent_id: str) -> list[tuple[str, str]]:
-        return [
-            (b["from"], b["to"])
-            for b in self.bodies("events.plugin.automation.breaker", agent_id=agent_id)
-        ]
+def transitions(heard: Heard, agent_id: str) -> list[tuple[str, str]]:
+    """The breaker changes announced for ``agent_id``, as (from, to)."""
+    return [
+        (b["from"], b["to"])
+        for b in heard.bodies("events.plugin.automation.breaker", agent_id=agent_id)
+    ]
 
 
 @pytest.fixture
@@ -139,7 +114,7 @@ async def test_two_replicas_count_one_streak_and_announce_each_change_once(
             assert done.status is TaskStatus.FAILED
         await eventually(lambda: sum(p.failures_seen for p in plugins) == 3)
         await evaluate_together(plugins)
-        await eventually(lambda: heard.transitions("flaky") == [("closed", "open")])
+        await eventually(lambda: transitions(heard, "flaky") == [("closed", "open")])
 
         # Both read the breaker open, then both find the cooldown passed: both try to
         # half-open it, and one does.
@@ -155,9 +130,9 @@ async def test_two_replicas_count_one_streak_and_announce_each_change_once(
         await eventually(lambda: sum(len(p.inbox) for p in plugins) >= 2)  # assigned, completed
         await evaluate_together(plugins)
         await evaluate_together(plugins)
-        await eventually(lambda: ("half_open", "closed") in heard.transitions("flaky"))
+        await eventually(lambda: ("half_open", "closed") in transitions(heard, "flaky"))
         await evaluate_together(plugins)
-        assert heard.transitions("flaky") == [
+        assert transitions(heard, "flaky") == [
             ("closed", "open"),
             ("open", "half_open"),
             ("half_open", "closed"),
@@ -248,7 +223,7 @@ async def test_a_replica_killed_with_a_breaker_open_leaves_the_other_to_readmit_
                     wait=True, wait_timeout=30,
                 )  # fmt: skip
                 assert done.status is TaskStatus.FAILED
-            await eventually(lambda: heard.transitions("gpu-1") == [("closed", "open")], 20)
+            await eventually(lambda: transitions(heard, "gpu-1") == [("closed", "open")], 20)
 
             # The replica that opened the breaker dies; the other, which only knows it from the
             # bucket, half-opens it, gives the agent one trial task, and closes the breaker.
@@ -259,8 +234,8 @@ async def test_a_replica_killed_with_a_breaker_open_leaves_the_other_to_readmit_
             )
             assert trial.status is TaskStatus.COMPLETED
             assert trial.agent_id == "gpu-1"
-            await eventually(lambda: ("half_open", "closed") in heard.transitions("gpu-1"), 20)
-            assert heard.transitions("gpu-1") == [
+            await eventually(lambda: ("half_open", "closed") in transitions(heard, "gpu-1"), 20)
+            assert transitions(heard, "gpu-1") == [
                 ("closed", "open"),
                 ("open", "half_open"),
                 ("half_open", "closed"),
