@@ -30,7 +30,7 @@ from hivebus import (
 )
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
-from hivebus.testing import TEST_DEFAULTS
+from hivebus.testing import TEST_DEFAULTS, running_cores
 from hivebus_automation import AutomationPlugin
 from nats.aio.client import Client
 from processes import Proc, spawn
@@ -74,12 +74,8 @@ def replica_config(server: EmbeddedServer) -> HivebusConfig:
 
 @pytest.fixture
 async def replicas(nats_server: EmbeddedServer) -> AsyncIterator[list[Core]]:
-    cores = [Core(replica_config(nats_server)), Core(replica_config(nats_server))]
-    for core in cores:
-        await core.start()
-    yield cores
-    for core in cores:
-        await core.stop()
+    async with running_cores(replica_config(nats_server), replica_config(nats_server)) as cores:
+        yield cores
 
 
 def plugins_of(cores: list[Core]) -> list[AutomationPlugin]:

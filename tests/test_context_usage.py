@@ -15,7 +15,7 @@ from conftest import eventually
 from hivebus import Agent, Core, HivebusConfig, HiveClient
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
-from hivebus.testing import TEST_DEFAULTS, echo
+from hivebus.testing import TEST_DEFAULTS, echo, running_cores
 from hivebus_context import ContextPlugin
 from nats.aio.client import Client
 
@@ -38,12 +38,10 @@ def replica_config(server: EmbeddedServer, name: str) -> HivebusConfig:
 
 @pytest.fixture
 async def replicas(nats_server: EmbeddedServer) -> AsyncIterator[list[Core]]:
-    cores = [Core(replica_config(nats_server, f"replica-{n}")) for n in range(2)]
-    for core in cores:
-        await core.start()
-    yield cores
-    for core in cores:
-        await core.stop()
+    async with running_cores(
+        *(replica_config(nats_server, f"replica-{n}") for n in range(2))
+    ) as cores:
+        yield cores
 
 
 @pytest.fixture

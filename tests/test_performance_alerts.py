@@ -15,7 +15,7 @@ from conftest import eventually
 from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, TaskStatus
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer
-from hivebus.testing import TEST_DEFAULTS
+from hivebus.testing import TEST_DEFAULTS, running_cores
 from hivebus_performance import PerformancePlugin
 from hivebus_performance.evaluation import Evaluator
 
@@ -50,12 +50,8 @@ def replica_config(server: EmbeddedServer) -> HivebusConfig:
 
 @pytest.fixture
 async def replicas(nats_server: EmbeddedServer) -> AsyncIterator[list[Core]]:
-    cores = [Core(replica_config(nats_server)), Core(replica_config(nats_server))]
-    for core in cores:
-        await core.start()
-    yield cores
-    for core in cores:
-        await core.stop()
+    async with running_cores(replica_config(nats_server), replica_config(nats_server)) as cores:
+        yield cores
 
 
 def evaluator_of(core: Core) -> Evaluator:

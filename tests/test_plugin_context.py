@@ -17,7 +17,7 @@ from hivebus import Agent, Core, HivebusConfig, HiveClient, TaskStatus
 from hivebus.connection import connect
 from hivebus.errors import RemoteError
 from hivebus.server import EmbeddedServer
-from hivebus.testing import TEST_DEFAULTS
+from hivebus.testing import TEST_DEFAULTS, running_cores
 from nats.aio.client import Client
 
 HERE = Path(__file__).parent / "plugins_under_test"
@@ -52,12 +52,8 @@ def replica_config(server: EmbeddedServer) -> HivebusConfig:
 
 @pytest.fixture
 async def replicas(nats_server: EmbeddedServer, medic_installed: None) -> AsyncIterator[list[Core]]:
-    cores = [Core(replica_config(nats_server)), Core(replica_config(nats_server))]
-    for core in cores:
-        await core.start()
-    yield cores
-    for core in cores:
-        await core.stop()
+    async with running_cores(replica_config(nats_server), replica_config(nats_server)) as cores:
+        yield cores
 
 
 @pytest.fixture

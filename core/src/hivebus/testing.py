@@ -12,6 +12,7 @@ Override ``hivebus_settings`` in a test module (or conftest) to configure the co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "nats_client",
     "nats_cluster",
     "nats_server",
+    "running_cores",
     "until_jetstream_ready",
 ]
 
@@ -117,6 +119,22 @@ def hivebus_config(
     """The core's configuration: plugins keep their files in the test's own directory."""
     own = {"nats_url": nats_server.url, "data_dir": tmp_path / "hivebus"}
     return HivebusConfig.load(**{**TEST_DEFAULTS, **own, **hivebus_settings})
+
+
+@contextlib.asynccontextmanager
+async def running_cores(*configs: HivebusConfig) -> AsyncIterator[list[Core]]:
+    """A core per configuration, started in order (replicas, when they share a bus), all
+    stopped at the end in reverse, those started before a failed start included."""
+    cores: list[Core] = []
+    try:
+        for config in configs:
+            core = Core(config)
+            await core.start()
+            cores.append(core)
+        yield cores
+    finally:
+        for core in reversed(cores):
+            await core.stop()
 
 
 @pytest.fixture
