@@ -88,7 +88,6 @@ class TaskRecord:
     _size: int = field(default=-1, init=False, repr=False)
     _weight: int = field(default=-1, init=False, repr=False)
     _json: bytes | None = field(default=None, init=False, repr=False)
-    _view: TaskView | None = field(default=None, init=False, repr=False)
 
     def encoded(self) -> bytes:
         """The record as stored (its JSON), encoded once: a record measured before it is
@@ -128,7 +127,6 @@ class TaskRecord:
             task._size = task._weight = -1
         if changes.keys() != _REVISION_ONLY:  # the revision is the store's, not in the JSON
             task._json = None
-            task._view = None
         return task
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,13 +147,6 @@ class TaskRecord:
         return cls(**values)
 
     def view(self) -> TaskView:
-        """The record as the wire shows it, built once per record: a completion's reply and
-        its plugin notification share one (a ``TaskView`` is frozen)."""
-        if self._view is None:
-            self._view = self._build_view()
-        return self._view
-
-    def _build_view(self) -> TaskView:
         status = self.status
         optional = _optional(self)
         shown = (
