@@ -85,6 +85,7 @@ class StateCache:
             return
         task_id = task.task_id
         self.tasks[task_id] = task
+        task.drop_encoding()
         before, after = _holder(old), _holder(task)
         if before != after:
             if before is not None:

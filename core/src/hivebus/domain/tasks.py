@@ -96,6 +96,11 @@ class TaskRecord:
             self._json = orjson.dumps(self.to_dict())
         return self._json
 
+    def drop_encoding(self) -> None:
+        """Stored: keep its size, not its bytes (a cached record would otherwise hold its
+        payload twice, once parsed and once as JSON)."""
+        self._json = None
+
     @property
     def size(self) -> int:
         """The record's stored size in bytes (its JSON), computed once per content."""
