@@ -265,6 +265,35 @@ def test_pressure_groups_waiting_work_by_capability_set():
     assert found[("py",)].queued == 0
 
 
+def test_pressure_over_many_distinct_sets_counts_every_agent_that_covers_each():
+    """Agents grouped by exact set and found by their rarest capability give what pairing
+    every set with every agent gives (the rule, written out below), on random populations."""
+    rng = random.Random(11)
+    names = [f"c{n}" for n in range(12)]
+
+    def caps() -> list[str]:
+        return rng.sample(names, rng.randint(0, 4))
+
+    agents = [
+        agent(f"a{n}", caps(), rng.randint(0, 3), slots=3, quarantined_by=rng.choice([None, "x"]))
+        for n in range(300)
+    ]
+    tasks = [queued(f"t{n}", caps(), T0 - rng.random() * 60) for n in range(200)]
+
+    serving = [a for a in agents if a.state is AgentState.ACTIVE and not a.quarantined_by]
+    found = {q.capabilities: q for q in pressure(tasks, agents, T0)}
+    assert len(found) > 100
+    for key, figure in found.items():
+        able = [a for a in serving if set(key) <= set(a.capabilities)]
+        waits = [T0 - t.created_at for t in tasks if tuple(sorted(t.required_capabilities)) == key]
+        assert (figure.agents, figure.busy_slots, figure.slots, figure.queued) == (
+            len(able),
+            sum(min(a.active_tasks, a.max_tasks) for a in able),
+            sum(a.max_tasks for a in able),
+            len(waits),
+        ), key
+
+
 def p(queued: int, agents: int, busy: int, wait: float = 0.0) -> Pressure:
     return Pressure(("gpu",), queued, wait, agents, busy, agents)
 

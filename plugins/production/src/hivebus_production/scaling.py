@@ -64,28 +64,65 @@ def pressure(
     A waiting task belongs to the set it requires; an agent serves every set its capabilities
     cover, and its own exact set is listed even with nothing waiting, so that idle agents can
     be given back.
+
+    Agents are grouped by their exact capability set first, and the groups that cover a set
+    are found through an index by capability, from its rarest one: never every set against
+    every agent (ten thousand agents with a set each would make that a hundred million
+    comparisons on the core's event loop).
     """
     waiting: dict[CapabilitySet, list[float]] = {}
     for task in queued:
         waits = waiting.setdefault(tuple(sorted(set(task.required_capabilities))), [])
         waits.append(max(0.0, now - task.created_at))
-    serving = [a for a in agents if a.state is AgentState.ACTIVE and not a.quarantined_by]
-    sets = set(waiting) | {tuple(sorted(set(a.capabilities))) for a in serving}
+    groups: dict[CapabilitySet, _Group] = {}
+    for agent in agents:
+        if agent.state is not AgentState.ACTIVE or agent.quarantined_by:
+            continue
+        group = groups.setdefault(tuple(sorted(set(agent.capabilities))), _Group())
+        group.agents += 1
+        group.busy_slots += min(agent.active_tasks, agent.max_tasks)
+        group.slots += agent.max_tasks
+    holders: dict[str, list[CapabilitySet]] = {}
+    for caps in groups:
+        for cap in caps:
+            holders.setdefault(cap, []).append(caps)
     out = []
-    for caps in sorted(sets)[:limit]:
-        able = [a for a in serving if set(caps) <= set(a.capabilities)]
+    for caps in sorted(set(waiting) | set(groups))[:limit]:
+        able = _covering(caps, groups, holders)
         waits = waiting.get(caps, [])
         out.append(
             Pressure(
                 capabilities=caps,
                 queued=len(waits),
                 oldest_wait_s=max(waits, default=0.0),
-                agents=len(able),
-                busy_slots=sum(min(a.active_tasks, a.max_tasks) for a in able),
-                slots=sum(a.max_tasks for a in able),
+                agents=sum(g.agents for g in able),
+                busy_slots=sum(g.busy_slots for g in able),
+                slots=sum(g.slots for g in able),
             )
         )
     return out
+
+
+@dataclass
+class _Group:
+    """The agents that hold one exact capability set, summed."""
+
+    agents: int = 0
+    busy_slots: int = 0
+    slots: int = 0
+
+
+def _covering(
+    caps: CapabilitySet,
+    groups: dict[CapabilitySet, _Group],
+    holders: dict[str, list[CapabilitySet]],
+) -> list[_Group]:
+    """The groups whose set holds every capability in ``caps``."""
+    if not caps:
+        return list(groups.values())
+    rarest = min(caps, key=lambda cap: len(holders.get(cap, ())))
+    wanted = set(caps)
+    return [groups[held] for held in holders.get(rarest, ()) if wanted.issubset(held)]
 
 
 @dataclass
