@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hivebus.context.alerts import CoreAlertBook
 from hivebus.context.storage import MemoryKeyValue
-from hivebus_hookspecs import AgentRole, AgentState, AgentView, TaskView
+from hivebus_hookspecs import AgentRole, AgentState, AgentView, TaskView, bucket_key
 from hivebus_production import (
     AnomalySettings,
     Baseline,
@@ -26,7 +26,7 @@ from hivebus_production import (
     percentile,
     pressure,
 )
-from hivebus_production.claims import ScaleClaims, bucket_key
+from hivebus_production.claims import ScaleClaims
 from hivebus_production.health import Component, score
 from hivebus_production.scaling import Pressure
 from hivebus_production.tracking import TaskTypes

@@ -11,6 +11,7 @@ from .context import (
     PluginConfig,
     PluginContext,
     TaskAmendment,
+    bucket_key,
 )
 from .hookspecs import PROJECT, hookimpl, hookspec
 from .models import (
@@ -49,6 +50,7 @@ __all__ = [
     "TaskPriority",
     "TaskStatus",
     "TaskView",
+    "bucket_key",
     "commands",
     "context",
     "hookimpl",

@@ -7,6 +7,8 @@ Typed against these, a plugin depends on ``hivebus-hookspecs`` only, never on th
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
@@ -39,6 +41,7 @@ __all__ = [
     "PluginContext",
     "TaskAmendment",
     "TimerCallback",
+    "bucket_key",
 ]
 
 
@@ -123,6 +126,15 @@ class KeyValueStore(Protocol):
         ...
 
     async def keys(self) -> list[str]: ...
+
+
+def bucket_key(prefix: str, name: str) -> str:
+    """A key for ``name`` under ``prefix`` in a plugin's bucket, valid whatever ``name`` holds:
+    ``<prefix>.<readable part>.<short hash>``; the hash keeps apart names that differ only in
+    characters a key may not hold (``a/b`` and ``a_b``)."""
+    readable = re.sub(r"[^-\w]", "_", name)[:64]
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
+    return f"{prefix}.{readable}.{digest}"
 
 
 class ObjectStore(Protocol):

@@ -15,17 +15,15 @@ replica that restarts, or a lost write, is mended by the next one.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from hivebus_hookspecs.context import KeyValueStore
+from hivebus_hookspecs.context import KeyValueStore, bucket_key
 from hivebus_hookspecs.models import Alert, AlertSeverity
 from pydantic import JsonValue
 
-__all__ = ["CoreAlertBook", "bucket_key"]
+__all__ = ["CoreAlertBook"]
 
 
 class _Announcer(Protocol):
@@ -38,13 +36,6 @@ class _Announcer(Protocol):
         details: Mapping[str, Any] | None = None,
         resolved: bool = False,
     ) -> Alert: ...
-
-
-def bucket_key(prefix: str, name: str) -> str:
-    """A valid, collision-free key for any name: a readable part plus a short hash."""
-    readable = re.sub(r"[^-\w]", "_", name)[:64]
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
-    return f"{prefix}.{readable}.{digest}"
 
 
 def _number(value: object) -> float:

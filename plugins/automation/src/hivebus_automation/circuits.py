@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hivebus_hookspecs import AgentView, PluginContext
+from hivebus_hookspecs import AgentView, PluginContext, bucket_key
 from pydantic import JsonValue
 
 from . import breakers
 from .breakers import Change, Outcome, Record, State, quarantine_reason, state_of
-from .keys import BREAKER, key_for
+from .keys import BREAKER
 from .settings import BreakerSettings
 
 __all__ = ["Circuits"]
@@ -62,7 +62,7 @@ class Circuits:
             )
             return record
 
-        key = key_for(BREAKER, agent_id)
+        key = bucket_key(BREAKER, agent_id)
         stored = await self.context.kv.update(key, apply)
         await self._stored(agent_id, stored, change)
         if not self.troubled(agent_id):
@@ -81,7 +81,7 @@ class Circuits:
             record, won = breakers.with_trial(current, agent_id, task_id)
             return record
 
-        stored = await self.context.kv.update(key_for(BREAKER, agent_id), take)
+        stored = await self.context.kv.update(bucket_key(BREAKER, agent_id), take)
         if isinstance(stored, dict):
             self.known[agent_id] = stored
             if won:
@@ -110,7 +110,7 @@ class Circuits:
 
                 retry_at = record.get("retry_at")
                 if isinstance(retry_at, int | float) and now >= retry_at:
-                    stored = await self.context.kv.update(key_for(BREAKER, agent_id), half_open)
+                    stored = await self.context.kv.update(bucket_key(BREAKER, agent_id), half_open)
                     await self._stored(agent_id, stored, change)
                     if change is not None:
                         continue

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from hivebus_hookspecs import AgentView, PluginContext, TaskStatus
+from hivebus_hookspecs import AgentView, PluginContext, TaskStatus, bucket_key
 from pydantic import JsonValue
 
 from . import sleeping
-from .keys import SLEEP, key_for
+from .keys import SLEEP
 from .settings import SleepSettings
 from .sleeping import IdleClock, in_rotation, needing_wake
 
@@ -45,7 +45,7 @@ class Sleepers:
             record, won = sleeping.asleep(current, agent_id, now, self.settings, reason, last_busy)
             return record
 
-        stored = await self.context.kv.update(key_for(SLEEP, agent_id), doze)
+        stored = await self.context.kv.update(bucket_key(SLEEP, agent_id), doze)
         if not won and isinstance(stored, dict) and stored.get("asleep") is True:
             # Asleep in our record, awake in the core's: a replica stopped between the two.
             await self.context.sleep(agent_id, str(stored.get("reason") or reason))
@@ -65,7 +65,7 @@ class Sleepers:
             record, won = sleeping.awake(current, now, reason)
             return record
 
-        await self.context.kv.update(key_for(SLEEP, agent_id), rouse)
+        await self.context.kv.update(bucket_key(SLEEP, agent_id), rouse)
         agent = self.context.agent(agent_id)
         # Woken by us, or left asleep by a replica that stopped between its write and its wake.
         if won or (agent is not None and agent.sleeping):
@@ -83,7 +83,7 @@ class Sleepers:
         for agent in agents:
             if not agent.sleeping:
                 continue
-            record = await self.context.kv.get(key_for(SLEEP, agent.agent_id))
+            record = await self.context.kv.get(bucket_key(SLEEP, agent.agent_id))
             if not isinstance(record, dict):
                 continue  # not ours to wake: someone else put it to sleep
             self.asleep[agent.agent_id] = record

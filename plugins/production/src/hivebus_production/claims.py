@@ -8,21 +8,12 @@ context's alert book's job: one per cause across replicas, the same way.)
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
-from hivebus_hookspecs import KeyValueStore
+from hivebus_hookspecs import KeyValueStore, bucket_key
 from pydantic import JsonValue
 
-__all__ = ["ScaleClaims", "bucket_key"]
-
-
-def bucket_key(prefix: str, name: str) -> str:
-    """A valid, collision-free key for any name: readable part plus a short hash."""
-    readable = re.sub(r"[^-\w]", "_", name)[:64]
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
-    return f"{prefix}.{readable}.{digest}"
+__all__ = ["ScaleClaims"]
 
 
 def _number(value: JsonValue) -> float:
