@@ -5,6 +5,7 @@ across replicas. Every clock is explicit."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +376,8 @@ def test_task_types_are_capped_least_recently_seen_first():
 def test_bucket_keys_are_valid_and_distinct():
     assert bucket_key("scale", "gpu cuda").startswith("scale.gpu_cuda.")
     assert bucket_key("scale", "a/b") != bucket_key("scale", "a_b")
+    # what JetStream (and nats-py) accept as a key, whatever the name holds
+    assert re.fullmatch(r"[-/_=.a-zA-Z0-9]+", bucket_key("alert", "café: latency p95"))
 
 
 async def test_scale_claims_let_one_replica_signal_per_cooldown():

@@ -132,7 +132,7 @@ def bucket_key(prefix: str, name: str) -> str:
     """A key for ``name`` under ``prefix`` in a plugin's bucket, valid whatever ``name`` holds:
     ``<prefix>.<readable part>.<short hash>``; the hash keeps apart names that differ only in
     characters a key may not hold (``a/b`` and ``a_b``)."""
-    readable = re.sub(r"[^-\w]", "_", name)[:64]
+    readable = re.sub(r"[^-\w]", "_", name, flags=re.ASCII)[:64]  # JetStream keys are ASCII
     digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
     return f"{prefix}.{readable}.{digest}"
 
