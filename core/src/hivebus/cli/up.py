@@ -96,7 +96,7 @@ async def up(args: argparse.Namespace) -> int:
         plugins = ", ".join(core.plugins.names()) or "none"
         print(
             f"hivebus: core {config.orchestrator_id} serving on {redact(config.nats_url or '')} "
-            f"(plugins: {plugins}; event loop: {getattr(args, 'event_loop', 'asyncio')}); "
+            f"(plugins: {plugins}; event loop: {args.event_loop}); "
             "Ctrl-C to stop",
             flush=True,
         )

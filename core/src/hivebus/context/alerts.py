@@ -65,8 +65,6 @@ class CoreAlertBook:
         self._announcer = announcer
         self._known: dict[str, dict[str, JsonValue]] = {}
         self._recalled = False
-        self.fired = 0
-        self.resolved = 0
 
     def firing(self) -> list[str]:
         """Fingerprints this replica knows to be firing (its own and, after a restart, those
@@ -127,7 +125,6 @@ class CoreAlertBook:
             self._known[fingerprint] = stored
         if won:
             self._announcer.alert(severity, summary, fingerprint=fingerprint, details=details)
-            self.fired += 1
         return won
 
     async def resolve(
@@ -205,4 +202,3 @@ class CoreAlertBook:
             details={**(details or {}), "firing_since": stored.get("since"), "resolved_at": now},
             resolved=True,
         )
-        self.resolved += 1
