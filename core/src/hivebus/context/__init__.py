@@ -202,8 +202,7 @@ class CorePluginContext:
                 stale_after_s=stale_after_s,
                 cooldown_s=cooldown_s,
             )
-            book = self._alert_book
-            self.every(stale_after_s, lambda: book.sweep(), name="alert-book-sweep")
+            self.every(stale_after_s, self._alert_book.sweep, name="alert-book-sweep")
         else:
             self._alert_book.stale_after_s = stale_after_s
             self._alert_book.cooldown_s = cooldown_s

@@ -17,18 +17,16 @@ from hivebus_hookspecs.models import AgentState, TaskStatus
 from .ports import StatePort
 from .queue import PendingQueue
 from .registry import AgentRecord, AgentRegistry
-from .tasks import TaskRecord
+from .tasks import ACTIVE, TaskRecord
 
 __all__ = ["StateCache"]
 
 _HOT = frozenset({TaskStatus.QUEUED, TaskStatus.OFFERED, TaskStatus.ASSIGNED})
 """The statuses every task passes through, on the hot path."""
-_HELD = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
-"""A task in one of these occupies a slot of its agent."""
 
 
 def _holder(task: TaskRecord | None) -> str | None:
-    if task is None or task.status not in _HELD:
+    if task is None or task.status not in ACTIVE:
         return None
     return task.agent_id
 

@@ -15,11 +15,12 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from hivebus_hookspecs.models import AgentState, AgentView, ErrorCode, Event, EventName, TaskStatus
+from hivebus_hookspecs.models import AgentState, AgentView, ErrorCode, Event, EventName
 
 from ..errors import HivebusError
 from .cache import StateCache
 from .stats import Stats
+from .tasks import ACTIVE
 
 if TYPE_CHECKING:
     from ..config import HivebusConfig
@@ -40,8 +41,6 @@ __all__ = [
 log = logging.getLogger("hivebus.orchestrator")
 """One logger for the whole orchestrator, whichever part speaks."""
 
-ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
-"""A task in one of these is held by its agent (and occupies one of its slots)."""
 
 RECORD_HEADROOM = 4096
 """Bytes of a NATS message a stored record leaves to the subject and the JetStream headers."""

@@ -11,7 +11,10 @@ from hivebus_hookspecs.models import RetryPolicy, TaskPriority, TaskStatus, Task
 
 from .records import copier, stored_fields
 
-__all__ = ["VALUE_WEIGHT", "TaskRecord", "json_values"]
+__all__ = ["ACTIVE", "VALUE_WEIGHT", "TaskRecord", "json_values"]
+
+ACTIVE = (TaskStatus.OFFERED, TaskStatus.ASSIGNED)
+"""A task in one of these is held by its agent (and occupies one of its slots)."""
 
 VALUE_WEIGHT = 64
 """Bytes a record's weight adds per JSON value (and object key) in its payload, metadata and
