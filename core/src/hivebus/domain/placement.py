@@ -87,23 +87,14 @@ class Placement:
                 budget -= 1
                 if not self.reserve(candidate.agent_id):
                     continue
-                try:
-                    current = k.cache.tasks.get(task.task_id, task)
-                    if current.revision and current.status is not TaskStatus.OFFERED:
-                        return current  # settled while an earlier offer was out
-                    try:
-                        await k.cache.save_task(
-                            current.evolve(
-                                status=TaskStatus.OFFERED,
-                                agent_id=candidate.agent_id,
-                                offered_at=k.clock(),
-                                **_holding(stamp),
-                            )
-                        )
-                    except Conflict:  # another replica is placing it: it has the last word
-                        return await k.cache.refresh_task(task.task_id)
-                finally:
+                current = k.cache.tasks.get(task.task_id, task)
+                if current.revision and current.status is not TaskStatus.OFFERED:
                     self._unclaim(candidate.agent_id)
+                    return current  # settled while an earlier offer was out
+                try:
+                    await self._store_offered(current, candidate.agent_id, stamp)
+                except Conflict:  # another replica is placing it: it has the last word
+                    return await k.cache.refresh_task(task.task_id)
                 settled = await self._offer(task.task_id, candidate.agent_id)
                 if settled is not None:
                     return settled
@@ -176,6 +167,21 @@ class Placement:
             return False
         self.claimed[agent_id] = self.claimed.get(agent_id, 0) + 1
         return True
+
+    async def _store_offered(self, task: TaskRecord, agent_id: str, stamp: str | None) -> None:
+        """Store ``task`` as offered to ``agent_id``, whose slot ``reserve`` claimed; the claim
+        ends with the write, stored (the record holds the slot now) or not (``Conflict``)."""
+        try:
+            await self._k.cache.save_task(
+                task.evolve(
+                    status=TaskStatus.OFFERED,
+                    agent_id=agent_id,
+                    offered_at=self._k.clock(),
+                    **_holding(stamp),
+                )
+            )
+        finally:
+            self._unclaim(agent_id)
 
     def _unclaim(self, agent_id: str) -> None:
         left = self.claimed[agent_id] - 1
@@ -362,21 +368,11 @@ class Placement:
             await self._gates.leave(current, stamp)
             return "failed"
         try:
-            try:
-                await k.cache.save_task(
-                    current.evolve(
-                        status=TaskStatus.OFFERED,
-                        agent_id=agent_id,
-                        offered_at=k.clock(),
-                        **_holding(stamp),
-                    )
-                )
-            except Conflict:  # another replica is dispatching it
-                await self._gates.leave(current, stamp)
-                await k.cache.refresh_task(task_id)
-                return "failed"
-        finally:
-            self._unclaim(agent_id)
+            await self._store_offered(current, agent_id, stamp)
+        except Conflict:  # another replica is dispatching it
+            await self._gates.leave(current, stamp)
+            await k.cache.refresh_task(task_id)
+            return "failed"
         k.spawn(self._settle(task_id, agent_id), name=f"hivebus-offer-{task_id}")
         return "offered"
 
