@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from hivebus import event_loop
 
 __all__ = ["LOOPS", "run", "uvloop_version"]
 
@@ -24,10 +25,7 @@ def uvloop_version() -> str | None:
 
 
 def run(main: Coroutine[Any, Any, T], loop: str = "asyncio") -> T:
-    if loop == "uvloop":
-        # Imported by name: uvloop is optional and has no place in the type-checked deps.
-        uvloop = importlib.import_module("uvloop")
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    elif loop != "asyncio":
+    """``main`` on ``loop``, started as the core starts its own (``hivebus.event_loop``)."""
+    if loop not in LOOPS:
         raise ValueError(f"unknown event loop {loop!r}; choose from {', '.join(LOOPS)}")
-    return asyncio.run(main)
+    return event_loop.run(main, loop)
