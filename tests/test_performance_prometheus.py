@@ -24,7 +24,7 @@ from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer, RemoteError
 from hivebus.connection import connect
 from hivebus.server import EmbeddedServer, free_port
 from hivebus.testing import TEST_DEFAULTS
-from test_docker_stack import prometheus_binary
+from test_docker_stack import prometheus_binary, wait_until
 
 pytestmark = pytest.mark.timeout(120)  # about 6 s: not marked slow
 
@@ -74,6 +74,12 @@ class Prometheus:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self) -> None:
+        """Until its HTTP API answers (a refused connection is "not yet", as in the docker
+        stack's test): a slow start on a busy machine is not a missing metric."""
+        ready = f"http://127.0.0.1:{self.port}/-/ready"
+        wait_until(lambda: _get(ready), timeout=60, what="prometheus ready")
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
@@ -148,6 +154,7 @@ async def test_prometheus_scrapes_two_replicas_and_every_metric_is_queryable(
         await msg.respond(orjson.dumps({"accept": False, "reason": "not today"}))
 
     try:
+        await asyncio.to_thread(prometheus.wait_ready)
         await nc.subscribe("agent.grumpy.assign", cb=refuse)
         await nc.request(
             "agent.register", orjson.dumps({"agent_id": "grumpy", "capabilities": ["py"]}), 5
