@@ -10,14 +10,21 @@ exactly once, announced once, and no agent left holding a task that is not its o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from fake_ports import HEARTBEAT_S, FakeOffers, World
 from hivebus.domain.memory_state import MemoryState
-from hivebus.domain.ports import Conflict, OfferOutcome, OfferResult
+from hivebus.domain.ports import Conflict, Later, OfferOutcome, OfferResult
 from hivebus.domain.registry import AgentRecord
 from hivebus.domain.tasks import TaskRecord
-from hivebus_hookspecs.models import CompleteRequest, Offer, TaskStatus
+from hivebus_hookspecs.models import (
+    CompleteRequest,
+    DelegateRequest,
+    Offer,
+    TaskStatus,
+    TaskView,
+)
 
 
 class ConflictAt(MemoryState):
@@ -168,3 +175,49 @@ async def test_a_completion_overtaking_its_acceptance_is_recorded_once_in_order(
     assert world.held("a") == frozenset()  # the slot is free again
     status = await world.orch.status()
     assert (status["tasks"]["completed_total"], status["tasks"]["active"]) == (1, 0)
+
+
+class SeesViews:
+    """A hook port whose plugins take every view they are given."""
+
+    def __init__(self) -> None:
+        self.views: list[Any] = []
+
+    def wants(self, hook: str) -> bool:
+        return True
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        for value in kwargs.values():
+            self.views.append(value.build() if isinstance(value, Later) else value)
+
+    async def amend_task(self, task: Any) -> dict[str, Any]:
+        self.views.append(task)
+        return {}
+
+    async def select_agent(self, task: Any, candidates: list[Any]) -> str | None:
+        return None
+
+    async def check_agent(self, agent: Any) -> None:
+        return None
+
+
+async def test_a_payload_and_a_result_reach_offers_and_views_as_they_came_never_walked():
+    # Views and offers carry them as they are: checked when the request came in, never walked
+    # or copied again however many hooks see the task (a large payload cost ~1 ms per view).
+    plugins = SeesViews()
+    world = World(hooks=plugins)
+    await world.register("a", ["x"])
+    payload = {"prompt": "x" * 1000, "context": [{"turn": i} for i in range(100)]}
+    result = {"answer": ["y"] * 100}
+    request = DelegateRequest(task_id="t", required_capabilities=["x"], payload=payload)
+    await world.orch.delegate(request, "t")
+    await world.orch.complete(CompleteRequest(task_id="t", agent_id="a", result=result))
+
+    [(_, offer)] = world.offers.offers
+    assert offer.payload is request.payload
+    tasks = [view for view in plugins.views if isinstance(view, TaskView)]
+    assert len(tasks) >= 3  # delegated, assigned, completed
+    assert all(view.payload is request.payload for view in tasks)
+    assert tasks[-1].result is not None
+    assert tasks[-1].result == result
+    assert TaskView.model_validate_json(tasks[-1].model_dump_json()).payload == payload

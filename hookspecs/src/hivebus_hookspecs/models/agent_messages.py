@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
 
 from .bodies import CoreBody
 from .enums import Priority
-from .identifiers import Metadata
+from .identifiers import CarriedJson, CarriedMetadata
 
 __all__ = [
     "ControlAction",
@@ -25,8 +25,8 @@ class Offer(CoreBody):
     task_type: str
     required_capabilities: list[str]
     priority: Priority
-    payload: JsonValue = None
-    metadata: Metadata = Field(default_factory=dict)
+    payload: CarriedJson = None
+    metadata: CarriedMetadata = Field(default_factory=dict)
     attempt: int = 1
     depends_on: list[str] = Field(default_factory=list)
     """The tasks this one waited for, all completed: ``task.get`` reads their results."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field
 
 from .bodies import CoreBody
 from .enums import AgentRole, AgentState, ErrorCode, HealthStatus, Priority, TaskStatus
-from .identifiers import Metadata
+from .identifiers import CarriedJson, CarriedMetadata
 from .task_options import Attempt, ConcurrencyLimit, RetryPolicy
 
 __all__ = [
@@ -35,7 +35,7 @@ class AgentView(CoreBody):
     max_tasks: int
     active_tasks: int
     state: AgentState
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: CarriedMetadata = Field(default_factory=dict)
     context_window_usage: float | None = None
     registered_at: float
     last_seen: float
@@ -56,11 +56,11 @@ class TaskView(CoreBody):
     agent_id: str | None
     required_capabilities: list[str]
     priority: Priority
-    payload: JsonValue = None
-    metadata: Metadata = Field(default_factory=dict)
+    payload: CarriedJson = None
+    metadata: CarriedMetadata = Field(default_factory=dict)
     attempts: int
     success: bool | None = None
-    result: JsonValue = None
+    result: CarriedJson = None
     error: str | None = None
     created_at: float
     assigned_at: float | None = None
