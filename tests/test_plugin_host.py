@@ -7,6 +7,7 @@ nats-server, with the plugin registered on its host before it starts.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import types
@@ -19,6 +20,7 @@ from contract_wire import EventLog, Wire
 from every_hook_plugin import NAME, EveryHook
 from hivebus import Core, HivebusConfig, HiveClient
 from hivebus.cli.extensions import load_commands
+from hivebus.domain.ports import Later
 from hivebus.plugins import PluginHost
 from hivebus_hookspecs import Rejected, hookimpl, hookspecs
 from hivebus_hookspecs.models import HealthStatus, PluginInfo, TaskStatus
@@ -387,3 +389,125 @@ async def test_a_plugin_whose_start_up_failed_stays_degraded_after_the_failure_a
         assert infos["fine"].health is HealthStatus.HEALTHY
     finally:
         await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]
+
+
+# --- calls are looked up once per change of plugins; notifications build views at delivery --
+
+
+async def test_a_plugin_that_comes_or_goes_after_calls_began_is_called_from_the_next_call():
+    calls: list[str] = []
+    plugins = host()
+    plugins.register(recorder("first", calls), "first")
+    await plugins.call_each("hivebus_health")
+    assert calls == ["first"]
+    assert not plugins.wants("hivebus_task_failed")
+
+    class Failed:
+        @hookimpl
+        def hivebus_task_failed(self) -> None:
+            calls.append("failed")
+
+    plugins.register(recorder("second", calls), "second")
+    plugins.register(Failed(), "failed")
+    calls.clear()
+    await plugins.call_each("hivebus_health")
+    assert calls == ["second", "first"]
+    assert plugins.wants("hivebus_task_failed")
+
+    plugins.unregister("first")
+    plugins.unregister("failed")
+    calls.clear()
+    await plugins.call_each("hivebus_health")
+    assert calls == ["second"]
+    assert not plugins.wants("hivebus_task_failed")
+
+
+class TakesTheTaskOnly:
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    @hookimpl
+    def hivebus_task_assigned(self, task: Any) -> None:  # a subset of (task, agent)
+        self.seen.append(task)
+
+
+class TakesBoth(TakesTheTaskOnly):
+    @hookimpl
+    def hivebus_task_assigned(self, task: Any, agent: Any) -> None:
+        self.seen.append((task, agent))
+
+
+async def test_a_notification_builds_what_its_plugins_take_once_at_delivery():
+    built: list[str] = []
+
+    def later(name: str) -> Later:
+        return Later(lambda: built.append(name) or name)
+
+    plugins = host()
+    only_task = TakesTheTaskOnly()
+    plugins.register(only_task, "only-task")
+    await plugins.start(types.SimpleNamespace())  # type: ignore[arg-type]
+    try:
+        plugins.notify("hivebus_task_assigned", task=later("task 1"), agent=later("agent 1"))
+        assert built == []  # nothing built on the request path
+        await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]
+        assert only_task.seen == ["task 1"]
+        assert built == ["task 1"]  # no plugin takes the agent: never built
+
+        both = TakesBoth()
+        plugins.register(both, "both")
+        await plugins.start(types.SimpleNamespace())  # type: ignore[arg-type]
+        plugins.notify("hivebus_task_assigned", task=later("task 2"), agent=later("agent 2"))
+    finally:
+        await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]
+    assert both.seen == [("task 2", "agent 2")]
+    assert only_task.seen == ["task 1", "task 2"]
+    assert built == ["task 1", "task 2", "agent 2"]  # once each, however many plugins
+
+
+async def test_notifications_arrive_in_order_and_stopping_delivers_what_waits():
+    seen: list[str] = []
+
+    class Events:
+        @hookimpl
+        def hivebus_event(self, event: Any) -> None:
+            seen.append(event)
+
+    class Broken:
+        @hookimpl
+        def hivebus_event(self, event: Any) -> None:
+            raise RuntimeError("on purpose")
+
+    plugins = host()
+    plugins.register(Events(), "events")
+    plugins.register(Broken(), "broken")  # called first: its failures stop nothing
+    await plugins.start(types.SimpleNamespace())  # type: ignore[arg-type]
+    sent = [f"event {i}" for i in range(2_000)]
+    for event in sent[:1000]:
+        plugins.notify("hivebus_event", event=event)
+    await asyncio.sleep(0)  # the worker wakes and takes what waits; more lines up meanwhile
+    for event in sent[1000:]:
+        plugins.notify("hivebus_event", event=event)
+    await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]
+    assert seen == sent
+    assert plugins.dropped_notifications == 0
+    assert (await described(plugins))["broken"].failures == len(sent)
+
+
+async def test_a_full_line_drops_notifications_and_counts_them(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("hivebus.plugins.notifications.NOTIFY_QUEUE_SIZE", 10)
+    seen: list[int] = []
+
+    class Events:
+        @hookimpl
+        def hivebus_event(self, event: int) -> None:
+            seen.append(event)
+
+    plugins = host()
+    plugins.register(Events(), "events")
+    await plugins.start(types.SimpleNamespace())  # type: ignore[arg-type]
+    for event in range(25):  # in one turn of the loop: the worker takes none meanwhile
+        plugins.notify("hivebus_event", event=event)
+    await plugins.stop(types.SimpleNamespace())  # type: ignore[arg-type]
+    assert seen == list(range(10))
+    assert plugins.dropped_notifications == 15

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,6 +20,7 @@ from hivebus_hookspecs.models import AgentState, AgentView, ErrorCode, Event, Ev
 
 from ..errors import HivebusError
 from .cache import StateCache
+from .ports import Later
 from .stats import Stats
 from .tasks import ACTIVE
 
@@ -108,13 +110,18 @@ class Kernel:
             self.hooks.notify("hivebus_event", event=event)
 
     def view(self, agent: AgentRecord) -> AgentView:
+        return agent.view(*self._as_now(agent))
+
+    def view_later(self, agent: AgentRecord) -> Later:
+        """The agent as it is now, for a notification that builds the view at delivery."""
+        return Later(partial(agent.view, *self._as_now(agent)))
+
+    def _as_now(self, agent: AgentRecord) -> tuple[float | None, float | None, int]:
+        """What an agent's view shows beside its record: last seen, context usage, load."""
         seen = self.cache.seen.get(agent.agent_id)
         last_seen = None if seen is None else self.clock() - (self.monotonic() - seen)
-        return agent.view(
-            last_seen,
-            self.cache.context.get(agent.agent_id),
-            self.registry.load(agent.agent_id),
-        )
+        agent_id = agent.agent_id
+        return last_seen, self.cache.context.get(agent_id), self.registry.load(agent_id)
 
     def is_active(self, agent_id: str) -> bool:
         agent = self.registry.get(agent_id)

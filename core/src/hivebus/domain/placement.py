@@ -17,7 +17,7 @@ from ..errors import HivebusError
 from .cas import SKIP, Contended, Skip, update_task
 from .gates import Gates
 from .kernel import Kernel, log
-from .ports import Conflict, OfferOutcome, OfferResult
+from .ports import Conflict, Later, OfferOutcome, OfferResult
 from .registry import AgentRecord, AgentRegistry
 from .tasks import TaskRecord
 
@@ -284,7 +284,11 @@ class Placement:
         if k.hooks.wants("hivebus_task_assigned"):
             agent = k.registry.get(task.agent_id or "")
             if agent is not None:
-                k.hooks.notify("hivebus_task_assigned", task=task.view(), agent=k.view(agent))
+                k.hooks.notify(
+                    "hivebus_task_assigned",
+                    task=Later(task.view),
+                    agent=k.view_later(agent),
+                )
         return task
 
     # --- refusals -----------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "EventPort",
     "HealthCheck",
     "HookPort",
+    "Later",
     "OfferOutcome",
     "OfferPort",
     "OfferResult",
@@ -77,6 +78,15 @@ class EventPort(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A notification's argument built when the notification is delivered: off the request
+    path, and not at all when no plugin receives it (a full line drops it). What it builds
+    from must not change meanwhile (records are immutable: a transition makes a new one)."""
+
+    build: Callable[[], Any]
+
+
 class HookPort(Protocol):
     async def check_agent(self, agent: AgentView) -> None:
         """Raise ``HivebusError(rejected_by_plugin)`` if a plugin vetoes the agent."""
@@ -89,7 +99,8 @@ class HookPort(Protocol):
     async def select_agent(self, task: TaskView, candidates: list[AgentView]) -> str | None: ...
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Queue a notification hook call; never delays the caller."""
+        """Queue a notification hook call; never delays the caller. An argument given as a
+        ``Later`` is built at delivery."""
         ...
 
     def wants(self, hook: str) -> bool:

@@ -24,6 +24,7 @@ from ..errors import HivebusError
 from .cas import SKIP, Contended, Skip, update_task
 from .kernel import ACTIVE, Kernel, known, log
 from .placement import Placement, assigned_copy, held_by
+from .ports import Later
 from .registry import AgentRecord
 from .retries import after_failure, with_attempt
 from .tasks import TaskRecord
@@ -282,7 +283,7 @@ class Transitions:
         k.emit(_FINISHED_EVENTS[task.status], **fields)
         hook = "hivebus_task_completed" if success else "hivebus_task_failed"
         if k.hooks.wants(hook):
-            k.hooks.notify(hook, task=task.view())
+            k.hooks.notify(hook, task=Later(task.view))
 
 
 _FINISHED_EVENTS = {

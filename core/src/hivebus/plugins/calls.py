@@ -14,6 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +29,7 @@ from hivebus_hookspecs.models import (
     TaskView,
 )
 
+from ..domain.ports import Later
 from ..errors import HivebusError
 from . import checks
 from .records import HookTimeout, PluginRecords
@@ -35,9 +37,37 @@ from .records import HookTimeout, PluginRecords
 if TYPE_CHECKING:
     from ..config import HivebusConfig
 
-__all__ = ["HookCalls"]
+__all__ = ["HookCalls", "HookManager"]
 
 log = logging.getLogger("hivebus.plugins")
+
+
+class HookManager(pluggy.PluginManager):
+    """pluggy's manager, counting the changes to what it would call, so the host can keep
+    each hook's implementations at hand (asked for several times per task) and look them up
+    again only after a plugin came or went."""
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.generation = 0
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            self.generation += 1
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self.generation += 1
+
+    def add_hookspecs(self, module_or_class: ModuleType | type) -> None:
+        try:
+            super().add_hookspecs(module_or_class)
+        finally:
+            self.generation += 1
 
 
 class HookCalls:
@@ -47,7 +77,7 @@ class HookCalls:
     def __init__(
         self,
         config: HivebusConfig,
-        pm: pluggy.PluginManager,
+        pm: HookManager,
         records: PluginRecords,
         announce: Callable[[Event], None],
     ) -> None:
@@ -55,16 +85,28 @@ class HookCalls:
         self.pm = pm
         self.records = records
         self.announce = announce
+        self._impls: dict[str, tuple[pluggy.HookImpl, ...]] = {}
+        self._arguments: dict[str, frozenset[str]] = {}
+        self._generation = pm.generation
 
     def wants(self, hook: str) -> bool:
-        caller = getattr(self.pm.hook, hook)
-        return bool(caller.get_hookimpls())
+        return bool(self.impls(hook))
 
-    def impls(self, hook: str) -> list[pluggy.HookImpl]:
+    def impls(self, hook: str) -> tuple[pluggy.HookImpl, ...]:
         """``hook``'s implementations in call order."""
-        # pluggy calls the last registered first, tryfirst ones before and trylast ones after
-        # the rest: its list is in the reverse of that order. Wrappers were refused at load.
-        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+        if self._generation != self.pm.generation:
+            self._impls.clear()
+            self._arguments.clear()
+            self._generation = self.pm.generation
+        impls = self._impls.get(hook)
+        if impls is None:
+            # pluggy calls the last registered first, tryfirst ones before and trylast ones
+            # after the rest: its list is in the reverse of that order. Wrappers were refused
+            # at load.
+            impls = tuple(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+            self._impls[hook] = impls
+            self._arguments[hook] = frozenset(a for impl in impls for a in impl.argnames)
+        return impls
 
     def in_requirement_order(self, hook: str) -> list[pluggy.HookImpl]:
         """``hook``'s implementations, each plugin after the plugins it requires."""
@@ -76,8 +118,8 @@ class HookCalls:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
-            if inspect.isawaitable(result):
+            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            if result is not None and inspect.isawaitable(result):
                 try:
                     async with asyncio.timeout(self.config.plugin_timeout_s):
                         result = await result
@@ -107,6 +149,17 @@ class HookCalls:
                         "outcome": outcome,
                     },
                 )
+
+    async def deliver(self, hook: str, kwargs: dict[str, Any]) -> None:
+        """A notification: its ``Later`` arguments built now, those an implementation takes
+        (an implementation may take fewer arguments than the hook has), then every call."""
+        if not self.impls(hook):
+            return  # its plugins went while it waited
+        taken = self._arguments[hook]
+        for name, value in kwargs.items():
+            if type(value) is Later and name in taken:
+                kwargs[name] = value.build()
+        await self.call_each(hook, **kwargs)
 
     async def call_each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation; a ``Rejected`` from one is treated as a failure."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+from collections.abc import Sequence
 
 import pluggy
 from hivebus_hookspecs import PROJECT, hookspecs
@@ -101,7 +102,7 @@ def pending_problems(pm: pluggy.PluginManager) -> list[tuple[object, str, str]]:
 
 
 def in_requirement_order(
-    pm: pluggy.PluginManager, impls: list[pluggy.HookImpl]
+    pm: pluggy.PluginManager, impls: Sequence[pluggy.HookImpl]
 ) -> list[pluggy.HookImpl]:
     """``impls`` (in call order) reordered so each plugin comes after the plugins it requires;
     otherwise the order is kept."""

@@ -17,7 +17,7 @@ import pluggy
 from hivebus_hookspecs import PROJECT, HookTime, Rejected, hookspecs
 from hivebus_hookspecs.models import Event, HealthStatus, PluginInfo, TaskView
 
-from .calls import HookCalls
+from .calls import HookCalls, HookManager
 from .loading import PluginLoader
 from .notifications import Notifications
 from .records import PluginRecords
@@ -42,12 +42,12 @@ class PluginHost:
 
     def __init__(self, config: HivebusConfig) -> None:
         self.config = config
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = HookManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._records = PluginRecords()
         self._loader = PluginLoader(config, self.pm, self._records)
         self._calls = HookCalls(config, self.pm, self._records, self._announce)
-        self._notifications = Notifications(self._calls.call_each)
+        self._notifications = Notifications(self._calls.deliver)
         self._events: EventSink | None = None
 
     # --- loading ----------------------------------------------------------------------
