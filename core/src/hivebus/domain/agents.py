@@ -78,7 +78,7 @@ class Agents:
             max_tasks=agent.max_tasks,
         )
         if k.hooks.wants("hivebus_agent_registered"):
-            k.hooks.notify("hivebus_agent_registered", agent=k.view(agent))
+            k.hooks.notify("hivebus_agent_registered", agent=k.view_later(agent))
         if len(k.queue):
             k.spawn(self._placement.feed(agent.agent_id), name=f"hivebus-feed-{agent.agent_id}")
         return agent
@@ -169,7 +169,9 @@ class Agents:
             log.info("agent deregistered", extra={"agent_id": agent.agent_id})
             k.emit(EventName.AGENT_DEREGISTERED, agent_id=agent.agent_id, requeued=requeued)
             if k.hooks.wants("hivebus_agent_removed"):
-                k.hooks.notify("hivebus_agent_removed", agent=k.view(agent), reason="deregistered")
+                k.hooks.notify(
+                    "hivebus_agent_removed", agent=k.view_later(agent), reason="deregistered"
+                )
         return DeregisterReply(requeued=requeued)
 
     async def mark_offline(self, agent_id: str) -> list[str]:
@@ -192,7 +194,7 @@ class Agents:
         log.warning("agent offline", extra={"agent_id": agent_id, "requeued": requeued})
         k.emit(EventName.AGENT_OFFLINE, agent_id=agent_id, requeued=requeued)
         if k.hooks.wants("hivebus_agent_removed"):
-            k.hooks.notify("hivebus_agent_removed", agent=k.view(agent), reason="offline")
+            k.hooks.notify("hivebus_agent_removed", agent=k.view_later(agent), reason="offline")
         return requeued
 
     async def prune_offline(self) -> list[str]:
