@@ -10,6 +10,7 @@ steadier on a shared machine than wall time.
     uv run python benchmarks/sdk_cycle.py                     # JetStream state, 4,000 cycles
     uv run python benchmarks/sdk_cycle.py --state memory --cycles 10000
     PLUGINS=performance,audit uv run python benchmarks/sdk_cycle.py
+    uv run python benchmarks/sdk_cycle.py --payload-kib 32   # what a prompt with context weighs
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ async def handle(task: Offer) -> int:
     return 1
 
 
-async def cycles(state: str, count: int) -> tuple[float, float]:
+def payload_of(kib: int) -> object:
+    """About ``kib`` KiB of JSON shaped like a conversation (many small objects), or nothing."""
+    if not kib:
+        return None
+    turns = kib * 1024 // 100
+    return {"turns": [{"role": "user", "turn": i, "text": "x" * 60} for i in range(turns)]}
+
+
+async def cycles(state: str, count: int, payload_kib: int = 0) -> tuple[float, float]:
     """CPU microseconds per cycle and cycles per second, after a warm-up."""
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedServer(port=0, data_dir=Path(tmp) / "nats", jetstream=state != "memory")
@@ -55,10 +64,11 @@ async def cycles(state: str, count: int) -> tuple[float, float]:
             try:
                 async with HiveClient(config=config) as hive:
                     gate = asyncio.Semaphore(IN_FLIGHT)
+                    payload = payload_of(payload_kib)
 
                     async def one(task_id: str) -> None:
                         async with gate:
-                            await hive.delegate("t", ["x"], task_id=task_id)
+                            await hive.delegate("t", ["x"], task_id=task_id, payload=payload)
 
                     async def run(prefix: str, n: int) -> None:
                         await asyncio.gather(*(one(f"{prefix}{i}") for i in range(n)))
@@ -83,9 +93,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state", choices=["jetstream", "memory"], default="jetstream")
     parser.add_argument("--cycles", type=int, default=4000)
+    parser.add_argument("--payload-kib", type=int, default=0, help="each task's payload")
     args = parser.parse_args()
-    cpu_us, per_s = asyncio.run(cycles(args.state, args.cycles))
-    print(f"{args.state}: {cpu_us:.0f} us CPU per cycle (client, agents and core), {per_s:.0f}/s")
+    cpu_us, per_s = asyncio.run(cycles(args.state, args.cycles, args.payload_kib))
+    with_payload = f", {args.payload_kib} KiB payloads" if args.payload_kib else ""
+    print(
+        f"{args.state}{with_payload}: {cpu_us:.0f} us CPU per cycle (client, agents and core), "
+        f"{per_s:.0f}/s"
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hivebus.domain.queue import PendingQueue
 from hivebus.domain.registry import AgentRecord, AgentRegistry
-from hivebus.domain.tasks import TaskRecord
-from hivebus_hookspecs.models import AgentRole, AgentState, TaskPriority
+from hivebus.domain.tasks import VALUE_WEIGHT, TaskRecord, json_values
+from hivebus_hookspecs.models import AgentRole, AgentState, TaskPriority, TaskStatus
 
 
 def agent(agent_id: str, caps: set[str], max_tasks: int = 1) -> AgentRecord:
@@ -126,3 +126,29 @@ def test_priority_names_and_legacy_integers_both_parse():
     assert TaskPriority.parse("critical") is TaskPriority.CRITICAL
     assert TaskPriority.parse("High") is TaskPriority.HIGH
     assert TaskPriority.parse(5) is TaskPriority.MEDIUM
+
+
+def test_a_records_weight_is_that_of_its_content_through_every_transition():
+    # The weight is what the memory budgets count: the JSON size (kept across transitions
+    # that change only a few bytes of numbers) plus a share per JSON value, which must be
+    # what a record built afresh from the same content counts.
+    def values_weight(record: TaskRecord) -> int:
+        return record.weight - record.size
+
+    def afresh(record: TaskRecord) -> int:
+        return values_weight(TaskRecord.from_dict(record.to_dict(), record.revision))
+
+    queued = task("t", {"x"}, TaskPriority.MEDIUM, 1).evolve(
+        payload={"turns": [{"role": "user", "text": "hi"}] * 50}
+    )
+    assert queued.weight == len(queued.encoded()) + VALUE_WEIGHT * (
+        json_values(queued.payload) + json_values({}) + json_values(None)
+    )
+    offered = queued.evolve(status=TaskStatus.OFFERED, agent_id="a", offered_at=1.0)
+    amended = offered.evolve(payload=[1, 2, 3], metadata={"hint": {"tokens": 9}})
+    completed = amended.evolve(
+        status=TaskStatus.COMPLETED, success=True, result={"lines": ["ok"] * 40}, finished_at=2.0
+    )
+    for record in (queued, offered, amended, completed):
+        assert values_weight(record) == afresh(record)
+    assert completed.weight < queued.weight  # the small payload counts, not the large one
