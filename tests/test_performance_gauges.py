@@ -97,6 +97,37 @@ async def test_agents_queue_latency_and_health_are_exported(hive: HiveClient, ma
     assert m[("hivebus_queue_oldest_age_seconds", ())] == 0
 
 
+async def test_live_agents_are_counted_for_each_capability_tasks_wait_for(
+    hive: HiveClient, make_agent
+):
+    url = (await hive.status())["extensions"]["performance"]["url"]
+    release = asyncio.Event()
+
+    async def hold(task: Offer) -> Any:
+        await release.wait()
+        return task.payload
+
+    await make_agent("py-1", ["python", "sql"], hold)
+    await make_agent("py-2", ["python"], hold)
+    await make_agent("go-1", ["go"])
+    for n in range(3):  # two run, one waits for a python agent
+        await hive.delegate("t", ["python"], task_id=f"py-{n}")
+
+    async def waiting() -> bool:
+        metrics = await scrape(url)
+        return metrics.get(("hivebus_queue_depth_by_capability", (("capability", "python"),))) == 1
+
+    try:
+        await eventually(waiting)
+        m = await scrape(url)
+        assert m[("hivebus_capability_live_agents", (("capability", "python"),))] == 2
+        # Capabilities nothing waits for get no series.
+        assert ("hivebus_capability_live_agents", (("capability", "go"),)) not in m
+        assert ("hivebus_capability_live_agents", (("capability", "sql"),)) not in m
+    finally:
+        release.set()
+
+
 async def _status_is(hive: HiveClient, task_id: str, status: TaskStatus) -> bool:
     return (await hive.get(task_id)).status is status
 

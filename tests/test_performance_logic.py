@@ -5,8 +5,8 @@ the plugin's timer; tests against a real core are in test_performance_alerts/_me
 from __future__ import annotations
 
 import pytest
-from hivebus_hookspecs import AgentRole, AgentState, AgentView, HookTime
-from hivebus_performance.metrics import OTHER, TaskTypes
+from hivebus_hookspecs import AgentRole, AgentState, AgentView, HookTime, TaskStatus, TaskView
+from hivebus_performance.metrics import DEFAULT_BUCKETS, OTHER, Metrics, TaskTypes
 from hivebus_performance.recommendations import (
     HookShare,
     OfferLog,
@@ -18,6 +18,7 @@ from hivebus_performance.resources import ResourceSample
 from hivebus_performance.settings import PerformanceSettings
 from hivebus_performance.thresholds import Figures, judge
 from hivebus_performance.window import Window
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 QUIET = ResourceSample(
@@ -134,6 +135,41 @@ def test_task_types_keep_their_name_up_to_the_limit_then_are_other():
     assert [types.label(t) for t in ("a", "b", "c", "a", "d", "b")] == [
         "a", "b", OTHER, "a", OTHER, "b"
     ]  # fmt: skip
+
+
+def test_duration_series_stay_bounded_past_max_task_types():
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, DEFAULT_BUCKETS, max_task_types=2)
+    for task_type in ("a", "b", "c", "d", "a", "e"):
+        for outcome in ("completed", "failed"):
+            metrics.finished(finished_task(task_type), outcome)
+    counts = {
+        (s.labels["task_type"], s.labels["outcome"]): s.value
+        for family in registry.collect()
+        if family.name == "hivebus_task_duration_seconds"
+        for s in family.samples
+        if s.name.endswith("_count")
+    }
+    assert counts == {
+        ("a", "completed"): 2, ("a", "failed"): 2,
+        ("b", "completed"): 1, ("b", "failed"): 1,
+        (OTHER, "completed"): 3, (OTHER, "failed"): 3,
+    }  # fmt: skip
+
+
+def finished_task(task_type: str) -> TaskView:
+    return TaskView(
+        task_id=f"t-{task_type}",
+        task_type=task_type,
+        status=TaskStatus.COMPLETED,
+        agent_id="a1",
+        required_capabilities=[],
+        priority="medium",
+        attempts=1,
+        created_at=0.0,
+        assigned_at=1.0,
+        finished_at=2.0,
+    )
 
 
 def agent(agent_id: str, caps: list[str], active: int, max_tasks: int = 1) -> AgentView:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .breakers import Outcome
 
 __all__ = ["Inbox", "Seen"]
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(NamedTuple):
+    """One outcome a hook saw. A named tuple: a hook builds one per assignment and completion,
+    and a frozen dataclass costs three times as much to build."""
+
     outcome: Outcome
     agent_id: str
     task_id: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from hivebus_hookspecs import (
     AgentView,
@@ -97,12 +97,15 @@ class AutomationPlugin:
         return None
 
     @hookimpl
-    async def hivebus_task_assigned(self, task: TaskView, agent: AgentView) -> None:
+    def hivebus_task_assigned(self, task: TaskView, agent: AgentView) -> Awaitable[None] | None:
+        # A plain function: an async one would cost the host a coroutine and a timeout scope
+        # on every assignment. Only a trial returns an awaitable, which the host awaits.
         if self.sleepers is not None:
             self.sleepers.idle.busy(agent.agent_id, self.clock())
         self.inbox.put(Seen("assigned", agent.agent_id, task.task_id))
         if agent.on_trial and agent.quarantined_by == NAME and self.circuits is not None:
-            await self.circuits.trial_assigned(agent.agent_id, task.task_id)
+            return self.circuits.trial_assigned(agent.agent_id, task.task_id)
+        return None
 
     @hookimpl
     def hivebus_task_completed(self, task: TaskView) -> None:
@@ -135,15 +138,17 @@ class AutomationPlugin:
 
     @hookimpl
     def hivebus_event(self, event: Event) -> None:
+        name = event.event
+        # Most events are neither: they cost two comparisons, not a look at the extras.
+        if name is not EventName.TASK_DECLINED and name is not EventName.TASK_RETRYING:
+            return
         if not event.agent_id or not event.task_id:
             return
         extra = event.model_extra or {}
-        if event.event is EventName.TASK_DECLINED:
+        if name is EventName.TASK_DECLINED:
             self._declined(event.agent_id, event.task_id, extra.get("outcome"), extra.get("reason"))
             return
         # A failed attempt the core's retry policy will retry: no task_failed hook for it.
-        if event.event is not EventName.TASK_RETRYING:
-            return
         error = extra.get("error")
         attempts = extra.get("attempts")
         self._streak(event.agent_id, None)

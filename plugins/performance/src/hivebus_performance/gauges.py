@@ -97,17 +97,23 @@ class OrchestratorCollector(Collector):
         ]  # fmt: skip
         if not read:
             return families
+        queue = self._context.queue_depth() if self._context is not None else {}
+        waiting = queue.get("by_capability", {})
+        kept = sorted(waiting, key=lambda cap: (-waiting[cap], cap))[: self._max_capabilities]
         counts = dict.fromkeys(AGENT_STATES, 0)
         roles = {(role.value, state): 0 for role in AgentRole for state in ROLE_STATES}
-        holders: dict[str, int] = {}
+        # Only the capabilities that get a series are counted: none while nothing waits.
+        holders = dict.fromkeys(kept, 0)
         for agent in self._orchestrator.agents():
             for state in role_states(agent):
                 roles[(agent.role.value, state)] += 1
             if agent.state is not AgentState.ACTIVE:
                 counts["offline"] += 1
                 continue
-            for capability in agent.capabilities:
-                holders[capability] = holders.get(capability, 0) + 1
+            if holders:
+                for capability in agent.capabilities:
+                    if capability in holders:
+                        holders[capability] += 1
             if agent.quarantined_by is not None:
                 counts["quarantined"] += 1
             else:
@@ -119,13 +125,10 @@ class OrchestratorCollector(Collector):
         for (role, state), n in roles.items():
             by_role.add_metric([role, state], n)
         depth.add_metric([], len(self._orchestrator.queue))
-        queue = self._context.queue_depth() if self._context is not None else {}
         priorities = queue.get("by_priority", {})
         for priority in TaskPriority:
             name = priority.name.lower()
             by_priority.add_metric([name], priorities.get(name, 0))
-        waiting = queue.get("by_capability", {})
-        kept = sorted(waiting, key=lambda cap: (-waiting[cap], cap))[: self._max_capabilities]
         for capability in kept:
             by_capability.add_metric([capability], waiting[capability])
             offered = live if capability == "*" else holders.get(capability, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from hivebus_hookspecs import Event, EventName, TaskView
+from hivebus_hookspecs import Event, EventName, TaskPriority, TaskView
 
 from .metrics import Metrics
 from .window import Window
@@ -31,10 +31,10 @@ class Latency:
         self.recent = recent
         self.total_s = 0.0
         """Seconds every delegation placed so far took, summed."""
-        self._admitted: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._admitted: OrderedDict[str, tuple[float, TaskPriority]] = OrderedDict()
 
     def admitted(self, task: TaskView) -> None:
-        self._admitted[task.task_id] = (time.time(), task.priority.name.lower())
+        self._admitted[task.task_id] = (time.time(), task.priority)
         while len(self._admitted) > MAX_PENDING:
             self._admitted.popitem(last=False)
 
@@ -50,7 +50,7 @@ class Latency:
         """``task`` was accepted: its first acceptance ends its wait."""
         if task.attempts == 1 and task.assigned_at is not None:
             wait = max(0.0, task.assigned_at - task.created_at)
-            self._metrics.queue_wait.labels(task.priority.name.lower()).observe(wait)
+            self._metrics.queue_wait_of[task.priority].observe(wait)
 
     def _placed(self, event: Event, outcome: str) -> None:
         assert event.task_id is not None
@@ -58,6 +58,6 @@ class Latency:
         if admitted is not None:
             at, priority = admitted
             seconds = max(0.0, event.timestamp - at)
-            self._metrics.delegation.labels(outcome, priority).observe(seconds)
+            self._metrics.delegation_of[outcome, priority].observe(seconds)
             self.recent.add(seconds, event.timestamp)
             self.total_s += seconds

@@ -69,8 +69,7 @@ class Metrics:
             "Offers an agent refused (refused) or did not answer in time (timeout).",
             ["outcome"],
         )
-        for outcome in DECLINES:
-            self.declined.labels(outcome)
+        self._declined = {outcome: self.declined.labels(outcome) for outcome in DECLINES}
         self.vetoes = counter(
             "hivebus_plugin_vetoes", "Registrations and delegations a plugin vetoed.", ["plugin"]
         )
@@ -78,8 +77,9 @@ class Metrics:
             "hivebus_events_observed", "Lifecycle events this plugin observed, by event name.",
             ["event"],
         )  # fmt: skip
-        for name in EventName:
-            self.events.labels(name.value)  # every series exists from the start, at zero
+        # Every series exists from the start, at zero; the labelled children are kept, since
+        # ``labels()`` costs more than the increment it leads to.
+        self._events = {name: self.events.labels(name.value) for name in EventName}
         self.duration = Histogram(
             "hivebus_task_duration_seconds",
             "Time from assignment to completion or failure, by task type (the first "
@@ -103,10 +103,16 @@ class Metrics:
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
-        for priority in PRIORITIES:
-            self.queue_wait.labels(priority)
-            for outcome in ("assigned", "queued"):
-                self.delegation.labels(outcome, priority)
+        self.queue_wait_of = {p: self.queue_wait.labels(p.name.lower()) for p in TaskPriority}
+        """The queue wait's series of each priority."""
+        self.delegation_of = {
+            (outcome, p): self.delegation.labels(outcome, p.name.lower())
+            for p in TaskPriority
+            for outcome in ("assigned", "queued")
+        }
+        """The delegation time's series of each placement and priority."""
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        """Duration series by (task type label, outcome): bounded, as the labels are."""
         self._by_event: dict[EventName, Counter] = {
             EventName.TASK_QUEUED: self.queued,
             EventName.TASK_ASSIGNED: self.assignments,
@@ -118,21 +124,25 @@ class Metrics:
 
     def observe(self, event: Event) -> None:
         """Count ``event``."""
-        self.events.labels(event.event.value).inc()
-        counter = self._by_event.get(event.event)
+        name = event.event
+        self._events[name].inc()
+        counter = self._by_event.get(name)
         if counter is not None:
             counter.inc()
-        extra = event.model_extra or {}
-        if event.event is EventName.TASK_DECLINED:
-            outcome = extra.get("outcome")
-            if outcome in DECLINES:
-                self.declined.labels(outcome).inc()
-        elif event.event is EventName.PLUGIN_VETOED:
-            self.vetoes.labels(str(extra.get("plugin"))).inc()
+        elif name is EventName.TASK_DECLINED:
+            outcome = (event.model_extra or {}).get("outcome")
+            if isinstance(outcome, str) and outcome in self._declined:
+                self._declined[outcome].inc()
+        elif name is EventName.PLUGIN_VETOED:
+            self.vetoes.labels(str((event.model_extra or {}).get("plugin"))).inc()
 
     def finished(self, task: TaskView, outcome: str) -> None:
         """A task ``completed`` or ``failed``: how long its last attempt ran, by type."""
         if task.assigned_at is None or task.finished_at is None:
             return  # never assigned (a dependency failed): no duration to speak of
         seconds = max(0.0, task.finished_at - task.assigned_at)
-        self.duration.labels(self.task_types.label(task.task_type), outcome).observe(seconds)
+        key = (self.task_types.label(task.task_type), outcome)
+        series = self._durations.get(key)
+        if series is None:
+            series = self._durations[key] = self.duration.labels(*key)
+        series.observe(seconds)

@@ -43,12 +43,23 @@ class Baseline:
         if self.count == 1:
             self.mean = self.recent = value
             return
-        bound = max(self.z * self.deviation, self.min_delta)
+        # Every completed task lands here twice (durations, failures): the arithmetic is
+        # spelled out on locals, without the ``deviation`` property or min/max calls.
+        mean, variance = self.mean, self.variance
+        bound = self.z * math.sqrt(variance) if variance > 0.0 else self.z * 0.0
+        if bound < self.min_delta:
+            bound = self.min_delta
+        diff = value - mean
+        if bound > 0:
+            if not diff <= bound:  # a NaN clips to the bound too
+                diff = bound
+            elif diff < -bound:
+                diff = -bound
         # West's exponentially weighted mean and variance, of the clipped deviation.
-        diff = max(-bound, min(bound, value - self.mean)) if bound > 0 else value - self.mean
-        increment = self.slow_alpha * diff
-        self.mean += increment
-        self.variance = (1.0 - self.slow_alpha) * (self.variance + diff * increment)
+        alpha = self.slow_alpha
+        increment = alpha * diff
+        self.mean = mean + increment
+        self.variance = (1.0 - alpha) * (variance + diff * increment)
         self.recent += self.fast_alpha * (value - self.recent)
 
     @property

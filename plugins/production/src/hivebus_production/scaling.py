@@ -75,10 +75,18 @@ def pressure(
         waits = waiting.setdefault(tuple(sorted(set(task.required_capabilities))), [])
         waits.append(max(0.0, now - task.created_at))
     groups: dict[CapabilitySet, _Group] = {}
+    # Each capability list as agents give it, normalised once: agents share a few lists.
+    sets: dict[tuple[str, ...], CapabilitySet] = {}
     for agent in agents:
         if agent.state is not AgentState.ACTIVE or agent.quarantined_by:
             continue
-        group = groups.setdefault(tuple(sorted(set(agent.capabilities))), _Group())
+        given = tuple(agent.capabilities)
+        caps = sets.get(given)
+        if caps is None:
+            caps = sets[given] = tuple(sorted(set(given)))
+        group = groups.get(caps)
+        if group is None:
+            group = groups[caps] = _Group()
         group.agents += 1
         group.busy_slots += min(agent.active_tasks, agent.max_tasks)
         group.slots += agent.max_tasks

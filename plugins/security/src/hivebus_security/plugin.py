@@ -24,6 +24,8 @@ class SecurityPlugin:
 
     def __init__(self) -> None:
         self.policy = Policy()
+        self.agent_rules = self.policy.agent_rules()
+        self.task_rules = self.policy.task_rules()
         self.error: str | None = None
         self.vetoes = {"agents": 0, "tasks": 0}
         self.last_veto: str | None = None
@@ -39,16 +41,18 @@ class SecurityPlugin:
             log.error(self.error)
         else:
             self.error = None
+        self.agent_rules = self.policy.agent_rules()
+        self.task_rules = self.policy.task_rules()
 
     @hookimpl
     def hivebus_agent_register(self, agent: AgentView) -> None:
-        reason = self.error or self.policy.agent_refusal(agent)
+        reason = self.error or self.agent_rules.refusal(agent)
         if reason is not None:
             self._veto("agents", reason, agent_id=agent.agent_id)
 
     @hookimpl
     def hivebus_task_delegate(self, task: TaskView) -> None:
-        reason = self.error or self.policy.task_refusal(task)
+        reason = self.error or self.task_rules.refusal(task)
         if reason is not None:
             self._veto("tasks", reason, task_id=task.task_id)
 
