@@ -20,6 +20,14 @@ from hivebus import Agent, HiveClient, TaskPriority
 print(json.dumps(sorted(sys.modules)))
 """
 
+UP = """
+import json, sys
+from hivebus.cli import build_parser
+from hivebus.cli import commands, up
+build_parser()
+print(json.dumps(sorted(sys.modules)))
+"""
+
 CORE = """
 import asyncio, json, sys
 from hivebus import Core, HivebusConfig
@@ -60,6 +68,12 @@ def test_an_agent_imports_neither_the_core_nor_the_cli_nor_the_legacy_facade():
     found = modules(AGENT)
     assert "hivebus.sdk.agent" in found
     assert not under(found, "hivebus.runtime", "hivebus.cli", "hivebus.server", "hivebus.universal")
+
+
+def test_the_up_command_loads_neither_the_sdk_nor_the_legacy_facade():
+    found = modules(UP)
+    assert "hivebus.runtime" in found
+    assert not under(found, "hivebus.sdk", "hivebus.universal")
 
 
 @pytest.mark.parametrize("plugins", [[], ["security", "audit"]])
