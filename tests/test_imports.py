@@ -67,7 +67,18 @@ def under(found: set[str], *packages: str) -> set[str]:
 def test_an_agent_imports_neither_the_core_nor_the_cli_nor_the_legacy_facade():
     found = modules(AGENT)
     assert "hivebus.sdk.agent" in found
-    assert not under(found, "hivebus.runtime", "hivebus.cli", "hivebus.server", "hivebus.universal")
+    assert not under(
+        found,
+        "hivebus.runtime",
+        "hivebus.domain",
+        "hivebus.adapters",
+        "hivebus.plugins",
+        "hivebus.context",
+        "hivebus.auth.guard",
+        "hivebus.cli",
+        "hivebus.server",
+        "hivebus.universal",
+    )
 
 
 def test_the_up_command_loads_neither_the_sdk_nor_the_legacy_facade():
