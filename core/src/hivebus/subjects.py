@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hivebus_hookspecs.models import EventName
 
-__all__ = ["Subjects"]
+__all__ = ["Subjects", "plugin_bucket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +108,13 @@ class Subjects:
     @property
     def all_events(self) -> str:
         return self._("events.>")
+
+
+def plugin_bucket(prefix: str, plugin: str) -> str:
+    """The name of ``plugin``'s key-value bucket under the subject ``prefix``; its object
+    store is this name plus ``_objects`` (clients find the context plugin's store by it).
+
+    Here rather than with the stores: an agent resolving a reference needs the name, not
+    the core's plugin context."""
+    stem = prefix.replace(".", "_") if prefix else "hivebus"
+    return f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"

@@ -2,13 +2,22 @@
 server vouch for every caller, and the core's authorization, rate limits and audit.
 
 Open mode (no ``auth_dir``) uses none of this. docs/security.md explains the layout.
+
+Each name loads its module on first use (PEP 562): an agent or a client that reads its
+credentials (``auth.credentials``) never pays for the core's guard and policy.
 """
 
-from .directory import AuthDir, AuthError
-from .guard import Admitted, Guard
-from .identity import Identity, identity_from_headers
-from .policy import DELEGATOR_KEY, Policy, PrincipalSource, Refusal
-from .principals import Kind, Permission, Principal
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .directory import AuthDir, AuthError
+    from .guard import Admitted, Guard
+    from .identity import Identity, identity_from_headers
+    from .policy import DELEGATOR_KEY, Policy, PrincipalSource, Refusal
+    from .principals import Kind, Permission, Principal
 
 __all__ = [
     "DELEGATOR_KEY",
@@ -25,3 +34,27 @@ __all__ = [
     "Refusal",
     "identity_from_headers",
 ]
+
+_LAZY = {
+    "DELEGATOR_KEY": "policy",
+    "Admitted": "guard",
+    "AuthDir": "directory",
+    "AuthError": "directory",
+    "Guard": "guard",
+    "Identity": "identity",
+    "Kind": "principals",
+    "Permission": "principals",
+    "Policy": "policy",
+    "Principal": "principals",
+    "PrincipalSource": "policy",
+    "Refusal": "policy",
+    "identity_from_headers": "identity",
+}
+"""The module each name lives in."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

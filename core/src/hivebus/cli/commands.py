@@ -8,14 +8,13 @@ import inspect
 import sys
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from hivebus_hookspecs.models import AgentState, AgentView, DelegateReply, TaskStatus, TaskView
 
 from ..config import HivebusConfig
 from ..connection import connect
-from ..sdk import HiveClient, TaskUpdate
 from .extensions import DEST, Command
 from .failures import CommandFailed
 from .shutdown import stop_requested
@@ -23,6 +22,9 @@ from .tables import clock, event_line, table
 from .task_commands import DEST as TASK_DEST
 from .task_commands import TaskCommand
 from .task_options import task_options
+
+if TYPE_CHECKING:
+    from ..sdk import HiveClient, TaskUpdate
 
 __all__ = ["run"]
 
@@ -55,6 +57,9 @@ async def run(args: argparse.Namespace) -> int:
 
         return await run_agent(args, _config(args))
     task_command: TaskCommand | None = getattr(args, TASK_DEST, None)
+    # Imported here: `hivebus up`, which comes through this module, never loads the SDK.
+    from ..sdk import HiveClient
+
     async with HiveClient(config=_config(args)) as hive:
         if task_command is not None:
             return await task_command.run(hive, args)

@@ -14,7 +14,6 @@ import nats.errors
 from pydantic import ValidationError
 
 from ..errors import RemoteError
-from ..sdk.references import ReferenceUnavailable
 
 __all__ = ["FAILURE", "USAGE", "CommandFailed", "Explained", "UsageError", "explain"]
 
@@ -52,6 +51,9 @@ def explain(exc: BaseException, config_file: str | None = None) -> Explained | N
         return Explained(_os_error(exc), USAGE)
     if isinstance(exc, RemoteError):
         return Explained(f"{exc.code.value}: {exc.message}", FAILURE)
+    # Imported here: `hivebus up` never loads the SDK, and explaining is rare.
+    from ..sdk.references import ReferenceUnavailable
+
     if isinstance(exc, ReferenceUnavailable):  # a large payload or result (docs/context.md)
         return Explained(f"by reference: {exc}", FAILURE)
     if isinstance(exc, ConnectionError):

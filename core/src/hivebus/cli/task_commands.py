@@ -9,19 +9,21 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from hivebus_hookspecs.models import TaskStatus, TaskView
 
-from ..sdk import HiveClient
 from . import arguments
 from .options import json_option, nats_options
 from .tables import clock
 
+if TYPE_CHECKING:  # the SDK loads only when a client command runs, never for `hivebus up`
+    from ..sdk import HiveClient
+
 __all__ = ["TASK_COMMANDS", "TaskCommand", "add_task_commands", "show_task", "task_command"]
 
-TaskAction = Callable[[HiveClient, str], Awaitable[TaskView]]
+TaskAction = Callable[["HiveClient", str], Awaitable[TaskView]]
 
 DEST = "task_command"
 """The parsed arguments' attribute holding the chosen ``TaskCommand``."""

@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ..adapters.jetstream.state import open_bucket
+from ..subjects import plugin_bucket
 
 __all__ = [
     "JetStreamKeyValue",
@@ -199,13 +200,6 @@ class JetStreamObjects:
         except nats.js.errors.NotFoundError:
             return []
         return sorted(info.name for info in infos if not info.deleted)
-
-
-def plugin_bucket(prefix: str, plugin: str) -> str:
-    """The name of ``plugin``'s key-value bucket under the subject ``prefix``; its object
-    store is this name plus ``_objects`` (clients find the context plugin's store by it)."""
-    stem = prefix.replace(".", "_") if prefix else "hivebus"
-    return f"{stem}_plugin_{re.sub(r'[^A-Za-z0-9_-]', '_', plugin)}"
 
 
 async def open_plugin_stores(

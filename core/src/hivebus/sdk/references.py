@@ -29,7 +29,7 @@ from nats.js.object_store import ObjectStore
 from pydantic import JsonValue
 
 from ..config import HivebusConfig
-from ..context.storage import plugin_bucket
+from ..subjects import plugin_bucket
 
 __all__ = [
     "DEFAULT_OFFLOAD_ABOVE_BYTES",
