@@ -1,4 +1,4 @@
-"""The event loop a bench process runs on: asyncio (what the core uses), or uvloop if installed."""
+"""The event loop a bench process runs on: asyncio (the floor's and the load's own), or uvloop."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ LOOPS = ("asyncio", "uvloop")
 
 
 def uvloop_version() -> str | None:
-    """The installed uvloop's version; hivebus never depends on it, the bench only reports it."""
+    """The installed uvloop's version (a dependency of hivebus where it builds), if any."""
     if importlib.util.find_spec("uvloop") is None:
         return None
     module = importlib.import_module("uvloop")

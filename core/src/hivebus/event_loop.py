@@ -2,8 +2,8 @@
 
 The core spends most of its CPU in the event loop and in nats-py's protocol handling, where
 uvloop (libuv, in C) is measurably cheaper than asyncio's pure-Python loop; see
-benchmarks/README.md for the figures both ways. It stays optional (``pip install
-'hivebus[uvloop]'``): hivebus behaves the same on either loop.
+benchmarks/README.md for the figures both ways. It is a dependency wherever it builds (CPython
+on Linux and macOS); elsewhere the core runs on asyncio and behaves the same.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def chosen(requested: str | None = None) -> str:
     installed = importlib.util.find_spec("uvloop") is not None
     if choice == "uvloop" and not installed:
         raise EventLoopUnavailable(
-            "event loop 'uvloop' is not installed: pip install 'hivebus[uvloop]', or use asyncio"
+            "event loop 'uvloop' is not installed here (it builds for CPython on Linux and "
+            "macOS): pip install uvloop, or use asyncio"
         )
     if choice == "auto":
         return "uvloop" if installed else "asyncio"
@@ -46,7 +47,7 @@ def chosen(requested: str | None = None) -> str:
 def run(main: Coroutine[Any, Any, T], loop: str) -> T:
     """``asyncio.run(main)`` on ``loop`` (a value ``chosen`` returned)."""
     if loop == "uvloop":
-        # Imported by name: uvloop is an optional extra, absent from the type-checked deps.
+        # Imported by name: uvloop is absent where it does not build (and has no type stubs).
         uvloop = importlib.import_module("uvloop")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(main)
