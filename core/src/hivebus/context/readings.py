@@ -8,7 +8,7 @@ the cost of building the views.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from hivebus_hookspecs.models import AgentRole, AgentState
@@ -24,25 +24,39 @@ _ACTIVE = AgentState.ACTIVE
 
 def capacity(registry: AgentRegistry) -> list[CapacityGroup]:
     """Live agents summed by exact capability set, sorted by set."""
-    load = registry.load
-    groups: dict[frozenset[str], list[int]] = {}
+    by_set: dict[frozenset[str], list[AgentRecord]] = {}
     for agent in registry:
-        if agent.state is not _ACTIVE:
-            continue
-        group = groups.get(agent.capability_set)
-        if group is None:
-            group = groups[agent.capability_set] = [0] * 7
+        if agent.state is _ACTIVE:
+            members = by_set.get(agent.capability_set)
+            if members is None:
+                by_set[agent.capability_set] = [agent]
+            else:
+                members.append(agent)
+    return sorted(_group(caps, members, registry.load) for caps, members in by_set.items())
+
+
+def _group(
+    caps: frozenset[str], members: list[AgentRecord], load: Callable[[str], int]
+) -> CapacityGroup:
+    # Plain local counters: this runs once per live agent, ~0.3 us each.
+    agents = slots = busy_slots = busy = full = sleeping = quarantined = 0
+    for agent in members:
         if agent.quarantined_by is not None:
-            group[6] += 1
+            quarantined += 1
             continue
         held, most = load(agent.agent_id), agent.max_tasks
-        group[0] += 1
-        group[1] += most
-        group[2] += min(held, most)
-        group[3] += held > 0
-        group[4] += held >= most
-        group[5] += agent.sleeping
-    return sorted(CapacityGroup(tuple(sorted(caps)), *figures) for caps, figures in groups.items())
+        agents += 1
+        slots += most
+        busy_slots += held if held < most else most
+        if held:  # max_tasks is at least 1: an agent holding nothing is never full
+            busy += 1
+            if held >= most:
+                full += 1
+        if agent.sleeping:
+            sleeping += 1
+    return CapacityGroup(
+        tuple(sorted(caps)), agents, slots, busy_slots, busy, full, sleeping, quarantined
+    )
 
 
 def agent_counts(registry: AgentRegistry) -> dict[AgentRole, AgentCounts]:
