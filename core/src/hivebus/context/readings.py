@@ -9,6 +9,7 @@ the cost of building the views.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from hivebus_hookspecs.models import AgentRole, AgentState
@@ -87,23 +88,24 @@ def context_usage(registry: AgentRegistry, usage: Mapping[str, float]) -> dict[s
 
 def roster(registry: AgentRegistry, usage: Mapping[str, float]) -> list[AgentReading]:
     """Every agent as an ``AgentReading``, in order of their ids."""
-    load, used = registry.load, usage.get
+    load, used, make = registry.load, usage.get, tuple.__new__
+    # tuple.__new__ is what NamedTuple._make does, without the class call's argument
+    # binding: a third less per agent.
     return [
-        AgentReading(
-            agent.agent_id,
-            agent.role,
-            agent.capabilities,
-            agent.max_tasks,
-            load(agent.agent_id),
-            agent.state,
-            agent.quarantined_by,
-            agent.on_trial,
-            agent.sleeping,
-            used(agent.agent_id),
+        make(
+            AgentReading,
+            (
+                agent.agent_id,
+                agent.role,
+                agent.capabilities,
+                agent.max_tasks,
+                load(agent.agent_id),
+                agent.state,
+                agent.quarantined_by,
+                agent.on_trial,
+                agent.sleeping,
+                used(agent.agent_id),
+            ),
         )
-        for agent in sorted(registry, key=_by_id)
+        for agent in sorted(registry, key=attrgetter("agent_id"))
     ]
-
-
-def _by_id(agent: AgentRecord) -> str:
-    return agent.agent_id
