@@ -17,7 +17,7 @@ import pytest
 from hivebus.config import HivebusConfig
 from hivebus.errors import status_code
 from hivebus.subjects import Subjects
-from hivebus_hookspecs import hookspecs, models
+from hivebus_hookspecs import PluginContext, hookspecs, models
 from hivebus_hookspecs.models import ErrorCode, EventName
 from pydantic import BaseModel
 
@@ -299,3 +299,20 @@ def test_the_readme_tree_has_one_line_per_folder_of_the_core_package():
     tree = README_MD.read_text().split("core/src/hivebus/\n", 1)[1].split("```", 1)[0]
     listed = [line.split()[0] for line in tree.splitlines() if line.strip()]
     assert sorted(listed) == folders, "README's tree of core/src/hivebus differs from the folders"
+
+
+def _context_table_members() -> set[str]:
+    """The names the first column of docs/hooks.md's plugin context table documents."""
+    section = HOOKS_MD.read_text().split("## The plugin context", 1)[1]
+    table = section.split("\n|", 1)[1].split("\n\n", 1)[0]
+    names: set[str] = set()
+    for row in table.splitlines():
+        first_cell = row.strip("|").split("|", 1)[0]
+        for span in re.findall(r"`([^`]+)`", first_cell):
+            names.add(re.match(r"(?:await )?(\w+)", span).group(1))  # type: ignore[union-attr]
+    return names
+
+
+@pytest.mark.parametrize("member", sorted(m for m in vars(PluginContext) if not m.startswith("_")))
+def test_every_plugin_context_member_has_a_row_in_the_hook_reference(member: str):
+    assert member in _context_table_members(), f"PluginContext.{member}: no row in docs/hooks.md"

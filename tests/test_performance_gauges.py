@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 from typing import Any
 
@@ -11,6 +12,7 @@ from conftest import eventually
 from hivebus import HivebusConfig, HiveClient, Offer, TaskStatus
 from hivebus.runtime import Core
 from hivebus.server import free_port
+from hivebus_hookspecs import AgentRole
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -126,6 +128,77 @@ async def test_live_agents_are_counted_for_each_capability_tasks_wait_for(
         assert ("hivebus_capability_live_agents", (("capability", "sql"),)) not in m
     finally:
         release.set()
+
+
+async def test_agent_gauges_count_what_the_views_show(
+    hive: HiveClient, make_agent, hivebus_core: Core, nats_client: Any
+):
+    """Busy, quarantined (on trial too), sleeping and offline agents of several roles: each
+    gauge says what counting the agents' views says."""
+    url = (await hive.status())["extensions"]["performance"]["url"]
+    release = asyncio.Event()
+
+    async def hold(task: Offer) -> Any:
+        await release.wait()
+        return task.payload
+
+    await make_agent("w-busy", ["python", "go"], hold)
+    await make_agent("w-idle", ["python", "sql"], hold)
+    await make_agent("s-quarantined", ["python"], hold, role="specialist")
+    await make_agent("s-trial", ["gpu"], hold, role="specialist", max_tasks=3)
+    await make_agent("c-sleeping", ["gpu"], hold, role="coordinator")
+    # Registered, then silent: offline once its heartbeats are missed.
+    register = {"agent_id": "w-gone", "capabilities": ["python"]}
+    await nats_client.request("agent.register", json.dumps(register).encode(), timeout=5)
+    orchestrator = hivebus_core.orchestrator
+    await orchestrator.quarantine("s-quarantined", by="test", reason="benched")
+    await orchestrator.quarantine("s-trial", by="test", reason="benched", trial=True)
+    await orchestrator.sleep("c-sleeping", by="test", reason="rest")
+    try:
+        await hive.delegate("t", ["go"], task_id="runs")
+        await hive.delegate("t", ["gpu"], task_id="on-trial")
+        for n in range(2):  # the one agent with both holds one, the other waits
+            await hive.delegate("t", ["python", "sql"], task_id=f"waits-{n}", queue=True)
+
+        async def settled() -> bool:
+            views = {a.agent_id: a for a in await hive.agents()}
+            return (
+                views["w-gone"].state.value == "offline"
+                and views["w-busy"].active_tasks + views["w-idle"].active_tasks == 2
+                and views["s-trial"].active_tasks == 1
+            )
+
+        await eventually(settled, timeout=15)
+        views = await hive.agents()
+        m = await scrape(url)
+    finally:
+        release.set()
+    live = [a for a in views if a.state.value == "active"]
+    expected_states = {
+        "offline": len(views) - len(live),
+        "quarantined": sum(1 for a in live if a.quarantined_by is not None),
+        "busy": sum(1 for a in live if a.quarantined_by is None and a.active_tasks),
+        "idle": sum(1 for a in live if a.quarantined_by is None and not a.active_tasks),
+    }
+    assert expected_states == {"offline": 1, "quarantined": 2, "busy": 2, "idle": 1}
+    for state, n in expected_states.items():
+        assert m[("hivebus_agents", (("state", state),))] == n, state
+    assert m[("hivebus_agents_registered", ())] == len(live)
+    for role in AgentRole:
+        mine = [a for a in live if a.role is role]
+        expected_roles = {
+            "live": len(mine),
+            "busy": sum(1 for a in mine if a.active_tasks),
+            "quarantined": sum(1 for a in mine if a.quarantined_by is not None),
+            "sleeping": sum(1 for a in mine if a.sleeping),
+        }
+        for state, n in expected_roles.items():
+            key = ("hivebus_agents_by_role", (("role", role.value), ("state", state)))
+            assert m[key] == n, (role.value, state)
+    for capability in ("python", "sql"):
+        holding = sum(1 for a in live if capability in a.capabilities)
+        key = ("hivebus_capability_live_agents", (("capability", capability),))
+        assert m[key] == holding, capability
 
 
 async def _status_is(hive: HiveClient, task_id: str, status: TaskStatus) -> bool:

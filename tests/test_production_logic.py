@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from hivebus.context.alerts import CoreAlertBook
 from hivebus.context.storage import MemoryKeyValue
-from hivebus_hookspecs import AgentRole, AgentState, AgentView, TaskView, bucket_key
+from hivebus_hookspecs import (
+    AgentRole,
+    AgentState,
+    AgentView,
+    CapacityGroup,
+    TaskView,
+    bucket_key,
+    capacity_of,
+)
 from hivebus_production import (
     AnomalySettings,
     Baseline,
@@ -439,6 +447,9 @@ class HandContext:
 
     def agents(self) -> list[AgentView]:
         return list(self.pool)
+
+    def capacity(self) -> list[CapacityGroup]:
+        return capacity_of(self.pool)
 
 
 class Replica:

@@ -1,6 +1,6 @@
 """What hivebus plugin authors depend on: hook specs, the ``hookimpl`` marker, wire models."""
 
-from . import commands, context, hookspecs, models
+from . import commands, context, hookspecs, models, readings
 from .commands import COMMANDS_GROUP, RegisterCommand
 from .context import (
     EndpointError,
@@ -26,13 +26,17 @@ from .models import (
     TaskStatus,
     TaskView,
 )
+from .readings import AgentCounts, AgentReading, CapacityGroup, capacity_of
 
 __all__ = [
     "COMMANDS_GROUP",
     "PROJECT",
+    "AgentCounts",
+    "AgentReading",
     "AgentRole",
     "AgentState",
     "AgentView",
+    "CapacityGroup",
     "EndpointError",
     "ErrorCode",
     "Event",
@@ -51,12 +55,14 @@ __all__ = [
     "TaskStatus",
     "TaskView",
     "bucket_key",
+    "capacity_of",
     "commands",
     "context",
     "hookimpl",
     "hookspec",
     "hookspecs",
     "models",
+    "readings",
 ]
 
 

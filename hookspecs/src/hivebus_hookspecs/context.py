@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
 from pydantic import BaseModel, JsonValue
 
 from .models import (
+    AgentRole,
     AgentView,
     Alert,
     AlertSeverity,
@@ -28,6 +29,7 @@ from .models import (
     TaskStatus,
     TaskView,
 )
+from .readings import AgentCounts, AgentReading, CapacityGroup
 
 __all__ = [
     "AlertBook",
@@ -257,6 +259,26 @@ class PluginContext(Protocol):
 
     def queue_depth(self) -> dict[str, dict[str, int]]:
         """Waiting tasks by priority (``by_priority``) and by capability (``by_capability``)."""
+        ...
+
+    # readings: plain figures, no view per agent (see ``hivebus_hookspecs.readings``)
+    def capacity(self) -> list[CapacityGroup]:
+        """This replica's live agents summed by exact capability set (sorted by set): how
+        many, their slots, busy slots, busy and full agents, sleepers, quarantined."""
+        ...
+
+    def agent_counts(self) -> dict[AgentRole, AgentCounts]:
+        """This replica's agents by role (every role, zeros included): live, busy,
+        quarantined, sleeping, offline."""
+        ...
+
+    def context_usage(self) -> dict[str, float]:
+        """The context window usage each live agent last reported (those that did), by id."""
+        ...
+
+    def roster(self) -> list[AgentReading]:
+        """Every agent of this replica as a light tuple (``AgentReading``: the fields of its
+        view an evaluation uses), in order of their ids, as ``agents()`` lists them."""
         ...
 
     async def status(self) -> dict[str, Any]:

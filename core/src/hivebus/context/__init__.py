@@ -38,12 +38,15 @@ from pydantic import BaseModel, ValidationError
 
 from ..codec import encode
 from ..subjects import Subjects
+from . import readings
 from .alerts import CoreAlertBook
 from .storage import LazyKeyValue, LazyObjects, StoreOpener, open_plugin_stores
 from .timers import Callback, Report, TimerSet
 
 if TYPE_CHECKING:
     from hivebus_hookspecs.context import EndpointHandler, HookTime
+    from hivebus_hookspecs.models import AgentRole
+    from hivebus_hookspecs.readings import AgentCounts, AgentReading, CapacityGroup
     from nats.js.client import JetStreamContext
 
     from ..adapters.events import EventPublisher
@@ -131,6 +134,20 @@ class CorePluginContext:
             by_priority[task.priority.name.lower()] += 1
             by_capability.update(task.required_list or ["*"])
         return {"by_priority": dict(by_priority), "by_capability": dict(by_capability)}
+
+    # Readings: the registry summed or as light tuples, never a view per agent.
+
+    def capacity(self) -> list[CapacityGroup]:
+        return readings.capacity(self._orch.registry)
+
+    def agent_counts(self) -> dict[AgentRole, AgentCounts]:
+        return readings.agent_counts(self._orch.registry)
+
+    def context_usage(self) -> dict[str, float]:
+        return readings.context_usage(self._orch.registry, self._orch.cache.context)
+
+    def roster(self) -> list[AgentReading]:
+        return readings.roster(self._orch.registry, self._orch.cache.context)
 
     async def status(self) -> dict[str, Any]:
         return await self._orch.status()

@@ -219,8 +219,8 @@ class AutomationPlugin:
             await circuits.refresh()
             await circuits.tick(now)
         if self.settings.sleep.enabled or self.settings.recovery.enabled:
-            # Only these put agents to sleep; otherwise no view of every agent is built.
-            await sleepers.tick(now, ctx.agents())
+            # Only these put agents to sleep; otherwise the agents are not read at all.
+            await sleepers.tick(now, ctx.roster())
         await self.recoverer.upkeep()
         self.evaluated_at = now
 

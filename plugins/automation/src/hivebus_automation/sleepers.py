@@ -8,14 +8,15 @@ sleep is enabled, put to sleep the agents idle past ``idle_after_s`` or running 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from hivebus_hookspecs import AgentView, PluginContext, TaskStatus, bucket_key
+from hivebus_hookspecs import PluginContext, TaskStatus, bucket_key
 from pydantic import JsonValue
 
 from . import sleeping
 from .keys import SLEEP
 from .settings import SleepSettings
-from .sleeping import IdleClock, in_rotation, needing_wake
+from .sleeping import IdleClock, Seen, in_rotation, needing_wake
 
 __all__ = ["Sleepers"]
 
@@ -76,7 +77,7 @@ class Sleepers:
         self.asleep.pop(agent_id, None)
         return won
 
-    async def tick(self, now: float, agents: list[AgentView]) -> None:
+    async def tick(self, now: float, agents: Sequence[Seen]) -> None:
         self.idle.sample(agents, now)
         woken: set[str] = set()
         self.asleep = {}
@@ -101,7 +102,7 @@ class Sleepers:
         if self.settings.enabled:
             await self._doze(now, agents, woken)
 
-    async def _doze(self, now: float, agents: list[AgentView], woken: set[str]) -> None:
+    async def _doze(self, now: float, agents: Sequence[Seen], woken: set[str]) -> None:
         s = self.settings
         for agent in agents:
             if agent.sleeping or agent.agent_id in woken or not in_rotation(agent):

@@ -1,14 +1,14 @@
 """Context-window monitoring: each agent's reported usage, and one alert per agent running full.
 
-Agents report ``context_window_usage`` in their heartbeats; a timer reads it from the core's
-view and states, through the alert book, which agents are at or past ``warning``: the book
-publishes one alert per agent across every replica and ``resolved`` once the usage drops.
-The severity is the one the usage had when the alert fired.
+Agents report ``context_window_usage`` in their heartbeats; a timer reads it from the core
+(``context_usage()``, no view per agent) and states, through the alert book, which agents are
+at or past ``warning``: the book publishes one alert per agent across every replica and
+``resolved`` once the usage drops. The severity is the one the usage had when the alert fired.
 """
 
 from __future__ import annotations
 
-from hivebus_hookspecs import AgentState, AgentView, PluginContext
+from hivebus_hookspecs import PluginContext
 from hivebus_hookspecs.context import AlertBook
 from pydantic import JsonValue
 
@@ -40,24 +40,19 @@ class UsageMonitor:
         return None
 
     async def check(self) -> None:
-        live = [
-            a
-            for a in self._context.agents()
-            if a.state is AgentState.ACTIVE and a.context_window_usage is not None
-        ]
-        live.sort(key=lambda a: (-(a.context_window_usage or 0.0), a.agent_id))
-        self.usage = {a.agent_id: a.context_window_usage or 0.0 for a in live}
+        # A reading, not views: a view per agent would cost the loop ~50 ms at 10,000 agents.
+        live = sorted(self._context.context_usage().items(), key=lambda item: (-item[1], item[0]))
+        self.usage = dict(live)
         full: set[str] = set()
-        for agent in live:
-            severity = self._severity(agent.context_window_usage or 0.0)
+        for agent_id, usage in live:
+            severity = self._severity(usage)
             if severity is not None:
-                full.add(fingerprint(agent.agent_id))
+                full.add(fingerprint(agent_id))
                 await self._book.fire(
                     severity,
-                    f"agent {agent.agent_id} has used {agent.context_window_usage:.0%} of its "
-                    "context window",
-                    fingerprint=fingerprint(agent.agent_id),
-                    details=_details(agent, self._warning, self._critical),
+                    f"agent {agent_id} has used {usage:.0%} of its context window",
+                    fingerprint=fingerprint(agent_id),
+                    details=_details(agent_id, usage, self._warning, self._critical),
                 )
         for known in self._book.firing():
             if known.startswith(fingerprint("")) and known not in full:
@@ -75,10 +70,5 @@ class UsageMonitor:
         }
 
 
-def _details(agent: AgentView, warning: float, critical: float) -> dict[str, JsonValue]:
-    return {
-        "agent_id": agent.agent_id,
-        "usage": agent.context_window_usage,
-        "warning": warning,
-        "critical": critical,
-    }
+def _details(agent_id: str, usage: float, warning: float, critical: float) -> dict[str, JsonValue]:
+    return {"agent_id": agent_id, "usage": usage, "warning": warning, "critical": critical}

@@ -12,7 +12,7 @@ from hivebus_hookspecs import PluginContext
 from pydantic import JsonValue
 
 from .latency import Latency
-from .recommendations import HookShare, OfferLog, capacity, declines, dominant_hooks
+from .recommendations import HookShare, OfferLog, declines, dominant_hooks, shortages
 from .resources import ResourceSampler
 from .settings import PerformanceSettings
 from .thresholds import Figures, judge
@@ -68,10 +68,9 @@ class Evaluator:
                 self.alerts_fired += 1
         self.hook_share.add(context.hook_times(), self.latency.total_s)
         waiting = context.queue_depth().get("by_capability", {})
-        # A view of every agent costs the loop ~5 us each (50 ms at 10,000 agents): read them
-        # only when some task waits for a named capability, the only case ``capacity`` judges.
+        # Only a task waiting for a named capability can be short of agents.
         needed = any(count > 0 and cap != "*" for cap, count in waiting.items())
-        found = capacity(context.agents(), waiting) if needed else []
+        found = shortages(context.capacity(), waiting) if needed else []
         found += declines(self.offers, settings.min_offers)
         found += dominant_hooks(self.hook_share, settings.min_tasks)
         self.recommendations = found[: settings.max_recommendations]

@@ -12,10 +12,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 
-from hivebus_hookspecs import AgentState, AgentView, HookTime
+from hivebus_hookspecs import AgentView, CapacityGroup, HookTime, capacity_of
 from pydantic import JsonValue
 
-__all__ = ["REQUEST_HOOKS", "HookShare", "OfferLog", "capacity", "declines", "dominant_hooks"]
+__all__ = [
+    "REQUEST_HOOKS",
+    "HookShare",
+    "OfferLog",
+    "capacity",
+    "declines",
+    "dominant_hooks",
+    "shortages",
+]
 
 Recommendation = dict[str, JsonValue]
 
@@ -26,23 +34,35 @@ REQUEST_HOOKS = frozenset(
 
 
 def capacity(agents: Iterable[AgentView], waiting: Mapping[str, int]) -> list[Recommendation]:
-    """Capabilities with waiting tasks and no free agent offering them, most waiting first."""
-    holders: dict[str, list[AgentView]] = {}
-    for agent in agents:
-        if agent.state is AgentState.ACTIVE and agent.quarantined_by is None:
-            for capability in agent.capabilities:
-                holders.setdefault(capability, []).append(agent)
+    """``shortages`` from agent views in hand rather than the context's ``capacity()``."""
+    return shortages(capacity_of(agents), waiting)
+
+
+def shortages(
+    capacity: Iterable[CapacityGroup], waiting: Mapping[str, int]
+) -> list[Recommendation]:
+    """Capabilities with waiting tasks and no free agent offering them, most waiting first.
+
+    Agents offering a capability are the live ones not quarantined (``capacity``: summed by
+    exact capability set, no view per agent) whose set holds it.
+    """
+    holders: dict[str, list[CapacityGroup]] = {}
+    for group in capacity:
+        if group.agents:
+            for capability in group.capabilities:
+                holders.setdefault(capability, []).append(group)
     found: list[Recommendation] = []
     for capability, count in sorted(waiting.items(), key=lambda item: (-item[1], item[0])):
         if capability == "*" or count <= 0:
             continue
         offering = holders.get(capability, [])
-        busy = [a for a in offering if a.active_tasks >= a.max_tasks]
-        if len(busy) < len(offering):
+        agents = sum(g.agents for g in offering)
+        busy = sum(g.full for g in offering)
+        if busy < agents:
             continue  # someone has room: the wait is short, or a choice of placement
         summary = (
             f"{count} tasks need {capability} and "
-            + (f"all {len(offering)} agents with it are busy" if offering else "no agent has it")
+            + (f"all {agents} agents with it are busy" if agents else "no agent has it")
             + f": add agents with {capability}"
         )
         found.append(
@@ -52,9 +72,9 @@ def capacity(agents: Iterable[AgentView], waiting: Mapping[str, int]) -> list[Re
                 "summary": summary,
                 "evidence": {
                     "waiting": count,
-                    "agents": len(offering),
-                    "busy": len(busy),
-                    "slots": sum(a.max_tasks for a in offering),
+                    "agents": agents,
+                    "busy": busy,
+                    "slots": sum(g.slots for g in offering),
                 },
             }
         )

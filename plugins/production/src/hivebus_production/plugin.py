@@ -27,7 +27,7 @@ from pydantic import JsonValue
 
 from .claims import ScaleClaims
 from .health import Component, fraction_fine, score
-from .scaling import Pressure, Scaler, Signal, pressure
+from .scaling import Pressure, Scaler, Signal, pressures
 from .settings import ProductionSettings
 from .tracking import TaskTypes
 
@@ -181,7 +181,7 @@ class ProductionPlugin:
     def _pressures(self, ctx: PluginContext, now: float) -> list[Pressure]:
         limit = self.settings.scaling.max_queued_scanned
         queued = ctx.tasks(TaskStatus.QUEUED, limit=limit)
-        return pressure(queued, ctx.agents(), now, limit=self.settings.max_task_types)
+        return pressures(queued, ctx.capacity(), now, self.settings.max_task_types)
 
     async def _signal(self, ctx: PluginContext, signal: Signal, now: float) -> None:
         assert self.claims is not None

@@ -1,10 +1,11 @@
 """Scaling signals for an external autoscaler: which capability set needs more or fewer agents.
 
-``pressure`` turns the bus's views into one ``Pressure`` per capability set (waiting work,
-the oldest wait, the agents that could take it and how busy they are). ``Scaler`` decides, with
-two guards against flapping: **hysteresis** (scale up above ``up_utilisation``, down only below
-``down_utilisation``, and either only after the condition held ``sustain`` evaluations in a row)
-and a **cooldown** per set after each signal. Pure: the caller passes ``now``.
+``pressures`` turns the bus's capacity reading into one ``Pressure`` per capability set
+(waiting work, the oldest wait, the agents that could take it and how busy they are).
+``Scaler`` decides, with two guards against flapping: **hysteresis** (scale up above
+``up_utilisation``, down only below ``down_utilisation``, and either only after the condition
+held ``sustain`` evaluations in a row) and a **cooldown** per set after each signal. Pure: the
+caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hivebus_hookspecs import AgentState, AgentView, TaskView
+from hivebus_hookspecs import AgentView, CapacityGroup, TaskView, capacity_of
 from pydantic import JsonValue
 
 from .settings import ScalingSettings
 
-__all__ = ["Pressure", "Scaler", "Signal", "pressure"]
+__all__ = ["Pressure", "Scaler", "Signal", "pressure", "pressures"]
 
 CapabilitySet = tuple[str, ...]
 
@@ -59,37 +60,29 @@ class Signal:
 def pressure(
     queued: Iterable[TaskView], agents: Iterable[AgentView], now: float, limit: int = 1000
 ) -> list[Pressure]:
+    """``pressures`` from agent views in hand rather than the context's ``capacity()``."""
+    return pressures(queued, capacity_of(agents), now, limit)
+
+
+def pressures(
+    queued: Iterable[TaskView], capacity: Iterable[CapacityGroup], now: float, limit: int = 1000
+) -> list[Pressure]:
     """One ``Pressure`` per capability set that has waiting tasks or agents of its own.
 
     A waiting task belongs to the set it requires; an agent serves every set its capabilities
     cover, and its own exact set is listed even with nothing waiting, so that idle agents can
-    be given back.
+    be given back. Agents counted are the live ones not quarantined (sleeping ones included).
 
-    Agents are grouped by their exact capability set first, and the groups that cover a set
-    are found through an index by capability, from its rarest one: never every set against
-    every agent (ten thousand agents with a set each would make that a hundred million
-    comparisons on the core's event loop).
+    ``capacity`` has the agents already summed by exact set (``context.capacity()``: no view
+    per agent); the groups that cover a set are found through an index by capability, from its
+    rarest one: never every set against every agent (ten thousand agents with a set each would
+    make that a hundred million comparisons on the core's event loop).
     """
     waiting: dict[CapabilitySet, list[float]] = {}
     for task in queued:
         waits = waiting.setdefault(tuple(sorted(set(task.required_capabilities))), [])
         waits.append(max(0.0, now - task.created_at))
-    groups: dict[CapabilitySet, _Group] = {}
-    # Each capability list as agents give it, normalised once: agents share a few lists.
-    sets: dict[tuple[str, ...], CapabilitySet] = {}
-    for agent in agents:
-        if agent.state is not AgentState.ACTIVE or agent.quarantined_by:
-            continue
-        given = tuple(agent.capabilities)
-        caps = sets.get(given)
-        if caps is None:
-            caps = sets[given] = tuple(sorted(set(given)))
-        group = groups.get(caps)
-        if group is None:
-            group = groups[caps] = _Group()
-        group.agents += 1
-        group.busy_slots += min(agent.active_tasks, agent.max_tasks)
-        group.slots += agent.max_tasks
+    groups = {group.capabilities: group for group in capacity if group.agents}
     holders: dict[str, list[CapabilitySet]] = {}
     for caps in groups:
         for cap in caps:
@@ -111,20 +104,11 @@ def pressure(
     return out
 
 
-@dataclass
-class _Group:
-    """The agents that hold one exact capability set, summed."""
-
-    agents: int = 0
-    busy_slots: int = 0
-    slots: int = 0
-
-
 def _covering(
     caps: CapabilitySet,
-    groups: dict[CapabilitySet, _Group],
+    groups: dict[CapabilitySet, CapacityGroup],
     holders: dict[str, list[CapabilitySet]],
-) -> list[_Group]:
+) -> list[CapacityGroup]:
     """The groups whose set holds every capability in ``caps``."""
     if not caps:
         return list(groups.values())
