@@ -10,7 +10,6 @@ for the legacy facade.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from hivebus_hookspecs import Rejected, hookimpl
@@ -28,6 +27,8 @@ from hivebus_hookspecs.models import (
     TaskStatus,
     TaskView,
 )
+
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .config import HivebusConfig, OrchestratorMode
@@ -140,12 +141,4 @@ _LAZY = {
 """Where each name that loads on first use lives."""
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -9,8 +9,9 @@ credentials (``auth.credentials``) never pays for the core's guard and policy.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .directory import AuthDir, AuthError
@@ -36,25 +37,21 @@ __all__ = [
 ]
 
 _LAZY = {
-    "DELEGATOR_KEY": "policy",
-    "Admitted": "guard",
-    "AuthDir": "directory",
-    "AuthError": "directory",
-    "Guard": "guard",
-    "Identity": "identity",
-    "Kind": "principals",
-    "Permission": "principals",
-    "Policy": "policy",
-    "Principal": "principals",
-    "PrincipalSource": "policy",
-    "Refusal": "policy",
-    "identity_from_headers": "identity",
+    "DELEGATOR_KEY": ".policy",
+    "Admitted": ".guard",
+    "AuthDir": ".directory",
+    "AuthError": ".directory",
+    "Guard": ".guard",
+    "Identity": ".identity",
+    "Kind": ".principals",
+    "Permission": ".principals",
+    "Policy": ".policy",
+    "Principal": ".principals",
+    "PrincipalSource": ".policy",
+    "Refusal": ".policy",
+    "identity_from_headers": ".identity",
 }
 """The module each name lives in."""
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
