@@ -24,20 +24,13 @@ from pathlib import Path
 
 from hivebus import Agent, Core, HivebusConfig, HiveClient, Offer
 from hivebus.server import EmbeddedServer
+from hivebus_bench.workers import payload_of
 
 IN_FLIGHT = 64
 
 
 async def handle(task: Offer) -> int:
     return 1
-
-
-def payload_of(kib: int) -> object:
-    """About ``kib`` KiB of JSON shaped like a conversation (many small objects), or nothing."""
-    if not kib:
-        return None
-    turns = kib * 1024 // 100
-    return {"turns": [{"role": "user", "turn": i, "text": "x" * 60} for i in range(turns)]}
 
 
 async def cycles(state: str, count: int, payload_kib: int = 0) -> tuple[float, float]:

@@ -59,6 +59,9 @@ RATIOS = {
     "jetstream_delegation_p50_vs_relay_p50",
     "jetstream_delegation_inflight_p50_vs_relay_inflight_p50",
     "jetstream_cycle_cpu_vs_memory_cpu",
+    "payload_cycles_rate_vs_cycles_rate",
+    "payload_cycle_cpu_vs_cycle_cpu",
+    "jetstream_payload_cycles_rate_vs_memory_rate",
 }
 JETSTREAM = {
     "floor",
@@ -156,7 +159,12 @@ def test_quick_bench_writes_a_well_formed_report(tmp_path: Path) -> None:
     # scenario would have failed above.
     jetstream = report["figures"]["jetstream"]
     assert set(jetstream) >= JETSTREAM
-    assert set(jetstream["delegation"]) >= {"sequential", "concurrent", "cycles"}
+    assert set(jetstream["delegation"]) >= {"sequential", "concurrent", "cycles", "cycles_payload"}
+    # Cycles whose tasks carry a prompt-sized payload, in both states, every one completed.
+    for figures in (report["figures"]["delegation"], jetstream["delegation"]):
+        assert figures["cycles_payload"]["payload_kib"] == 32
+        assert figures["cycles_payload"]["failures"] == 0
+        assert figures["cycles_payload"]["per_s"] > 0
     assert jetstream["delegation"]["concurrent"]["failures"] == 0
     assert set(report["ratios"]) >= RATIOS
     assert all(isinstance(v, float) for v in report["ratios"].values())

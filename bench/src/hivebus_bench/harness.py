@@ -20,7 +20,7 @@ from .profiling import Profiling
 from .recorder import Recorder
 from .stats import summarize
 
-__all__ = ["Harness", "latency", "mib"]
+__all__ = ["Harness", "latency", "mib", "payload_cycles"]
 
 
 def latency(run: dict[str, Any], key: str = "latencies_ms") -> dict[str, Any]:
@@ -37,6 +37,18 @@ def latency(run: dict[str, Any], key: str = "latencies_ms") -> dict[str, Any]:
 
 def mib(kib: int | None) -> float | None:
     return round(kib / 1024, 2) if kib is not None else None
+
+
+def payload_cycles(plan: Plan) -> dict[str, Any]:
+    """The delegator's command for cycles whose tasks carry ``plan.payload_kib`` of JSON: the
+    bench's other tasks carry a few bytes, real agents' tasks (a prompt, its context) do not."""
+    return {
+        "cmd": "delegate",
+        "count": plan.payload_cycles,
+        "inflight": plan.inflight,
+        "warmup": plan.warmup // 4,
+        "payload_kib": plan.payload_kib,
+    }
 
 
 class Harness:

@@ -117,6 +117,20 @@ def jetstream(rows: Rows) -> list[Row]:
             "delegation.cycles.cpu_us_per_call",
             "jetstream_cycle_cpu_vs_memory_cpu",
         ),
+        row(
+            f"JetStream: cycles/s, {rows.payload} payloads",
+            "jetstream.delegation.cycles_payload.per_s",
+            "/s",
+            "delegation.cycles_payload.per_s",
+            "jetstream_payload_cycles_rate_vs_memory_rate",
+        ),
+        row(
+            f"JetStream: core CPU per cycle, {rows.payload} payloads",
+            "jetstream.delegation.cycles_payload.cpu_us_per_call",
+            "us",
+            "delegation.cycles_payload.cpu_us_per_call",
+            "jetstream_payload_cycle_cpu_vs_memory_cpu",
+        ),
         *_writes_by_stream(rows),
         row(
             "JetStream: core RSS idle",

@@ -17,6 +17,7 @@ from . import loops
 __all__ = [
     "ALL",
     "INFLIGHT",
+    "PAYLOAD_KIB",
     "SMALL_POPULATION",
     "BenchOptions",
     "Plan",
@@ -26,6 +27,8 @@ __all__ = [
 
 INFLIGHT = 256
 SMALL_POPULATION = 100
+PAYLOAD_KIB = 32
+"""The payload of the cycles that carry one: a prompt with its context, as agents are handed."""
 
 ALL = None
 """Load every installed plugin (the default configuration)."""
@@ -76,10 +79,13 @@ class Plan:
     delegation_sequential: int
     delegation_concurrent: int
     cycles: int
+    payload_cycles: int
+    """Cycles whose tasks carry ``payload_kib`` of JSON (the others carry a few bytes)."""
     warmup: int
     startup_runs: int
     small_agents: int = SMALL_POPULATION
     inflight: int = INFLIGHT
+    payload_kib: int = PAYLOAD_KIB
 
     @classmethod
     def for_options(cls, options: BenchOptions) -> Plan:
@@ -96,6 +102,7 @@ class Plan:
                 delegation_sequential=300,
                 delegation_concurrent=min(700, agents - SMALL_POPULATION),
                 cycles=1_000,
+                payload_cycles=200,
                 warmup=30,
                 startup_runs=1,
             )
@@ -108,6 +115,7 @@ class Plan:
             delegation_sequential=2_000,
             delegation_concurrent=min(5_000, agents - SMALL_POPULATION),
             cycles=5_000,
+            payload_cycles=1_000,
             warmup=100,
             startup_runs=3,
         )

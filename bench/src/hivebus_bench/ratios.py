@@ -51,6 +51,14 @@ RATIOS: dict[str, tuple[str, str]] = {
         "floor.relay.concurrent.per_s",
     ),
     "cycles_rate_vs_relay_rate": ("delegation.cycles.per_s", "floor.relay.concurrent.per_s"),
+    "payload_cycles_rate_vs_cycles_rate": (
+        "delegation.cycles_payload.per_s",
+        "delegation.cycles.per_s",
+    ),
+    "payload_cycle_cpu_vs_cycle_cpu": (
+        "delegation.cycles_payload.cpu_us_per_call",
+        "delegation.cycles.cpu_us_per_call",
+    ),
     "relay_inline_rate_vs_relay_rate": (
         "floor.relay_inline.concurrent.per_s",
         "floor.relay.concurrent.per_s",
@@ -136,6 +144,14 @@ RATIOS: dict[str, tuple[str, str]] = {
     "jetstream_cycle_cpu_vs_memory_cpu": (
         "jetstream.delegation.cycles.cpu_us_per_call",
         "delegation.cycles.cpu_us_per_call",
+    ),
+    "jetstream_payload_cycles_rate_vs_memory_rate": (
+        "jetstream.delegation.cycles_payload.per_s",
+        "delegation.cycles_payload.per_s",
+    ),
+    "jetstream_payload_cycle_cpu_vs_memory_cpu": (
+        "jetstream.delegation.cycles_payload.cpu_us_per_call",
+        "delegation.cycles_payload.cpu_us_per_call",
     ),
     "jetstream_registration_p50_vs_memory_p50": (
         "jetstream.registration.sequential.p50",

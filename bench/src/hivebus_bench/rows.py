@@ -52,6 +52,12 @@ class Rows:
         return f"{large:,.0f}" if large is not None else "N"
 
     @property
+    def payload(self) -> str:
+        """The payload of the cycles that carry one, as the row names show it."""
+        kib = figure(self.figures, "delegation.cycles_payload.payload_kib")
+        return f"{kib:g} KiB" if kib is not None else "large"
+
+    @property
     def interval(self) -> str:
         """The default heartbeat interval in seconds, as the row names show it."""
         interval = figure(self.figures, "heartbeats.default_interval_s")

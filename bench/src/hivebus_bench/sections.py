@@ -170,6 +170,20 @@ def delegation(rows: Rows) -> list[Row]:
             RELAY_RATE,
             "cycles_rate_vs_relay_rate",
         ),
+        row(
+            f"cycles/s, {rows.payload} payloads (vs a few bytes)",
+            "delegation.cycles_payload.per_s",
+            "/s",
+            "delegation.cycles.per_s",
+            "payload_cycles_rate_vs_cycles_rate",
+        ),
+        row(
+            f"core CPU per cycle, {rows.payload} payloads",
+            "delegation.cycles_payload.cpu_us_per_call",
+            "us",
+            "delegation.cycles.cpu_us_per_call",
+            "payload_cycle_cpu_vs_cycle_cpu",
+        ),
     ]
 
 

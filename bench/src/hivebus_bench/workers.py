@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from . import loadgen, loops
 from .channel import serve
 
-__all__ = ["CAPABILITY", "agent_id", "main"]
+__all__ = ["CAPABILITY", "agent_id", "main", "payload_of"]
 
 CAPABILITY = "bench"
 TIMEOUT_S = 10.0
@@ -109,6 +109,15 @@ class Agents:
         return {"offers": self.offers}
 
 
+def payload_of(kib: int) -> Any:
+    """About ``kib`` KiB of JSON shaped like a conversation an agent is handed (many small
+    objects, as a prompt with its context is), or the bench's usual tiny payload."""
+    if not kib:
+        return {"bench": True}
+    turns = kib * 1024 // 100
+    return {"turns": [{"role": "user", "turn": i, "text": "x" * 60} for i in range(turns)]}
+
+
 class Delegator:
     def __init__(self, nc: Client) -> None:
         self.nc = nc
@@ -120,13 +129,14 @@ class Delegator:
 
     async def delegate(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Delegate ``count`` tasks, ``inflight`` at a time; with ``complete`` each is
-        completed right after (a cycle), else kept for ``complete_pending``."""
+        completed right after (a cycle), else kept for ``complete_pending``. Each carries
+        ``payload_of(payload_kib)``."""
         complete = bool(cmd.get("complete", True))
         body = orjson.dumps(
             {
                 "task_type": "bench",
                 "required_capabilities": cmd.get("capabilities", [CAPABILITY]),
-                "payload": {"bench": True},
+                "payload": payload_of(int(cmd.get("payload_kib", 0))),
             }
         )
         delegate_ms: list[float] = []

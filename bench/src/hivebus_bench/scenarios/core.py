@@ -11,7 +11,7 @@ import asyncio
 
 from hivebus.config import HivebusConfig
 
-from ..harness import Harness, latency, mib
+from ..harness import Harness, latency, mib, payload_cycles
 from ..plan import ALL, plugin_names
 from ..processes import Child, CoreProcess
 from ..stats import median
@@ -142,12 +142,14 @@ async def core_scenarios(h: Harness) -> None:
                 {"cmd": "delegate", "count": p.cycles, "inflight": p.inflight, "warmup": p.warmup},
                 core,
             )
+        carrying = await h.measure(delegator, payload_cycles(p), core)
         fig["delegation"] = {
             "agents": p.agents,
             "sequential": latency(seq, "delegate_ms"),
             "concurrent": latency(conc, "delegate_ms"),
             "complete_concurrent": latency(done),
             "cycles": latency(cycles),
+            "cycles_payload": {**latency(carrying), "payload_kib": p.payload_kib},
         }
         fig["memory"]["core_rss_peak_mib"] = mib(core.memory_kib().get("VmHWM"))
         details.update(fig["delegation"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from hivebus.server import EmbeddedServer
 
-from ..harness import Harness, latency, mib
+from ..harness import Harness, latency, mib, payload_cycles
 from ..plan import ALL
 from ..processes import Child, CoreProcess, Process
 from ..stream_writes import StreamWrites, writes_per_call
@@ -169,6 +169,8 @@ async def jetstream_figures(
         delegation["cycles"] = latency(cycles)
         mark, now = now, await _settled(writes)
         stored["cycle"] = writes_per_call(mark, now, cycles["count"] + p.warmup)
+    carrying = await h.measure(delegator, payload_cycles(p), core)
+    delegation["cycles_payload"] = {**latency(carrying), "payload_kib": p.payload_kib}
     # Flat, for the ratios, the goals and older readers of ``writes_per_delegation``.
     for what in ("delegation", "completion", "cycle"):
         js[f"writes_per_{what}"] = stored[what]["per_call"]
