@@ -23,17 +23,23 @@ weight, not the JSON length, is what the memory budgets count."""
 
 
 def json_values(value: Any) -> int:
-    """How many values (object keys included) a parsed JSON value holds, itself included."""
+    """How many values (object keys included) a parsed JSON value holds, itself included.
+
+    Level by level, and by exact type: payloads, metadata and results are built by parsing or
+    validating JSON, which makes only ``dict`` and ``list`` (twice as fast as node by node)."""
     count = 0
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if isinstance(node, dict):
-            count += len(node)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+    level = [value]
+    while level:
+        count += len(level)
+        deeper: list[Any] = []
+        for node in level:
+            kind = type(node)
+            if kind is dict:
+                count += len(node)
+                deeper += node.values()
+            elif kind is list:
+                deeper += node
+        level = deeper
     return count
 
 
