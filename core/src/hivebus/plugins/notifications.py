@@ -1,17 +1,15 @@
 """Notification hooks, delivered off the request path.
 
-Notifications wait in a bounded line drained by one worker, so a slow plugin delays other
-plugins' notifications, never a reply; when the line is full they are dropped and counted.
-The worker takes everything waiting each time it wakes: one wake-up per turn of the event
-loop, however many transitions that turn made, rather than one per notification (a wake-up
-costs more than delivering a notification to a plugin that only counts it).
+Notifications go through a bounded queue drained by one worker, so a slow plugin delays other
+plugins' notifications, never a reply; when the queue is full they are dropped and counted.
+The worker waits only when the queue is empty: what a turn of the event loop queued is taken
+in one wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,68 +23,53 @@ log = logging.getLogger("hivebus.plugins")
 
 
 class Notifications:
-    """Lines up hook calls for ``deliver(hook, kwargs)`` while started."""
+    """Queues hook calls for ``deliver(hook, kwargs)`` while started."""
 
     def __init__(self, deliver: Callable[[str, dict[str, Any]], Awaitable[object]]) -> None:
         self._deliver = deliver
-        self._waiting: deque[tuple[str, dict[str, Any]]] = deque()
-        self._wake: asyncio.Future[None] | None = None
-        self._drained: asyncio.Event | None = None
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
 
     def put(self, hook: str, kwargs: dict[str, Any]) -> None:
-        """Line up a call of ``hook``; never waits. Nothing is kept before ``start``."""
-        if self._worker is None:
+        """Queue a call of ``hook``; never waits. Nothing is queued before ``start``."""
+        if self._queue is None:
             return
-        if len(self._waiting) >= NOTIFY_QUEUE_SIZE:
+        try:
+            self._queue.put_nowait((hook, kwargs))
+        except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.warning("plugin notifications dropped", extra={"hook": hook})
-            return
-        self._waiting.append((hook, kwargs))
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set_result(None)
 
     def start(self) -> None:
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._queue = asyncio.Queue(NOTIFY_QUEUE_SIZE)
         self._worker = asyncio.create_task(self._drain(), name="hivebus-plugin-notify")
 
     async def stop(self, grace_s: float) -> None:
-        """Deliver what is waiting (within ``grace_s``), then stop the worker."""
-        if self._worker is not None and self._drained is not None:
+        """Deliver what is queued (within ``grace_s``), then stop the worker."""
+        if self._queue is not None and self._worker is not None:
             try:
                 async with asyncio.timeout(grace_s):
-                    while self._waiting or not self._drained.is_set():
-                        await self._drained.wait()
-                        if self._waiting:  # lined up since; the worker wakes for it
-                            await asyncio.sleep(0)
+                    await self._queue.join()
             except TimeoutError:
                 log.warning("plugin notifications left undelivered at shutdown")
             await cancel_and_wait([self._worker])
-        self._waiting.clear()
-        self._worker, self._wake, self._drained = None, None, None
+        self._queue, self._worker = None, None
 
     async def _drain(self) -> None:
-        waiting, drained = self._waiting, self._drained
-        assert drained is not None
-        loop = asyncio.get_running_loop()
+        queue = self._queue
+        assert queue is not None
         while True:
-            if not waiting:
-                drained.set()
-                wake: asyncio.Future[None] = loop.create_future()
-                self._wake = wake
-                await wake
-                drained.clear()
-                # Woken by the request being handled right now: let its reply reach the
-                # socket first (the connection's flusher is scheduled behind this wake-up).
-                await asyncio.sleep(0)
-            while waiting:
-                hook, kwargs = waiting.popleft()
-                try:
-                    await self._deliver(hook, kwargs)
-                except Exception:  # the host's own fault: the next notifications still go
-                    log.exception("plugin notification not delivered", extra={"hook": hook})
+            woken = queue.empty()
+            hook, kwargs = await queue.get() if woken else queue.get_nowait()
+            try:
+                if woken:
+                    # By the request being handled right now: let its reply reach the socket
+                    # first (the connection's flusher is scheduled behind this wake-up).
+                    await asyncio.sleep(0)
+                await self._deliver(hook, kwargs)
+            except Exception:  # the host's own fault: the next notifications still go
+                log.exception("plugin notification not delivered", extra={"hook": hook})
+            finally:
+                queue.task_done()
