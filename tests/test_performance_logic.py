@@ -5,14 +5,22 @@ the plugin's timer; tests against a real core are in test_performance_alerts/_me
 from __future__ import annotations
 
 import pytest
-from hivebus_hookspecs import AgentRole, AgentState, AgentView, HookTime, TaskStatus, TaskView
+from hivebus_hookspecs import (
+    AgentRole,
+    AgentState,
+    AgentView,
+    HookTime,
+    TaskStatus,
+    TaskView,
+    capacity_of,
+)
 from hivebus_performance.metrics import DEFAULT_BUCKETS, OTHER, Metrics, TaskTypes
 from hivebus_performance.recommendations import (
     HookShare,
     OfferLog,
-    capacity,
     declines,
     dominant_hooks,
+    shortages,
 )
 from hivebus_performance.resources import ResourceSample
 from hivebus_performance.settings import PerformanceSettings
@@ -189,7 +197,7 @@ def test_capacity_advice_only_when_every_agent_with_the_capability_is_busy():
     agents = [agent("r1", ["render"], 1), agent("r2", ["render"], 2, max_tasks=2)]
     agents.append(agent("p1", ["py"], 0))
     agents.append(agent("p2", ["py"], 1))
-    found = capacity(agents, {"render": 3, "py": 5, "gpu": 1, "*": 4})
+    found = shortages(capacity_of(agents), {"render": 3, "py": 5, "gpu": 1, "*": 4})
     assert [(r["capability"], r["evidence"]) for r in found] == [
         ("render", {"waiting": 3, "agents": 2, "busy": 2, "slots": 3}),
         ("gpu", {"waiting": 1, "agents": 0, "busy": 0, "slots": 0}),

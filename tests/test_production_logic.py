@@ -33,7 +33,7 @@ from hivebus_production import (
     ServiceLevel,
     burn_rate,
     percentile,
-    pressure,
+    pressures,
 )
 from hivebus_production.claims import ScaleClaims
 from hivebus_production.health import Component, score
@@ -265,7 +265,7 @@ def test_pressure_groups_waiting_work_by_capability_set():
         agent("q", ["py", "gpu"], 0, quarantined_by="automation"),
         agent("off", ["py", "gpu"], 0, state=AgentState.OFFLINE),
     ]
-    found = {p.capabilities: p for p in pressure(tasks, agents, T0)}
+    found = {p.capabilities: p for p in pressures(tasks, capacity_of(agents), T0)}
     assert set(found) == {("gpu", "py"), (), ("py",)}
     gpu = found[("gpu", "py")]
     assert (gpu.queued, gpu.oldest_wait_s, gpu.agents, gpu.busy_slots, gpu.slots) == (4, 3, 1, 2, 2)
@@ -290,7 +290,7 @@ def test_pressure_over_many_distinct_sets_counts_every_agent_that_covers_each():
     tasks = [queued(f"t{n}", caps(), T0 - rng.random() * 60) for n in range(200)]
 
     serving = [a for a in agents if a.state is AgentState.ACTIVE and not a.quarantined_by]
-    found = {q.capabilities: q for q in pressure(tasks, agents, T0)}
+    found = {q.capabilities: q for q in pressures(tasks, capacity_of(agents), T0)}
     assert len(found) > 100
     for key, figure in found.items():
         able = [a for a in serving if set(key) <= set(a.capabilities)]

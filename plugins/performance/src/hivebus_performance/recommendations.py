@@ -12,14 +12,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 
-from hivebus_hookspecs import AgentView, CapacityGroup, HookTime, capacity_of
+from hivebus_hookspecs import CapacityGroup, HookTime
 from pydantic import JsonValue
 
 __all__ = [
     "REQUEST_HOOKS",
     "HookShare",
     "OfferLog",
-    "capacity",
     "declines",
     "dominant_hooks",
     "shortages",
@@ -31,11 +30,6 @@ REQUEST_HOOKS = frozenset(
     {"hivebus_agent_register", "hivebus_task_delegate", "hivebus_select_agent"}
 )
 """Hooks a request waits for (status and health hooks only slow status requests)."""
-
-
-def capacity(agents: Iterable[AgentView], waiting: Mapping[str, int]) -> list[Recommendation]:
-    """``shortages`` from agent views in hand rather than the context's ``capacity()``."""
-    return shortages(capacity_of(agents), waiting)
 
 
 def shortages(

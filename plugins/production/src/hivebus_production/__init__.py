@@ -11,7 +11,7 @@ entry point names the ``ProductionPlugin`` class: each core builds its own insta
 
 from .baseline import Baseline
 from .plugin import NAME, ProductionPlugin
-from .scaling import Pressure, Scaler, Signal, pressure
+from .scaling import Pressure, Scaler, Signal, pressures
 from .settings import AnomalySettings, Objective, ProductionSettings, ScalingSettings
 from .slo import Breach, ServiceLevel, burn_rate
 from .windows import Outcomes, Samples, percentile
@@ -33,5 +33,5 @@ __all__ = [
     "Signal",
     "burn_rate",
     "percentile",
-    "pressure",
+    "pressures",
 ]

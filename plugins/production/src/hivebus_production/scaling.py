@@ -14,12 +14,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hivebus_hookspecs import AgentView, CapacityGroup, TaskView, capacity_of
+from hivebus_hookspecs import CapacityGroup, TaskView
 from pydantic import JsonValue
 
 from .settings import ScalingSettings
 
-__all__ = ["Pressure", "Scaler", "Signal", "pressure", "pressures"]
+__all__ = ["Pressure", "Scaler", "Signal", "pressures"]
 
 CapabilitySet = tuple[str, ...]
 
@@ -55,13 +55,6 @@ class Signal:
     agents: int
     reason: str
     pressure: Pressure
-
-
-def pressure(
-    queued: Iterable[TaskView], agents: Iterable[AgentView], now: float, limit: int = 1000
-) -> list[Pressure]:
-    """``pressures`` from agent views in hand rather than the context's ``capacity()``."""
-    return pressures(queued, capacity_of(agents), now, limit)
 
 
 def pressures(

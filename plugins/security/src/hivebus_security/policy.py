@@ -55,14 +55,6 @@ class Policy(BaseModel):
             max_payload_keys=self.max_payload_keys,
         )
 
-    def agent_refusal(self, agent: AgentView) -> str | None:
-        """Why ``agent`` may not register, or ``None``."""
-        return self.agent_rules().refusal(agent)
-
-    def task_refusal(self, task: TaskView) -> str | None:
-        """Why ``task`` may not be delegated, or ``None``."""
-        return self.task_rules().refusal(task)
-
 
 def _denied_of(denied: re.Pattern[str] | None, capabilities: Iterable[str]) -> list[str]:
     if denied is None:
